@@ -1,0 +1,39 @@
+"""Curate: decide which data a model trains on.
+
+    import curate
+    sel = curate.select(method="cld", budget=0.1)          # default store and dataset
+    sel.indices, sel.to_sampler(), curate.evaluate_selection(None, sel.id)
+"""
+
+from curate._version import __version__
+from curate.api import load_selection, open_store, select
+from curate.budget import largest_remainder, parse_budget, resolve_budget
+from curate.errors import (
+    BudgetError,
+    CurateError,
+    InvalidParameterError,
+    MissingInputError,
+    UnknownMethodError,
+)
+from curate.evaluate import EvaluationReport, evaluate_selection
+from curate.inputs import CandidateSignals, SelectionInput, load_input
+from curate.selection import Provenance, Selection
+from curate.selector import (
+    Needs,
+    Picks,
+    Selector,
+    available_methods,
+    get_selector_class,
+    make_selector,
+    register,
+)
+from curate.signals import LossRecorder, ingest_signals, train_signals
+
+__all__ = [
+    "BudgetError", "CandidateSignals", "CurateError", "EvaluationReport",
+    "InvalidParameterError", "LossRecorder", "MissingInputError", "Needs", "Picks",
+    "Provenance", "Selection", "SelectionInput", "Selector", "UnknownMethodError",
+    "__version__", "available_methods", "evaluate_selection", "get_selector_class",
+    "ingest_signals", "largest_remainder", "load_input", "load_selection", "make_selector",
+    "open_store", "parse_budget", "register", "resolve_budget", "select", "train_signals",
+]

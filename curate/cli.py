@@ -1,0 +1,361 @@
+"""The ``curate`` command line: parse, call one library function, print.
+
+Every command takes ``--json`` (machine-readable output on stdout). Errors print one line
+to stderr and exit 2 (bad usage or input) or 1 (runtime failure); ``--debug`` anywhere on the
+command line shows the traceback instead. Progress bars go to stderr and are off with --json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curate.errors import CurateError, InvalidParameterError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Curate: decide which data a model trains on.")
+signals_app = typer.Typer(no_args_is_help=True, help="Per-sample training signals.")
+app.add_typer(signals_app, name="signals")
+
+out = Console(soft_wrap=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+DatasetArg = Annotated[str | None, typer.Argument(
+    help="Dataset name (default: the store's default dataset).")]
+
+
+class State:
+    store: str | None = None
+
+
+def _store(create: bool = False):
+    from stores import Store
+
+    return Store.create(State.store) if create else Store.open(State.store)
+
+
+def _emit(payload: Any, as_json: bool, human=None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    elif human is not None:
+        human()
+    else:
+        for k, v in payload.items():
+            out.print(f"[bold]{k}[/]: {v}")
+
+
+def _table(frame, title: str | None = None) -> Table:
+    t = Table(title=title)
+    for c in frame.columns:
+        t.add_column(c)
+    for row in frame.iter_rows():
+        t.add_row(*["" if v is None else str(v) for v in row])
+    return t
+
+
+def _parse_params(items: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParameterError(f"--param must look like key=value; got {item!r}")
+        params[key.strip()] = _coerce(raw.strip())
+    return params
+
+
+def _coerce(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+@app.callback()
+def _root(
+    store: Annotated[str | None, typer.Option(
+        "--store", help="Workspace folder (default $CURATE_HOME or ./.curate).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    State.store = store
+
+
+@app.command()
+def init(
+    default: Annotated[bool, typer.Option(
+        "--default", help="Also build the bundled WordNet dataset (embed + signals).")] = False,
+    full: Annotated[bool, typer.Option("--full", help="With --default: all 117,659 rows.")] = False,
+    sample: Annotated[int, typer.Option(help="With --default: stratified sample size.")] = 20_000,
+    epochs: Annotated[int, typer.Option(help="With --default: proxy epochs.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed for the sample, split and proxy.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a store (and with --default, the bundled WordNet dataset)."""
+    from curate.defaults import DEFAULT_NAME, init_default
+
+    st = _store(create=True)
+    payload: dict[str, Any] = {"store": str(st.root)}
+    if default:
+        if st.has_dataset(DEFAULT_NAME):
+            st.set_default(DEFAULT_NAME)
+            payload.update(dataset=DEFAULT_NAME, default=True, existed=True)
+        else:
+            payload.update(init_default(st, sample=None if full else sample, epochs=epochs,
+                                        seed=seed, progress=not json_out))
+    _emit(payload, json_out)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="Parquet, CSV, JSONL file or HF dataset folder.")],
+    name: Annotated[str, typer.Option("--name", help="Dataset name.")],
+    text_column: Annotated[str | None, typer.Option(help="Column with text to embed.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Column with class labels.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="Column with unique sample ids.")] = None,
+    vector_column: Annotated[str | None, typer.Option(
+        help="Column with precomputed vectors (stored as embedding 'ingested').")] = None,
+    split_column: Annotated[str, typer.Option(
+        help="Column with train/val/test (assigned, stratified, if absent).")] = "split",
+    val_fraction: Annotated[float, typer.Option(help="Validation share if assigned.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Test share if assigned.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed for the assigned split.")] = 0,
+    set_default: Annotated[bool, typer.Option(help="Make it the default dataset.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate a file and add it to the store as a dataset."""
+    from stores import IngestSpec
+
+    spec = IngestSpec(text_column=text_column, label_column=label_column, id_column=id_column,
+                      vector_column=vector_column, split_column=split_column,
+                      val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    st = _store(create=True)
+    info = st.ingest(path, name, spec)
+    if set_default or st.default_dataset is None:
+        st.set_default(name)
+    _emit({"dataset": info.name, "n_rows": info.n_rows, "fingerprint": info.fingerprint,
+           "default": st.default_dataset == name}, json_out)
+
+
+@app.command()
+def embed(dataset: DatasetArg = None,
+          batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 128,
+          json_out: JsonOpt = False) -> None:
+    """Embed a dataset's text column with all-MiniLM-L6-v2 (offline)."""
+    from curate.embedding import embed_dataset
+
+    _emit(embed_dataset(_store(), dataset, batch_size=batch_size, progress=not json_out),
+          json_out)
+
+
+@signals_app.command("train")
+def signals_train(
+    dataset: DatasetArg = None,
+    epochs: Annotated[int, typer.Option(help="Epochs = checkpoints recorded.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed for init and shuffling.")] = 0,
+    model: Annotated[str, typer.Option(help="softmax or mlp.")] = "softmax",
+    name: Annotated[str, typer.Option(help="Signal name.")] = "proxy",
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-2,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a proxy model and store per-sample loss trajectories."""
+    from curate.signals import train_signals
+
+    _emit(train_signals(_store(), dataset, name=name, model=model, epochs=epochs, seed=seed,
+                        lr=lr, progress=not json_out), json_out)
+
+
+@signals_app.command("ingest")
+def signals_ingest(
+    path: Annotated[Path, typer.Argument(help=".npz with train_rows, train_losses, val_rows, "
+                                              "val_losses.")],
+    dataset: DatasetArg = None,
+    name: Annotated[str, typer.Option(help="Signal name.")] = "ingested",
+    json_out: JsonOpt = False,
+) -> None:
+    """Store loss trajectories computed elsewhere."""
+    from curate.signals import ingest_signals
+
+    st = _store()
+    sig = ingest_signals(st, dataset, path, name)
+    _emit({"dataset": st.resolve_dataset(dataset), "signal": name,
+           "n_checkpoints": sig.n_checkpoints, "n_train": len(sig.train_rows),
+           "n_val": len(sig.val_rows)}, json_out)
+
+
+@app.command()
+def select(
+    dataset: DatasetArg = None,
+    method: Annotated[str, typer.Option("--method", "-m", help="See `curate methods`.")] = ...,
+    budget: Annotated[str, typer.Option("--budget", "-b",
+                                        help="Fraction in (0, 1] or a count ≥ 1.")] = ...,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="Method parameter key=value (repeatable).")] = None,
+    embedding: Annotated[str | None, typer.Option(help="Embedding model to use.")] = None,
+    signal: Annotated[str | None, typer.Option(help="Signal name to use.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Select a subset with a registered method and save it as an immutable selection."""
+    import curate
+
+    sel = curate.select(method=method, budget=curate.parse_budget(budget), dataset=dataset,
+                        store=State.store, seed=seed, params=_parse_params(param),
+                        embedding=embedding, signal=signal)
+    p = sel.provenance
+    _emit({"selection_id": sel.id, "dataset": p.dataset, "method": p.method,
+           "budget": p.budget, "seed": p.seed, "n_candidates": p.n_candidates,
+           "n_selected": p.n_selected, "params": p.params, "path": str(sel.path),
+           "wall_time_s": sel.run.get("wall_time_s")}, json_out)
+
+
+@app.command("list")
+def list_(json_out: JsonOpt = False) -> None:
+    """List datasets and selections."""
+    st = _store()
+    ds = st.datasets().drop("path", "source")
+    sels = st.selections().select("id", "dataset", "method", "budget", "seed", "n_selected",
+                                  "created_at")
+    payload = {"default_dataset": st.default_dataset, "datasets": ds.to_dicts(),
+               "selections": sels.to_dicts()}
+
+    def human() -> None:
+        out.print(_table(ds, f"datasets (default: {st.default_dataset})"))
+        out.print(_table(sels, "selections"))
+
+    _emit(payload, json_out, human)
+
+
+@app.command()
+def show(selection_id: Annotated[str, typer.Argument(help="Selection id.")],
+         rows: Annotated[int, typer.Option(help="Rows to show.")] = 10,
+         json_out: JsonOpt = False) -> None:
+    """Show a selection's provenance and its first rows."""
+    st = _store()
+    table, prov = st.read_selection(selection_id)
+    payload = {"selection_id": selection_id, "provenance": prov, "n_selected": table.height,
+               "head": table.head(rows).to_dicts()}
+
+    def human() -> None:
+        out.print_json(json.dumps(prov, default=str))
+        out.print(_table(table.head(rows), f"first {rows} of {table.height}"))
+
+    _emit(payload, json_out, human)
+
+
+@app.command()
+def export(selection_id: Annotated[str, typer.Argument(help="Selection id.")],
+           fmt: Annotated[str, typer.Option("--format", "-f",
+                                            help="parquet, jsonl, csv or npy.")] = "parquet",
+           out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file.")] = ...,
+           json_out: JsonOpt = False) -> None:
+    """Export a selection's rows (joined with the samples) or its indices (npy)."""
+    from curate.training import export_selection
+
+    path = export_selection(_store(), selection_id, fmt, out_path)
+    _emit({"selection_id": selection_id, "format": fmt, "path": str(path)}, json_out)
+
+
+@app.command()
+def evaluate(selection_id: Annotated[str, typer.Argument(help="Selection id.")],
+             seeds: Annotated[int, typer.Option(help="Random baselines to draw.")] = 5,
+             json_out: JsonOpt = False) -> None:
+    """Downstream accuracy of a selection vs random subsets of the same size."""
+    from curate.evaluate import evaluate_selection
+
+    rep = evaluate_selection(State.store, selection_id, seeds=seeds, progress=not json_out)
+
+    def human() -> None:
+        t = Table(title=f"{rep.dataset}: {rep.n_selected} of {rep.n_candidates} candidates, "
+                        f"test rows {rep.n_test}")
+        for c in ("training set", "rows", "accuracy (mean ± std)", "runs"):
+            t.add_column(c)
+        for a in rep.arms:
+            t.add_row(a.name, str(a.n_train), f"{a.mean:.4f} ± {a.std:.4f}",
+                      str(len(a.accuracies)))
+        out.print(t)
+
+    _emit(rep.to_json(), json_out, human)
+
+
+@app.command()
+def methods(json_out: JsonOpt = False) -> None:
+    """List selection methods, what each needs, and its parameters."""
+    from curate.selector import available_methods, get_selector_class
+
+    rows = []
+    for name in available_methods():
+        cls = get_selector_class(name)
+        rows.append({"method": name, "needs": cls.needs.describe(),
+                     "params": ", ".join(cls.param_names()), "summary": cls.summary})
+
+    def human() -> None:
+        import polars as pl
+
+        out.print(_table(pl.DataFrame(rows), "selection methods"))
+
+    _emit(rows, json_out, human)
+
+
+@app.command()
+def sql(query: Annotated[str, typer.Argument(help="Read-only SQL over the store's views.")],
+        json_out: JsonOpt = False) -> None:
+    """Run SQL over datasets, selections and the catalog (DuckDB)."""
+    frame = _store().sql(query)
+    _emit(frame.to_dicts(), json_out, lambda: out.print(_table(frame)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors, exit 2 for bad input, 1 for runtime failures."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("CURATE_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="curate", standalone_mode=False)
+    except CurateError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    except click.ClickException as exc:
+        if debug:
+            raise
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an environment failure: still one line
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,102 @@
+"""Evaluation as a feature: is a selection better than random of the same size?
+
+The fixed downstream model is multinomial logistic regression on the dataset's embeddings,
+fitted by deterministic full-batch L-BFGS (``curate.models.fit_softmax_lbfgs``), with the
+selection's weights honoured in the loss. It is trained on the selected rows, on ``seeds``
+uniform random subsets of the same size drawn from the same candidate pool, and on the whole
+pool; accuracy is measured on the dataset's ``test`` split, which no selection can contain.
+Because the downstream fit is deterministic, a fixed selection has zero spread across seeds;
+the random baseline's spread comes from the subsets it draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from curate.api import load_selection, open_store
+from curate.errors import InvalidParameterError, MissingInputError
+from curate.inputs import encode_labels
+from curate.models import accuracy, fit_softmax_lbfgs
+from curate.progress import bar
+from stores import Store
+
+
+@dataclass(frozen=True)
+class ArmResult:
+    name: str
+    n_train: int
+    accuracies: list[float]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.accuracies))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.accuracies))
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    selection_id: str
+    dataset: str
+    method: str
+    n_selected: int
+    n_candidates: int
+    n_test: int
+    arms: list[ArmResult]
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["arms"] = [{**asdict(a), "mean": a.mean, "std": a.std} for a in self.arms]
+        return out
+
+
+def downstream_accuracy(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+                        n_classes: int, weights: np.ndarray | None = None) -> float:
+    """Fit the fixed downstream model on rows ``train`` and score it on rows ``test``."""
+    model = fit_softmax_lbfgs(X[train], y[train], n_classes, weights)
+    return accuracy(model, X[test], y[test])
+
+
+def evaluate_selection(store: Store | str | Path | None, selection_id: str, *, seeds: int = 5,
+                       full: bool = True, progress: bool = False) -> EvaluationReport:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise InvalidParameterError(f"seeds must be an integer ≥ 1; got {seeds!r}")
+    st = open_store(store)
+    sel = load_selection(st, selection_id)
+    info = st.dataset_info(sel.provenance.dataset)
+    if not info.label_column:
+        raise MissingInputError(f"evaluate needs labels: dataset {info.name!r} has none")
+    X, _ = st.embeddings(info.name, sel.provenance.inputs.get("embedding"))
+    X = np.asarray(X)
+    samples = st.samples(info.name, ["row_idx", "split", info.label_column])
+    y, classes = encode_labels(samples[info.label_column].to_numpy())
+    pool = samples.filter(pl.col("split") == "train")["row_idx"].to_numpy()
+    test = samples.filter(pl.col("split") == "test")["row_idx"].to_numpy()
+    if len(test) == 0:
+        raise MissingInputError(f"dataset {info.name!r} has no 'test' rows to evaluate on; "
+                                "ingest with --test-fraction > 0")
+    k, C = len(sel), len(classes)
+    steps = 1 + seeds + int(full)
+    with bar("evaluating", total=steps, enabled=progress) as b:
+        acc_sel = downstream_accuracy(X, y, sel.indices, test, C, sel.weights)
+        b.advance()
+        rand = []
+        for seed in range(seeds):
+            rows = np.random.default_rng(seed).choice(pool, size=k, replace=False)
+            rand.append(downstream_accuracy(X, y, rows, test, C))
+            b.advance()
+        arms = [ArmResult(f"selection ({sel.provenance.method})", k, [acc_sel] * seeds),
+                ArmResult("random", k, rand)]
+        if full:
+            arms.append(ArmResult("full pool", len(pool), [downstream_accuracy(X, y, pool,
+                                                                               test, C)]))
+            b.advance()
+    return EvaluationReport(selection_id=selection_id, dataset=info.name,
+                            method=sel.provenance.method, n_selected=k,
+                            n_candidates=len(pool), n_test=len(test), arms=arms)

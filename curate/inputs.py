@@ -1,0 +1,137 @@
+"""``SelectionInput``: what a selector sees — the candidate rows and their data.
+
+Candidates are the dataset's ``split == "train"`` rows: validation rows (used by CLD's
+class-mean trajectory) and test rows (used by ``curate evaluate``) are never selected, so
+every method draws from the same pool and a budget means the same thing for all of them.
+
+Shapes (n candidates, d dims, E checkpoints, m validation rows, C classes):
+    row_idx (n,) int64 · labels (n,) int64 codes into ``classes`` · embeddings (n, d) float32
+    signals.train_losses (E, n) · signals.val_losses (E, m) · signals.val_labels (m,)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate.errors import MissingInputError, SchemaError
+from stores import Store
+
+
+@dataclass(frozen=True)
+class CandidateSignals:
+    """Loss trajectories aligned with the candidates (columns of ``train_losses``)."""
+
+    train_losses: np.ndarray                  # (E, n)
+    val_losses: np.ndarray                    # (E, m)
+    val_labels: np.ndarray | None = None      # (m,) codes into SelectionInput.classes
+    train_correct: np.ndarray | None = None   # (E, n) bool
+    train_probs: np.ndarray | None = None     # (n, C)
+    name: str = "signals"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_checkpoints(self) -> int:
+        return int(self.train_losses.shape[0])
+
+
+@dataclass(frozen=True)
+class SelectionInput:
+    """The candidate pool handed to a selector (bare arrays work: no store needed)."""
+
+    row_idx: np.ndarray
+    labels: np.ndarray | None = None
+    classes: tuple[str, ...] | None = None
+    embeddings: np.ndarray | None = None
+    signals: CandidateSignals | None = None
+    sample_ids: np.ndarray | None = None
+    dataset: str = "<memory>"
+    fingerprint: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.row_idx)
+
+    @classmethod
+    def from_arrays(cls, *, labels: Any = None, embeddings: Any = None,
+                    signals: CandidateSignals | None = None, n: int | None = None,
+                    row_idx: Any = None) -> SelectionInput:
+        """Build an input from in-memory arrays; string labels are coded in sorted order."""
+        if n is None:
+            for arr in (row_idx, labels, embeddings):
+                if arr is not None:
+                    n = len(arr)
+                    break
+            else:
+                if signals is not None:
+                    n = signals.train_losses.shape[1]
+        if n is None:
+            raise MissingInputError("give at least one of row_idx, labels, embeddings, signals")
+        codes, classes = (None, None) if labels is None else encode_labels(np.asarray(labels))
+        emb = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
+        rows = np.arange(n, dtype=np.int64) if row_idx is None else np.asarray(row_idx, np.int64)
+        return cls(row_idx=rows, labels=codes, classes=classes, embeddings=emb, signals=signals)
+
+
+def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer codes (sorted class order) and the class names."""
+    as_str = np.asarray([str(v) for v in labels], dtype=object)
+    classes, codes = np.unique(as_str, return_inverse=True)
+    return codes.astype(np.int64), tuple(str(c) for c in classes)
+
+
+def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: bool,
+               signals: bool, embedding: str | None = None,
+               signal: str | None = None) -> SelectionInput:
+    """Load the candidate pool of ``dataset`` with exactly the parts a selector needs."""
+    info = store.dataset_info(dataset)
+    cols = ["row_idx", "sample_id", "split"]
+    if info.label_column:
+        cols.append(info.label_column)
+    samples = store.samples(info.name, cols)
+    cand = samples.filter(pl.col("split") == "train")
+    rows = cand["row_idx"].to_numpy().astype(np.int64)
+    codes = classes = all_codes = None
+    if labels or signals:
+        if not info.label_column:
+            if labels:
+                raise MissingInputError(f"dataset {info.name!r} has no label column; ingest it "
+                                        "with --label-column")
+        else:
+            all_codes, classes = encode_labels(samples[info.label_column].to_numpy())
+            codes = all_codes[rows]
+    used: dict[str, Any] = {}
+    emb = None
+    if embeddings:
+        matrix, meta = store.embeddings(info.name, embedding)
+        if meta.source_fingerprint != info.fingerprint:
+            raise SchemaError(f"embedding {meta.model!r} was computed for another version of "
+                              f"{info.name!r}; run `curate embed {info.name}` again")
+        emb = np.asarray(matrix[rows], dtype=np.float32)
+        used["embedding"] = meta.model
+    sig = None
+    if signals:
+        raw = store.signals(info.name, signal)
+        pos = {int(r): i for i, r in enumerate(raw.train_rows)}
+        missing = [int(r) for r in rows if int(r) not in pos]
+        if missing:
+            raise SchemaError(f"signals do not cover {len(missing)} candidate row(s) of "
+                              f"{info.name!r} (e.g. row {missing[0]}); run "
+                              f"`curate signals train {info.name}` again")
+        take = np.fromiter((pos[int(r)] for r in rows), dtype=np.int64, count=len(rows))
+        sig = CandidateSignals(
+            train_losses=raw.train_losses[:, take],
+            val_losses=raw.val_losses,
+            val_labels=None if all_codes is None else all_codes[raw.val_rows],
+            train_correct=None if raw.train_correct is None else raw.train_correct[:, take],
+            train_probs=None if raw.train_probs is None else raw.train_probs[take],
+            name=raw.meta.get("name", signal or "proxy"), meta=raw.meta)
+        used["signal"] = sig.name
+        used["signal_created_at"] = raw.meta.get("created_at")
+    return SelectionInput(row_idx=rows, labels=codes, classes=classes, embeddings=emb,
+                          signals=sig, sample_ids=cand["sample_id"].to_numpy().astype(str),
+                          dataset=info.name, fingerprint=info.fingerprint, inputs=used)

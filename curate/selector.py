@@ -1,0 +1,203 @@
+"""The ``Selector`` base class, the method registry, and ``Picks``.
+
+A method subclasses ``Selector``, declares what it ``needs``, stores its keyword-only
+parameters in ``__init__`` (no work, no I/O), and implements one hook::
+
+    def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks
+
+The base class owns everything else: input validation, the budget rule, the random
+generator (``numpy.random.default_rng(seed)``; no global state), checking the picks, and
+building the immutable ``Selection`` with its provenance.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from curate._version import __version__
+from curate.budget import Budget, resolve_budget
+from curate.errors import (
+    EmptyDatasetError,
+    InvalidParameterError,
+    MissingInputError,
+    SchemaError,
+    UnknownMethodError,
+)
+from curate.inputs import SelectionInput
+from curate.selection import Provenance, Selection
+
+
+@dataclass(frozen=True)
+class Needs:
+    """Inputs a method requires; checked before it runs, named in ``curate methods``."""
+
+    labels: bool = False
+    embeddings: bool = False
+    signals: bool = False
+
+    def describe(self) -> str:
+        parts = [n for n in ("labels", "embeddings", "signals") if getattr(self, n)]
+        return ", ".join(parts) or "nothing"
+
+
+@dataclass(frozen=True)
+class Picks:
+    """A method's raw answer: positions into the candidate arrays, in pick order."""
+
+    positions: np.ndarray
+    scores: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Selector:
+    """Base class of every selection method. See the module docstring."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[Needs] = Needs()
+    summary: ClassVar[str] = ""
+
+    # -- parameters (sklearn-style: the constructor's keyword arguments) -------------------
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
+
+    def get_params(self) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self.param_names()}
+
+    def _check_params(self) -> None:
+        """Raise InvalidParameterError for out-of-range parameters (override)."""
+
+    def _check_input(self, data: SelectionInput) -> None:
+        """Method-specific input checks beyond ``needs`` (override)."""
+
+    # -- the public entry ------------------------------------------------------------------
+    def select(self, data: SelectionInput, budget: Budget, *, seed: int = 0) -> Selection:
+        """Select ``budget`` of ``data``'s candidates. Same seed → identical result."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidParameterError(f"seed must be an integer ≥ 0; got {seed!r}")
+        self._check_params()
+        self._validate(data)
+        k = resolve_budget(budget, data.n)
+        picks = self._select(data, k, np.random.default_rng(int(seed)))
+        positions = np.asarray(picks.positions, dtype=np.int64)
+        self._check_picks(positions, picks, data.n)
+        prov = Provenance(
+            method=self.name, params=self.get_params(), budget=budget,
+            n_selected=len(positions), n_candidates=data.n, seed=int(seed),
+            dataset=data.dataset, dataset_fingerprint=data.fingerprint,
+            inputs=dict(data.inputs), info=dict(picks.info), library_version=__version__)
+        return Selection(
+            indices=data.row_idx[positions],
+            weights=None if picks.weights is None else np.asarray(picks.weights, np.float64),
+            scores=None if picks.scores is None else np.asarray(picks.scores, np.float64),
+            sample_ids=None if data.sample_ids is None else data.sample_ids[positions],
+            provenance=prov)
+
+    def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
+        raise NotImplementedError
+
+    # -- shared validation -----------------------------------------------------------------
+    def _validate(self, data: SelectionInput) -> None:
+        if data.n == 0:
+            raise EmptyDatasetError(f"{self.name}: no candidates to select from "
+                                    f"(dataset {data.dataset!r} has no 'train' rows)")
+        where = f" of {data.dataset!r}" if data.dataset != "<memory>" else ""
+        if self.needs.labels and data.labels is None:
+            raise MissingInputError(f"{self.name} needs labels: the dataset{where} has no label "
+                                    "column (ingest with --label-column)")
+        if self.needs.embeddings:
+            if data.embeddings is None:
+                raise MissingInputError(f"{self.name} needs embeddings: run "
+                                        f"`curate embed {_name(data)}`")
+            if data.embeddings.ndim != 2 or len(data.embeddings) != data.n:
+                raise SchemaError(f"{self.name}: embeddings must be (n={data.n}, d); "
+                                  f"got {data.embeddings.shape}")
+            if not np.isfinite(data.embeddings).all():
+                raise SchemaError(f"{self.name}: embeddings{where} contain NaN or inf")
+        if self.needs.signals:
+            if data.signals is None:
+                raise MissingInputError(f"{self.name} needs signals: run "
+                                        f"`curate signals train {_name(data)}`")
+            s = data.signals
+            if s.train_losses.ndim != 2 or s.train_losses.shape[1] != data.n:
+                raise SchemaError(f"{self.name}: train_losses must be (E, n={data.n}); "
+                                  f"got {s.train_losses.shape}")
+            if not (np.isfinite(s.train_losses).all() and np.isfinite(s.val_losses).all()):
+                raise SchemaError(f"{self.name}: signals contain NaN or inf losses")
+        if data.labels is not None and len(data.labels) != data.n:
+            raise SchemaError(f"{self.name}: {len(data.labels)} labels for {data.n} candidates")
+        self._check_input(data)
+
+    def _check_picks(self, positions: np.ndarray, picks: Picks, n: int) -> None:
+        # Internal invariants: a failure here is a bug in the method, not the user's input.
+        if positions.ndim != 1 or len(np.unique(positions)) != len(positions):
+            raise RuntimeError(f"{self.name} returned duplicate or non-1-D positions")
+        if len(positions) and (positions.min() < 0 or positions.max() >= n):
+            raise RuntimeError(f"{self.name} returned positions outside [0, {n})")
+        for arr, what in ((picks.scores, "scores"), (picks.weights, "weights")):
+            if arr is not None and len(arr) != len(positions):
+                raise RuntimeError(f"{self.name} returned {what} not aligned with positions")
+        if picks.weights is not None and (np.asarray(picks.weights) < 0).any():
+            raise RuntimeError(f"{self.name} returned negative weights")
+
+
+def _name(data: SelectionInput) -> str:
+    return data.dataset if data.dataset != "<memory>" else "NAME"
+
+
+# -- registry --------------------------------------------------------------------------------
+REGISTRY: dict[str, type[Selector]] = {}
+
+
+def register(name: str):
+    """Class decorator: register a selector under a lowercase name."""
+    def wrap(cls: type[Selector]) -> type[Selector]:
+        key = name.lower()
+        if key in REGISTRY:
+            raise ValueError(f"selector {key!r} registered twice")
+        cls.name = key
+        doc = (cls.__doc__ or "").strip().splitlines()
+        cls.summary = doc[0] if doc else ""
+        REGISTRY[key] = cls
+        return cls
+    return wrap
+
+
+def available_methods() -> list[str]:
+    _load_methods()
+    return sorted(REGISTRY)
+
+
+def get_selector_class(name: str) -> type[Selector]:
+    _load_methods()
+    key = str(name).lower()
+    if key not in REGISTRY:
+        close = difflib.get_close_matches(key, list(REGISTRY), n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownMethodError(f"unknown method {name!r}{hint} "
+                                 f"(available: {', '.join(sorted(REGISTRY))})")
+    return REGISTRY[key]
+
+
+def make_selector(name: str, **params: Any) -> Selector:
+    """Instantiate a registered selector; unknown parameters get a clear error."""
+    cls = get_selector_class(name)
+    allowed = cls.param_names()
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InvalidParameterError(f"{cls.name} has no parameter {unknown[0]!r}; "
+                                    f"parameters: {', '.join(allowed) or 'none'}")
+    selector = cls(**params)
+    selector._check_params()
+    return selector
+
+
+def _load_methods() -> None:
+    import curate.methods  # noqa: F401  (registers every method on import)

@@ -1,0 +1,21 @@
+"""stores: Curate's dataset store (DuckDB catalog + Parquet/npy files on disk)."""
+
+from stores.embeddings import EmbeddingMeta
+from stores.errors import (
+    AlreadyExistsError,
+    CurateError,
+    EmptyDatasetError,
+    NotFoundError,
+    SchemaError,
+    StoreError,
+    UsageError,
+)
+from stores.ingest import IngestSpec, assign_splits, read_table
+from stores.signals import Signals
+from stores.store import DatasetInfo, Store, resolve_root
+
+__all__ = [
+    "AlreadyExistsError", "CurateError", "DatasetInfo", "EmbeddingMeta", "EmptyDatasetError",
+    "IngestSpec", "NotFoundError", "SchemaError", "Signals", "Store", "StoreError",
+    "UsageError", "assign_splits", "read_table", "resolve_root",
+]

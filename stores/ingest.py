@@ -1,0 +1,189 @@
+"""Read and validate user files into the store's sample table.
+
+Formats: Parquet, CSV, JSONL (``.jsonl``/``.ndjson``), and a Hugging Face dataset saved with
+``save_to_disk`` (a folder of Arrow files). The result is a frame with ``row_idx`` (dense,
+0..N-1), ``sample_id`` (stable string), ``split`` (train/val/test) and the user's columns.
+Anything silently wrong (missing columns, duplicate ids, empty files, null labels,
+NaN/inf vectors) is refused with one line that says what and where.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from stores.errors import EmptyDatasetError, SchemaError
+
+RESERVED = ("row_idx", "sample_id")
+SPLITS = ("train", "val", "test")
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
+           ".ndjson": "jsonl", ".arrow": "arrow"}
+
+
+@dataclass(frozen=True)
+class IngestSpec:
+    """What the columns of an input mean. ``None`` means "not present"."""
+
+    text_column: str | None = None
+    label_column: str | None = None
+    id_column: str | None = None
+    vector_column: str | None = None
+    split_column: str | None = "split"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    seed: int = 0
+
+
+def read_table(path: str | Path) -> pl.DataFrame:
+    """Read a Parquet/CSV/JSONL file or a saved HF dataset folder into Polars."""
+    path = Path(path)
+    if not path.exists():
+        raise SchemaError(f"cannot ingest {path}: no such file")
+    if path.is_dir():
+        arrows = sorted(path.glob("*.arrow"))
+        if not arrows:
+            raise SchemaError(f"cannot ingest {path}: folder has no .arrow files "
+                              "(expected a Hugging Face dataset saved with save_to_disk)")
+        return pl.concat([_read_one(p, "arrow") for p in arrows])
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise SchemaError(f"cannot ingest {path}: unknown format {path.suffix!r}; "
+                          f"allowed: {', '.join(sorted(FORMATS))}")
+    if path.stat().st_size == 0:
+        raise EmptyDatasetError(f"cannot ingest {path}: the file is empty")
+    return _read_one(path, fmt)
+
+
+def _read_one(path: Path, fmt: str) -> pl.DataFrame:
+    try:
+        if fmt == "parquet":
+            return pl.read_parquet(path)
+        if fmt == "csv":
+            return pl.read_csv(path, infer_schema_length=10_000)
+        if fmt == "jsonl":
+            return pl.read_ndjson(path)
+        import pyarrow as pa  # HF datasets write Arrow IPC streams
+
+        with pa.memory_map(str(path)) as src:
+            try:
+                table = pa.ipc.open_stream(src).read_all()
+            except pa.ArrowInvalid:
+                table = pa.ipc.open_file(src).read_all()
+        return pl.from_arrow(table)
+    except Exception as exc:  # polars/pyarrow raise many types for corrupt input
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SchemaError(f"cannot read {path} as {fmt}: {reason}") from exc
+
+
+def prepare_samples(frame: pl.DataFrame, spec: IngestSpec, source: str) -> pl.DataFrame:
+    """Validate ``frame`` against ``spec`` and return the normalised sample table."""
+    if frame.height == 0:
+        raise EmptyDatasetError(f"cannot ingest {source}: it has no rows")
+    for col in RESERVED:
+        if col in frame.columns and col != spec.id_column:
+            raise SchemaError(f"cannot ingest {source}: column {col!r} is reserved by Curate; "
+                              "rename it or pass it as --id-column")
+    for role, col in (("text", spec.text_column), ("label", spec.label_column),
+                      ("id", spec.id_column), ("vector", spec.vector_column)):
+        if col is not None and col not in frame.columns:
+            raise SchemaError(f"cannot ingest {source}: {role} column {col!r} not found; "
+                              f"columns are {', '.join(frame.columns)}")
+    if spec.label_column is not None:
+        n_null = frame[spec.label_column].null_count()
+        if n_null:
+            raise SchemaError(f"cannot ingest {source}: label column {spec.label_column!r} "
+                              f"has {n_null} null value(s)")
+    if spec.text_column is not None and frame[spec.text_column].dtype != pl.String:
+        raise SchemaError(f"cannot ingest {source}: text column {spec.text_column!r} has type "
+                          f"{frame[spec.text_column].dtype}, expected strings")
+
+    if spec.id_column is not None:
+        ids = frame[spec.id_column].cast(pl.String)
+        if ids.null_count():
+            raise SchemaError(f"cannot ingest {source}: id column {spec.id_column!r} has "
+                              f"{ids.null_count()} null value(s)")
+        dup = ids.filter(ids.is_duplicated())
+        if dup.len():
+            raise SchemaError(f"cannot ingest {source}: id column {spec.id_column!r} has "
+                              f"{dup.n_unique()} duplicated id(s), e.g. {dup[0]!r}")
+    else:
+        ids = pl.Series([f"{i:08d}" for i in range(frame.height)], dtype=pl.String)
+
+    out = frame.drop([c for c in (spec.id_column,) if c is not None and c in RESERVED])
+    out = out.with_columns(sample_id=ids)
+    out = out.with_columns(split=_splits(out, spec, source))
+    out = out.with_row_index("row_idx").with_columns(pl.col("row_idx").cast(pl.Int64))
+    first = ["row_idx", "sample_id", "split"]
+    return out.select(first + [c for c in out.columns if c not in first])
+
+
+def _splits(frame: pl.DataFrame, spec: IngestSpec, source: str) -> pl.Series:
+    if spec.split_column and spec.split_column in frame.columns:
+        split = frame[spec.split_column].cast(pl.String)
+        bad = split.filter(~split.is_in(list(SPLITS)) | split.is_null())
+        if bad.len():
+            raise SchemaError(f"cannot ingest {source}: split column {spec.split_column!r} "
+                              f"has value {bad[0]!r}; allowed: {', '.join(SPLITS)}")
+        return split
+    labels = frame[spec.label_column] if spec.label_column else None
+    return pl.Series(assign_splits(frame.height, labels, spec.val_fraction,
+                                   spec.test_fraction, spec.seed), dtype=pl.String)
+
+
+def assign_splits(n: int, labels: pl.Series | None, val_fraction: float,
+                  test_fraction: float, seed: int) -> np.ndarray:
+    """Stratified (per label) random split into train/val/test; every class keeps ≥1 train row.
+
+    Each class gets ``round(n_c * fraction)`` rows in val and in test, drawn at random with
+    ``numpy.random.default_rng(seed)``.
+    """
+    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= f < 1:
+            raise SchemaError(f"{name} must be in [0, 1); got {f}")
+    if val_fraction + test_fraction >= 1:
+        raise SchemaError("val_fraction + test_fraction must be below 1; got "
+                          f"{val_fraction + test_fraction}")
+    rng = np.random.default_rng(seed)
+    out = np.full(n, "train", dtype=object)
+    groups = (np.zeros(n, dtype=np.int64) if labels is None
+              else labels.cast(pl.String).rank("dense").to_numpy().astype(np.int64))
+    for g in np.unique(groups):
+        members = rng.permutation(np.flatnonzero(groups == g))
+        n_val = int(round(len(members) * val_fraction))
+        n_test = int(round(len(members) * test_fraction))
+        if n_val + n_test >= len(members):  # tiny class: keep one row for training
+            n_test = max(0, min(n_test, len(members) - 1 - n_val))
+            n_val = max(0, min(n_val, len(members) - 1))
+        out[members[:n_val]] = "val"
+        out[members[n_val:n_val + n_test]] = "test"
+    return out
+
+
+def extract_vectors(frame: pl.DataFrame, column: str, source: str) -> np.ndarray:
+    """Turn a list-of-floats column into an (N, d) float32 array, refusing ragged/NaN input."""
+    col = frame[column]
+    if not isinstance(col.dtype, (pl.List, pl.Array)):
+        raise SchemaError(f"cannot ingest {source}: vector column {column!r} has type "
+                          f"{col.dtype}, expected a list of numbers")
+    lengths = col.list.len() if isinstance(col.dtype, pl.List) else None
+    if lengths is not None and (lengths.null_count() or lengths.n_unique() != 1):
+        raise SchemaError(f"cannot ingest {source}: vector column {column!r} has rows of "
+                          "different lengths or nulls")
+    try:
+        arr = np.asarray(col.to_list(), dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"cannot ingest {source}: vector column {column!r} is not "
+                          f"numeric: {exc}") from exc
+    check_finite(arr, f"vector column {column!r} of {source}")
+    return arr
+
+
+def check_finite(arr: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(len(arr), -1).any(axis=1))
+        raise SchemaError(f"{what} has NaN/inf values in {len(rows)} row(s), "
+                          f"first at row {int(rows[0])}")
