@@ -151,7 +151,7 @@ def ingest(
 
 @app.command()
 def embed(dataset: DatasetArg = None,
-          batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 128,
+          batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
           json_out: JsonOpt = False) -> None:
     """Embed a dataset's text column with all-MiniLM-L6-v2 (offline)."""
     from curate.embedding import embed_dataset

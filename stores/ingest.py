@@ -112,7 +112,10 @@ def prepare_samples(frame: pl.DataFrame, spec: IngestSpec, source: str) -> pl.Da
     else:
         ids = pl.Series([f"{i:08d}" for i in range(frame.height)], dtype=pl.String)
 
-    out = frame.drop([c for c in (spec.id_column,) if c is not None and c in RESERVED])
+    # vectors live in embeddings/*.npy, never in the sample table
+    drop = [c for c in (spec.vector_column,) if c is not None]
+    drop += [c for c in (spec.id_column,) if c is not None and c in RESERVED]
+    out = frame.drop(drop)
     out = out.with_columns(sample_id=ids)
     out = out.with_columns(split=_splits(out, spec, source))
     out = out.with_row_index("row_idx").with_columns(pl.col("row_idx").cast(pl.Int64))

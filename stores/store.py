@@ -144,8 +144,6 @@ class Store:
         frame = read_table(path)
         vectors = (extract_vectors(frame, spec.vector_column, str(path))
                    if spec.vector_column else None)
-        if spec.vector_column:
-            frame = frame.drop(spec.vector_column)
         info = self.add_dataset(frame, name, spec, source=str(Path(path).absolute()))
         if vectors is not None:
             self.write_embeddings(name, "ingested", vectors, normalized=False)
