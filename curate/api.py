@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.budget import Budget
+from curate.errors import MissingInputError
 from curate.inputs import load_input
 from curate.selection import Selection
 from curate.selector import make_selector
@@ -48,6 +49,7 @@ def select(*, method: str, budget: Budget, dataset: str | None = None,
     selector = make_selector(method, **(params or {}))
     name = st.resolve_dataset(dataset)
     needs = selector.needs
+    _check_available(st, name, selector.name, needs.embeddings, needs.signals)
     data = load_input(st, name, labels=needs.labels, embeddings=needs.embeddings,
                       signals=needs.signals, embedding=embedding, signal=signal)
     t0 = time.perf_counter()
@@ -60,6 +62,15 @@ def select(*, method: str, budget: Budget, dataset: str | None = None,
         return load_selection(st, sid)
     path = st.write_selection(sid, result.to_frame(), result.provenance.to_json(), run)
     return result.with_location(sid, path, run)
+
+
+def _check_available(st: Store, name: str, method: str, embeddings: bool,
+                     signals: bool) -> None:
+    """Say what to run when a method's stored inputs are missing."""
+    if embeddings and not st.embedding_models(name):
+        raise MissingInputError(f"{method} needs embeddings: run `curate embed {name}`")
+    if signals and not st.signal_names(name):
+        raise MissingInputError(f"{method} needs signals: run `curate signals train {name}`")
 
 
 def load_selection(store: Store | str | Path | None, selection_id: str) -> Selection:

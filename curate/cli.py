@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
+from typer.exceptions import Abort, Exit, TyperException
 from rich.console import Console
 from rich.table import Table
 
@@ -330,12 +330,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except Exit as exc:
         return exc.exit_code
-    except click.Abort:
+    except Abort:
         print("aborted", file=sys.stderr)
         return 1
-    except click.ClickException as exc:
+    except TyperException as exc:  # click-level usage errors (missing option, bad type)
         if debug:
             raise
         print(f"error: {exc.format_message()}", file=sys.stderr)
