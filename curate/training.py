@@ -28,8 +28,8 @@ class SelectionSampler(Sampler[int]):
     def __init__(self, indices: np.ndarray, weights: np.ndarray | None, *,
                  num_samples: int | None = None, replacement: bool = True,
                  seed: int | None = None):
-        self.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        self.weights = None if weights is None else torch.as_tensor(
+        self.indices = torch.tensor(np.asarray(indices, dtype=np.int64))
+        self.weights = None if weights is None else torch.tensor(
             np.asarray(weights, dtype=np.float64))
         if self.weights is not None and (self.weights < 0).any():
             raise InvalidParameterError("sampler weights must be ≥ 0")

@@ -99,3 +99,14 @@ def make_input(n: int = 60, n_classes: int = 3, dim: int = 8, epochs: int = 5,
     return SelectionInput(row_idx=np.arange(100, 100 + n, dtype=np.int64), labels=labels,
                           classes=tuple(f"c{i}" for i in range(n_classes)), embeddings=emb,
                           signals=sig, sample_ids=np.array([f"id{i}" for i in range(n)]))
+
+
+@pytest.fixture(scope="session")
+def wordnet_home(tmp_path_factory) -> Path:
+    """A default store on a 600-row stratified sample of the bundled WordNet (real MiniLM)."""
+    from curate.cli import main
+
+    home = tmp_path_factory.mktemp("wn") / ".curate"
+    assert main(["--store", str(home), "init", "--default", "--sample", "600", "--epochs", "6",
+                 "--json"]) == 0
+    return home
