@@ -271,11 +271,13 @@ def export(selection_id: Annotated[str, typer.Argument(help="Selection id.")],
 @app.command()
 def evaluate(selection_id: Annotated[str, typer.Argument(help="Selection id.")],
              seeds: Annotated[int, typer.Option(help="Random baselines to draw.")] = 5,
+             seed: Annotated[int, typer.Option(help="First seed of the random baselines.")] = 0,
              json_out: JsonOpt = False) -> None:
     """Downstream accuracy of a selection vs random subsets of the same size."""
     from curate.evaluate import evaluate_selection
 
-    rep = evaluate_selection(State.store, selection_id, seeds=seeds, progress=not json_out)
+    rep = evaluate_selection(State.store, selection_id, seeds=seeds, seed=seed,
+                             progress=not json_out)
 
     def human() -> None:
         t = Table(title=f"{rep.dataset}: {rep.n_selected} of {rep.n_candidates} candidates, "

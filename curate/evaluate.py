@@ -64,7 +64,10 @@ def downstream_accuracy(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: n
 
 
 def evaluate_selection(store: Store | str | Path | None, selection_id: str, *, seeds: int = 5,
-                       full: bool = True, progress: bool = False) -> EvaluationReport:
+                       seed: int = 0, full: bool = True,
+                       progress: bool = False) -> EvaluationReport:
+    """Accuracy on the test split for the selection, ``seeds`` random subsets of its size
+    (drawn with seeds ``seed .. seed+seeds-1``) and, if ``full``, the whole candidate pool."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise InvalidParameterError(f"seeds must be an integer ≥ 1; got {seeds!r}")
     st = open_store(store)
@@ -87,8 +90,8 @@ def evaluate_selection(store: Store | str | Path | None, selection_id: str, *, s
         acc_sel = downstream_accuracy(X, y, sel.indices, test, C, sel.weights)
         b.advance()
         rand = []
-        for seed in range(seeds):
-            rows = np.random.default_rng(seed).choice(pool, size=k, replace=False)
+        for s in range(seed, seed + seeds):
+            rows = np.random.default_rng(s).choice(pool, size=k, replace=False)
             rand.append(downstream_accuracy(X, y, rows, test, C))
             b.advance()
         arms = [ArmResult(f"selection ({sel.provenance.method})", k, [acc_sel] * seeds),
