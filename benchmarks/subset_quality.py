@@ -41,47 +41,68 @@ from curate.progress import bar  # noqa: E402
 from curate.signals import train_proxy  # noqa: E402
 from stores import Store  # noqa: E402
 
-METHODS = {"cld": ("cld", {}), "bottom-cld": ("cld", {"reverse": True}),
-           "random": ("random", {}), "stratified": ("stratified", {})}
+# label → (registered method, parameters)
+METHODS = {
+    "cld": ("cld", {}), "bottom-cld": ("cld", {"reverse": True}),
+    "random": ("random", {}), "stratified": ("stratified", {}),
+    "cld-ccs": ("cld", {"policy": "ccs"}), "cld-auto": ("cld", {"policy": "auto"}),
+    "el2n": ("el2n", {}), "el2n-ccs": ("el2n", {"policy": "ccs"}),
+    "forgetting": ("forgetting", {}), "forgetting-ccs": ("forgetting", {"policy": "ccs"}),
+    "uncertainty": ("uncertainty", {}), "uncertainty-ccs": ("uncertainty", {"policy": "ccs"}),
+    "kcenter": ("kcenter", {}), "herding": ("herding", {}),
+    "facility_location": ("facility_location", {}),
+}
+FOUNDATION = ("cld", "bottom-cld", "random", "stratified")
 
 
 def load(store_dir: Path, sample: int | None):
+    """Embeddings, label codes, class count and split rows of the full-WordNet store; with
+    ``sample``, a class-stratified subsample of it (seed 0; splits kept, so the protocol is
+    the same and the embeddings are reused)."""
     if not (store_dir / "catalog.duckdb").exists():
-        init_default(Store.create(store_dir), sample=sample, epochs=20, progress=True)
+        init_default(Store.create(store_dir), sample=None, epochs=20, progress=True)
     st = Store.open(store_dir)
     X = np.asarray(st.embeddings("wordnet")[0])
     s = st.samples("wordnet", ["row_idx", "split", "lexname"])
+    if sample is not None and sample < s.height:
+        keep = np.sort(make_selector("stratified").select(
+            SelectionInput.from_arrays(labels=s["lexname"].to_numpy()), sample, seed=0).indices)
+        s = s[keep]
     y, classes = encode_labels(s["lexname"].to_numpy())
+    yy = np.full(len(X), -1, dtype=np.int64)
+    yy[s["row_idx"].to_numpy()] = y
     rows = {k: s.filter(pl.col("split") == k)["row_idx"].to_numpy() for k in ("train", "val",
                                                                               "test")}
-    return X, y, len(classes), rows
+    return X, yy, len(classes), rows, s.height
 
 
 def run(store_dir: Path, sample: int | None, seeds: int, budgets: list[float],
-        epochs: int) -> list[dict]:
-    X, y, C, rows = load(store_dir, sample)
+        epochs: int, methods: dict) -> list[dict]:
+    X, y, C, rows, n_rows = load(store_dir, sample)
     pool, val, test = rows["train"], rows["val"], rows["test"]
-    dataset = f"wordnet-{len(y)}"
+    dataset = f"wordnet-{n_rows}"
     records = []
     t0 = time.perf_counter()
     full_acc = downstream_accuracy(X, y, pool, test, C)
     full_train_s = time.perf_counter() - t0
-    total = seeds * (1 + len(budgets) * len(METHODS))
+    total = seeds * (1 + len(budgets) * len(methods))
     with bar("subset quality", total=total) as b:
         for seed in range(seeds):
             t0 = time.perf_counter()
             sig = train_proxy(X, y, pool, val, n_classes=C, epochs=epochs, seed=seed)
             proxy_s = time.perf_counter() - t0
             data = SelectionInput(
-                row_idx=pool, labels=y[pool],
+                row_idx=pool, labels=y[pool], embeddings=X[pool],
                 signals=CandidateSignals(train_losses=sig.train_losses,
-                                         val_losses=sig.val_losses, val_labels=y[val]))
+                                         val_losses=sig.val_losses, val_labels=y[val],
+                                         train_correct=sig.train_correct,
+                                         train_probs=sig.train_probs))
             records.append({"dataset": dataset, "method": "full", "budget": 1.0, "seed": seed,
                             "accuracy": full_acc, "n_selected": len(pool),
                             "selection_time_s": 0.0, "train_time_s": full_train_s})
             b.advance()
             for budget in budgets:
-                for label, (method, params) in METHODS.items():
+                for label, (method, params) in methods.items():
                     t0 = time.perf_counter()
                     sel = make_selector(method, **params).select(data, budget, seed=seed)
                     sel_s = time.perf_counter() - t0
@@ -90,7 +111,8 @@ def run(store_dir: Path, sample: int | None, seeds: int, budgets: list[float],
                     records.append({
                         "dataset": dataset, "method": label, "budget": budget, "seed": seed,
                         "accuracy": acc, "n_selected": len(sel),
-                        "selection_time_s": sel_s + (proxy_s if method == "cld" else 0.0),
+                        "selection_time_s": sel_s + (proxy_s if make_selector(method).needs.signals
+                                                     else 0.0),
                         "selection_only_time_s": sel_s,
                         "train_time_s": time.perf_counter() - t0})
                     b.advance()
@@ -130,9 +152,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--budgets", default="0.01,0.05,0.1,0.3")
+    ap.add_argument("--methods", default=",".join(FOUNDATION),
+                    help=f"comma list from: {', '.join(METHODS)}")
     args = ap.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
-    records = run(args.store, args.sample, args.seeds, budgets, args.epochs)
+    unknown = [m for m in args.methods.split(",") if m not in METHODS]
+    if unknown:
+        ap.error(f"unknown method(s): {', '.join(unknown)}")
+    methods = {m: METHODS[m] for m in args.methods.split(",")}
+    records = run(args.store, args.sample, args.seeds, budgets, args.epochs, methods)
     path = RESULTS / "subset_quality.json"
     allrec = merge_records(path, records, ("dataset", "method"))
     write_json(path, allrec)

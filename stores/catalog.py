@@ -94,8 +94,7 @@ class Catalog:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         values = [json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
                   for v in row.values()]
-        con.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})".replace("INSERT", verb, 1),
-                    values)
+        con.execute(f"{verb} INTO {table} ({cols}) VALUES ({marks})", values)
 
     def get_setting(self, key: str) -> str | None:
         rows = self.rows("SELECT value FROM settings WHERE key = ?", [key])

@@ -20,7 +20,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def file_stem(model: str) -> str:
-    """A filesystem-safe name for a model (``sentence-transformers/x`` → ``sentence-transformers_x``)."""
+    """A filesystem-safe name for a model (``org/model`` → ``org_model``)."""
     return _SAFE.sub("_", model)
 
 
@@ -50,7 +50,8 @@ def write_embeddings(folder: Path, array: np.ndarray, meta: EmbeddingMeta) -> Pa
     return npy
 
 
-def read_embeddings(folder: Path, model: str, mmap: bool = True) -> tuple[np.ndarray, EmbeddingMeta]:
+def read_embeddings(folder: Path, model: str,
+                    mmap: bool = True) -> tuple[np.ndarray, EmbeddingMeta]:
     stem = file_stem(model)
     meta = EmbeddingMeta(**files.read_json(folder / f"{stem}.json"))
     arr = np.load(folder / f"{stem}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)

@@ -17,8 +17,11 @@ transaction afterwards; readers go through the catalog, so they never see half a
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 import os
 import re
+import shutil
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +75,7 @@ def resolve_root(root: str | Path | None = None) -> Path:
 
 
 class Store:
-    """A Curate workspace. ``Store.open()`` for an existing one, ``Store.create()`` for a new one."""
+    """A Curate workspace: ``Store.open()`` an existing one, ``Store.create()`` a new one."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -172,7 +175,7 @@ class Store:
             with self.catalog.transaction() as con:
                 self.catalog.insert(con, "datasets", asdict(info))
         except BaseException:
-            files.shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
             raise
         return info
 
@@ -227,7 +230,7 @@ class Store:
         signals.validate(info.n_rows)
         parent = Path(info.path) / "signals"
         parent.mkdir(exist_ok=True)
-        version = f"{name}@{files.uuid.uuid4().hex[:8]}"
+        version = f"{name}@{uuid.uuid4().hex[:8]}"
         with files.atomic_dir(parent / version) as tmp:
             signals.write(tmp)
         old = self.catalog.rows("SELECT path FROM signals WHERE dataset = ? AND name = ?",
@@ -239,7 +242,7 @@ class Store:
                 "path": str(parent / version), "meta": signals.meta,
                 "created_at": now_iso()}, replace=True)
         for row in old:  # the catalog no longer points at the old version
-            files.shutil.rmtree(row["path"], ignore_errors=True)
+            shutil.rmtree(row["path"], ignore_errors=True)
 
     def signal_names(self, dataset: str | None = None) -> list[str]:
         name = self.resolve_dataset(dataset)
@@ -290,7 +293,7 @@ class Store:
                     "params": provenance["params"], "path": str(final),
                     "created_at": run["created_at"], "wall_time_s": run["wall_time_s"]})
         except BaseException:
-            files.shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
             raise
         return final
 
@@ -304,8 +307,6 @@ class Store:
         rows = self.catalog.rows("SELECT path FROM selections WHERE id = ?", [selection_id])
         if not rows:
             ids = self.selections()["id"].to_list()
-            import difflib
-
             close = difflib.get_close_matches(selection_id, ids, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else "; see `curate list`"
             raise NotFoundError(f"selection {selection_id!r} not found{hint}")

@@ -2,5 +2,15 @@
 
 from curate.methods.baselines import RandomSelector, StratifiedSelector
 from curate.methods.cld import CLDSelector
+from curate.methods.el2n import EL2NSelector
+from curate.methods.facility_location import FacilityLocationSelector
+from curate.methods.forgetting import ForgettingSelector
+from curate.methods.herding import HerdingSelector
+from curate.methods.kcenter import KCenterSelector
+from curate.methods.uncertainty import UncertaintySelector
 
-__all__ = ["CLDSelector", "RandomSelector", "StratifiedSelector"]
+__all__ = [
+    "CLDSelector", "EL2NSelector", "FacilityLocationSelector", "ForgettingSelector",
+    "HerdingSelector", "KCenterSelector", "RandomSelector", "StratifiedSelector",
+    "UncertaintySelector",
+]

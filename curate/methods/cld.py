@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.budget import largest_remainder
-from curate.errors import InvalidParameterError, MissingInputError
+from curate.errors import MissingInputError
 from curate.inputs import SelectionInput
-from curate.selector import Needs, Picks, Selector, register
+from curate.score_selector import ScoreSelector
+from curate.selector import Needs, register
 
 MIN_CHECKPOINTS = 3
 
@@ -61,24 +61,20 @@ def cld_scores(train_losses: np.ndarray, labels: np.ndarray, val_losses: np.ndar
 
 
 @register("cld")
-class CLDSelector(Selector):
+class CLDSelector(ScoreSelector):
     """Correlation of Loss Differences: per-class top-k by Pearson(Δ loss_i, Δ class-val-loss).
 
-    Parameters: ``per_class`` (quota per class, default True; False = global top-k),
-    ``reverse`` (keep the lowest scores: bottom-CLD).
+    Parameters: ``per_class`` (quota per class, default True; False = global), ``reverse``
+    (keep the lowest scores: bottom-CLD), ``policy`` (topk | ccs | auto), ``beta`` and
+    ``strata`` (CCS; the pruned end is the most negative correlations).
     """
 
     needs = Needs(labels=True, signals=True)
+    prune_high = False  # a strongly negative correlation marks a harmful sample
 
-    def __init__(self, *, per_class: bool = True, reverse: bool = False):
-        self.per_class = per_class
-        self.reverse = reverse
-
-    def _check_params(self) -> None:
-        for name in ("per_class", "reverse"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise InvalidParameterError(f"cld: {name} must be true or false; "
-                                            f"got {getattr(self, name)!r}")
+    def __init__(self, *, per_class: bool = True, reverse: bool = False, policy: str = "topk",
+                 beta: float = 0.1, strata: int = 50):
+        self._init_policy(policy, per_class, reverse, beta, strata)
 
     def _check_input(self, data: SelectionInput) -> None:
         s = data.signals
@@ -92,26 +88,11 @@ class CLDSelector(Selector):
         if s.val_losses.shape[1] != len(s.val_labels):
             raise MissingInputError("cld: validation losses and labels are not aligned")
 
-    def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
+    def _scores(self, data: SelectionInput) -> tuple[np.ndarray, dict]:
         s = data.signals
         n_classes = int(max(data.labels.max(), s.val_labels.max())) + 1
         scores, seen = cld_scores(s.train_losses, data.labels, s.val_losses, s.val_labels,
                                   n_classes)
-        key = scores if self.reverse else -scores          # ascending sort of key = keep order
-        if self.per_class:
-            classes, sizes = np.unique(data.labels, return_counts=True)
-            quotas = largest_remainder(sizes, k)
-            kept = []
-            for c, q in zip(classes, quotas, strict=True):
-                members = np.flatnonzero(data.labels == c)
-                order = members[np.argsort(key[members], kind="stable")]
-                kept.append(order[:q])
-            chosen = np.concatenate(kept)
-        else:
-            chosen = np.argsort(key, kind="stable")[:k]
-        chosen = chosen[np.argsort(key[chosen], kind="stable")]  # pick order: best first
         missing = [data.classes[c] if data.classes else int(c)
                    for c in np.unique(data.labels) if not seen[c]]
-        return Picks(positions=chosen, scores=scores[chosen],
-                     info={"classes_without_val": missing,
-                           "n_checkpoints": s.n_checkpoints})
+        return scores, {"classes_without_val": missing, "n_checkpoints": s.n_checkpoints}
