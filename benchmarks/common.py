@@ -10,6 +10,27 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read a gzipped IDX file (the MNIST format): magic, dims, then uint8 data."""
+    import gzip
+    import struct
+
+    with gzip.open(path, "rb") as fh:
+        _, dtype, ndim = struct.unpack(">HBB", fh.read(4))
+        shape = struct.unpack(">" + "I" * ndim, fh.read(4 * ndim))
+        return np.frombuffer(fh.read(), dtype=np.uint8).reshape(shape)
+
+
+def read_fashion_mnist(root: Path | None = None):
+    """(X_train (60000, 784) float32 in [0, 1], y_train, X_test, y_test)."""
+    root = root or SHARED / "fashion-mnist"
+    X = [read_idx(root / f"{p}-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0
+         for p in ("train", "t10k")]
+    y = [read_idx(root / f"{p}-labels-idx1-ubyte.gz").astype(np.int64) for p in ("train", "t10k")]
+    return X[0].astype(np.float32), y[0], X[1].astype(np.float32), y[1]
 
 
 def merge_records(path: Path, new: list[dict], key: tuple[str, ...]) -> list[dict]:

@@ -31,7 +31,15 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, group, machine, mean_std, merge_records, write_json  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    group,
+    machine,
+    mean_std,
+    merge_records,
+    read_fashion_mnist,
+    write_json,
+)
 
 from curate import CandidateSignals, SelectionInput, make_selector  # noqa: E402
 from curate.defaults import init_default  # noqa: E402
@@ -76,11 +84,36 @@ def load(store_dir: Path, sample: int | None):
     return X, yy, len(classes), rows, s.height
 
 
+def load_fashion_mnist(sample: int | None):
+    """Fashion-MNIST from ../shared: pixels/255 reduced to 64 PCA dims (fit on the training
+    images); official test set; 10% of the training images (stratified, seed 0) as val."""
+    from sklearn.decomposition import PCA
+
+    from stores import assign_splits
+
+    Xtr, ytr, Xte, yte = read_fashion_mnist()
+    split = assign_splits(len(ytr), pl.Series(ytr), 0.1, 0.0, seed=0)
+    if sample is not None and sample < len(ytr):
+        keep = np.sort(np.random.default_rng(0).choice(len(ytr), sample, replace=False))
+        Xtr, ytr, split = Xtr[keep], ytr[keep], split[keep]
+    pca = PCA(n_components=64, random_state=0).fit(Xtr)
+    X = np.vstack([pca.transform(Xtr), pca.transform(Xte)]).astype(np.float32)
+    X /= np.sqrt((X ** 2).sum(1).mean())   # unit mean norm: same L2 scale as the text task
+    y = np.concatenate([ytr, yte]).astype(np.int64)
+    n = len(ytr)
+    rows = {"train": np.flatnonzero(split == "train"), "val": np.flatnonzero(split == "val"),
+            "test": np.arange(n, n + len(yte))}
+    return X, y, 10, rows, len(y)
+
+
 def run(store_dir: Path, sample: int | None, seeds: int, budgets: list[float],
-        epochs: int, methods: dict) -> list[dict]:
-    X, y, C, rows, n_rows = load(store_dir, sample)
+        epochs: int, methods: dict, dataset_name: str = "wordnet") -> list[dict]:
+    if dataset_name == "fashion-mnist":
+        X, y, C, rows, n_rows = load_fashion_mnist(sample)
+    else:
+        X, y, C, rows, n_rows = load(store_dir, sample)
     pool, val, test = rows["train"], rows["val"], rows["test"]
-    dataset = f"wordnet-{n_rows}"
+    dataset = f"{dataset_name}-{n_rows}"
     records = []
     t0 = time.perf_counter()
     full_acc = downstream_accuracy(X, y, pool, test, C)
@@ -148,6 +181,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", type=Path, default=Path(__file__).parent / ".cache" /
                     "wordnet-full")
+    ap.add_argument("--dataset", choices=("wordnet", "fashion-mnist"), default="wordnet")
     ap.add_argument("--sample", type=int, default=None, help="stratified sample (default: all)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=20)
@@ -160,7 +194,8 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown method(s): {', '.join(unknown)}")
     methods = {m: METHODS[m] for m in args.methods.split(",")}
-    records = run(args.store, args.sample, args.seeds, budgets, args.epochs, methods)
+    records = run(args.store, args.sample, args.seeds, budgets, args.epochs, methods,
+                  args.dataset)
     path = RESULTS / "subset_quality.json"
     allrec = merge_records(path, records, ("dataset", "method"))
     write_json(path, allrec)
