@@ -71,3 +71,14 @@ def largest_remainder(sizes: np.ndarray, k: int) -> np.ndarray:
         order = np.lexsort((np.arange(len(sizes)), -sizes, -remainder))
         quotas[order[:left]] += 1
     return quotas
+
+
+def class_groups(labels: np.ndarray | None, k: int) -> list[tuple[np.ndarray, int]]:
+    """``[(positions of class c, quota k_c), ...]`` with largest-remainder quotas (classes with
+    quota 0 left out); one group holding everything when ``labels`` is None."""
+    if labels is None:
+        raise ValueError("class_groups needs labels")
+    classes, sizes = np.unique(labels, return_counts=True)
+    quotas = largest_remainder(sizes, k)
+    return [(np.flatnonzero(labels == c), int(q))
+            for c, q in zip(classes, quotas, strict=True) if q]

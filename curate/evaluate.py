@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from curate.api import load_selection, open_store
-from curate.errors import InvalidParameterError, MissingInputError
-from curate.inputs import encode_labels
+from curate.errors import InvalidParameterError
+from curate.inputs import labelled_splits
 from curate.models import accuracy, fit_softmax_lbfgs
 from curate.progress import bar
 from stores import Store
@@ -73,18 +72,11 @@ def evaluate_selection(store: Store | str | Path | None, selection_id: str, *, s
     st = open_store(store)
     sel = load_selection(st, selection_id)
     info = st.dataset_info(sel.provenance.dataset)
-    if not info.label_column:
-        raise MissingInputError(f"evaluate needs labels: dataset {info.name!r} has none")
-    X, _ = st.embeddings(info.name, sel.provenance.inputs.get("embedding"))
-    X = np.asarray(X)
-    samples = st.samples(info.name, ["row_idx", "split", info.label_column])
-    y, classes = encode_labels(samples[info.label_column].to_numpy())
-    pool = samples.filter(pl.col("split") == "train")["row_idx"].to_numpy()
-    test = samples.filter(pl.col("split") == "test")["row_idx"].to_numpy()
-    if len(test) == 0:
-        raise MissingInputError(f"dataset {info.name!r} has no 'test' rows to evaluate on; "
-                                "ingest with --test-fraction > 0")
-    k, C = len(sel), len(classes)
+    splits = labelled_splits(st, info.name, "evaluate")
+    test = splits.need("test", info.name, "to evaluate on", "--test-fraction")
+    pool, y = splits.rows["train"], splits.labels
+    X = np.asarray(st.embeddings(info.name, sel.provenance.inputs.get("embedding"))[0])
+    k, C = len(sel), len(splits.classes)
     steps = 1 + seeds + int(full)
     with bar("evaluating", total=steps, enabled=progress) as b:
         acc_sel = downstream_accuracy(X, y, sel.indices, test, C, sel.weights)

@@ -95,6 +95,34 @@ def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     return codes.astype(np.int64), tuple(str(c) for c in classes)
 
 
+@dataclass(frozen=True)
+class LabelledSplits:
+    """Label codes for every row of a dataset and the row_idx of each split."""
+
+    labels: np.ndarray              # (N,) int64 codes into ``classes``
+    classes: tuple[str, ...]
+    rows: dict[str, np.ndarray]     # "train" / "val" / "test" → row_idx
+
+    def need(self, split: str, dataset: str, why: str, flag: str) -> np.ndarray:
+        if len(self.rows[split]) == 0:
+            raise MissingInputError(f"dataset {dataset!r} has no {split!r} rows {why}; "
+                                    f"ingest with {flag} > 0")
+        return self.rows[split]
+
+
+def labelled_splits(store: Store, dataset: str | None, purpose: str) -> LabelledSplits:
+    """Labels and split rows of a stored dataset; ``purpose`` names who needs the labels."""
+    info = store.dataset_info(dataset)
+    if not info.label_column:
+        raise MissingInputError(f"{purpose} needs labels: dataset {info.name!r} has no label "
+                                "column (ingest with --label-column)")
+    samples = store.samples(info.name, ["row_idx", "split", info.label_column])
+    codes, classes = encode_labels(samples[info.label_column].to_numpy())
+    rows = {k: samples.filter(pl.col("split") == k)["row_idx"].to_numpy()
+            for k in ("train", "val", "test")}
+    return LabelledSplits(labels=codes, classes=classes, rows=rows)
+
+
 def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: bool,
                signals: bool, embedding: str | None = None,
                signal: str | None = None) -> SelectionInput:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.budget import largest_remainder
+from curate.budget import class_groups
 from curate.errors import InvalidParameterError
 
 POLICIES = ("topk", "ccs", "auto")
@@ -91,11 +91,7 @@ def pick(scores: np.ndarray, labels: np.ndarray | None, k: int, rng: np.random.G
         return idx[ccs(scores[idx], q, rng, beta=beta, strata=strata, prune_high=prune_high)]
 
     if per_class and labels is not None:
-        classes, sizes = np.unique(labels, return_counts=True)
-        quotas = largest_remainder(sizes, k)
-        parts = [one(np.flatnonzero(labels == c), int(q))
-                 for c, q in zip(classes, quotas, strict=True)]
-        chosen = np.concatenate(parts)
+        chosen = np.concatenate([one(idx, q) for idx, q in class_groups(labels, k)])
     else:
         chosen = one(np.arange(len(scores)), k)
     return chosen[np.argsort(-scores[chosen], kind="stable")]

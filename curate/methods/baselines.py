@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.budget import largest_remainder
+from curate.budget import class_groups
 from curate.errors import InvalidParameterError
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
@@ -47,12 +47,13 @@ class StratifiedSelector(Selector):
                                         f"'equal'; got {self.balance!r}")
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
-        labels = data.labels
-        classes, sizes = np.unique(labels, return_counts=True)
-        quotas = (largest_remainder(sizes, k) if self.balance == "proportional"
-                  else equal_quotas(sizes, k))
-        chosen = [rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
-                  for c, q in zip(classes, quotas, strict=True) if q]
+        if self.balance == "proportional":
+            groups = class_groups(data.labels, k)
+        else:
+            classes, sizes = np.unique(data.labels, return_counts=True)
+            groups = [(np.flatnonzero(data.labels == c), int(q))
+                      for c, q in zip(classes, equal_quotas(sizes, k), strict=True) if q]
+        chosen = [rng.choice(idx, size=q, replace=False) for idx, q in groups]
         picks = np.concatenate(chosen)
         return Picks(positions=rng.permutation(picks))
 

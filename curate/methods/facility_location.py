@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 from scipy import sparse
 
-from curate.budget import largest_remainder
+from curate.budget import class_groups
 from curate.errors import InvalidParameterError
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
@@ -91,13 +91,8 @@ class FacilityLocationSelector(Selector):
             raise InvalidParameterError("facility_location: per_class must be true or false")
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
-        if self.per_class and data.labels is not None:
-            classes, sizes = np.unique(data.labels, return_counts=True)
-            quotas = largest_remainder(sizes, k)
-            groups = [(np.flatnonzero(data.labels == c), int(q))
-                      for c, q in zip(classes, quotas, strict=True) if q]
-        else:
-            groups = [(np.arange(data.n), k)]
+        groups = (class_groups(data.labels, k) if self.per_class and data.labels is not None
+                  else [(np.arange(data.n), k)])
         pos, gains = [], []
         for idx, q in groups:
             p, g = lazy_greedy(knn_graph(data.embeddings[idx], self.neighbors), q)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.budget import largest_remainder
+from curate.budget import class_groups
 from curate.errors import InvalidParameterError
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
@@ -51,13 +51,8 @@ class HerdingSelector(Selector):
                                         f"got {self.per_class!r}")
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
-        if self.per_class and data.labels is not None:
-            classes, sizes = np.unique(data.labels, return_counts=True)
-            quotas = largest_remainder(sizes, k)
-            groups = [(np.flatnonzero(data.labels == c), int(q))
-                      for c, q in zip(classes, quotas, strict=True) if q]
-        else:
-            groups = [(np.arange(data.n), k)]
+        groups = (class_groups(data.labels, k) if self.per_class and data.labels is not None
+                  else [(np.arange(data.n), k)])
         pos, res = [], []
         for idx, q in groups:
             p, r = herd(data.embeddings[idx], q)

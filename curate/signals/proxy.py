@@ -14,13 +14,12 @@ The validation rows are the dataset's ``val`` split (a stratified hold-out made 
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import torch
 from torch import nn
 
 from curate.embedding import MODEL_NAME
 from curate.errors import InvalidParameterError, MissingInputError
-from curate.inputs import encode_labels
+from curate.inputs import labelled_splits
 from curate.models import make_model
 from curate.progress import bar
 from stores import Signals, Store
@@ -83,17 +82,10 @@ def train_signals(store: Store, dataset: str | None = None, *, name: str = "prox
                   embedding: str | None = None, lr: float = 1e-2, progress: bool = False) -> dict:
     """Train a proxy on a stored dataset and store its trajectories as signal ``name``."""
     info = store.dataset_info(dataset)
-    if not info.label_column:
-        raise MissingInputError(f"signals need labels: dataset {info.name!r} has no label "
-                                "column (ingest with --label-column)")
+    splits = labelled_splits(store, info.name, "signals")
+    val_rows = splits.need("val", info.name, "for the validation trajectories", "--val-fraction")
+    train_rows, codes, classes = splits.rows["train"], splits.labels, splits.classes
     X, meta = store.embeddings(info.name, embedding)
-    samples = store.samples(info.name, ["row_idx", "split", info.label_column])
-    codes, classes = encode_labels(samples[info.label_column].to_numpy())
-    train_rows = samples.filter(pl.col("split") == "train")["row_idx"].to_numpy()
-    val_rows = samples.filter(pl.col("split") == "val")["row_idx"].to_numpy()
-    if len(val_rows) == 0:
-        raise MissingInputError(f"dataset {info.name!r} has no 'val' rows for the validation "
-                                "trajectories; ingest with --val-fraction > 0")
     signals = train_proxy(np.asarray(X), codes, train_rows, val_rows, n_classes=len(classes),
                           model=model, epochs=epochs, lr=lr, seed=seed, progress=progress)
     signals.meta.update({"name": name, "embedding": meta.model, "classes": list(classes),
