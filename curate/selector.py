@@ -61,6 +61,9 @@ class Selector:
     name: ClassVar[str] = ""
     needs: ClassVar[Needs] = Needs()
     summary: ClassVar[str] = ""
+    #: False for methods that may return fewer than k rows (e.g. Carathéodory coresets);
+    #: they report the actual size in ``provenance.n_selected`` and ``info``.
+    exact_budget: ClassVar[bool] = True
 
     # -- parameters (sklearn-style: the constructor's keyword arguments) -------------------
     @classmethod
@@ -87,7 +90,7 @@ class Selector:
         k = resolve_budget(budget, data.n)
         picks = self._select(data, k, np.random.default_rng(int(seed)))
         positions = np.asarray(picks.positions, dtype=np.int64)
-        self._check_picks(positions, picks, data.n)
+        self._check_picks(positions, picks, data.n, k)
         prov = Provenance(
             method=self.name, params=self.get_params(), budget=budget,
             n_selected=len(positions), n_candidates=data.n, seed=int(seed),
@@ -135,8 +138,12 @@ class Selector:
             raise SchemaError(f"{self.name}: {len(data.labels)} labels for {data.n} candidates")
         self._check_input(data)
 
-    def _check_picks(self, positions: np.ndarray, picks: Picks, n: int) -> None:
+    def _check_picks(self, positions: np.ndarray, picks: Picks, n: int, k: int) -> None:
         # Internal invariants: a failure here is a bug in the method, not the user's input.
+        if self.exact_budget and len(positions) != k:
+            raise RuntimeError(f"{self.name} returned {len(positions)} rows for a budget of {k}")
+        if len(positions) > k or len(positions) == 0:
+            raise RuntimeError(f"{self.name} returned {len(positions)} rows (budget {k})")
         if positions.ndim != 1 or len(np.unique(positions)) != len(positions):
             raise RuntimeError(f"{self.name} returned duplicate or non-1-D positions")
         if len(positions) and (positions.min() < 0 or positions.max() >= n):

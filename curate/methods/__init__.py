@@ -1,5 +1,6 @@
 """Every selection method. Importing this package registers them all."""
 
+from curate.methods.autocoreset import AutoCoresetSelector
 from curate.methods.baselines import RandomSelector, StratifiedSelector
 from curate.methods.cld import CLDSelector
 from curate.methods.el2n import EL2NSelector
@@ -10,7 +11,7 @@ from curate.methods.kcenter import KCenterSelector
 from curate.methods.uncertainty import UncertaintySelector
 
 __all__ = [
-    "CLDSelector", "EL2NSelector", "FacilityLocationSelector", "ForgettingSelector",
+    "AutoCoresetSelector", "CLDSelector", "EL2NSelector", "FacilityLocationSelector", "ForgettingSelector",
     "HerdingSelector", "KCenterSelector", "RandomSelector", "StratifiedSelector",
     "UncertaintySelector",
 ]

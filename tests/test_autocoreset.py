@@ -1,0 +1,86 @@
+"""AutoCoreset and its building blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from curate import SelectionInput, make_selector
+from curate.coresets import caratheodory, fast_caratheodory, make_problem, summarise
+from curate.errors import InvalidParameterError
+
+
+@pytest.mark.parametrize("n,d", [(10, 2), (200, 3), (1000, 5)])
+def test_caratheodory_keeps_the_weighted_sum_exactly(n, d):
+    rng = np.random.default_rng(n)
+    P = rng.random((n, d))
+    for fn in (caratheodory, fast_caratheodory):
+        if fn is caratheodory and n > 200:
+            continue
+        idx, w = fn(P, np.ones(n))
+        assert len(idx) <= d + 1 and (w >= 0).all()
+        assert np.allclose(w @ P[idx], P.sum(axis=0), rtol=1e-8)
+        assert w.sum() == pytest.approx(n)
+
+
+def test_caratheodory_hand_case():
+    # three collinear points, d=1: two suffice; 0·1 + 1·1 + 2·1 = 3 = 0·a + 2·b with b = 1.5
+    idx, w = caratheodory(np.array([[0.0], [1.0], [2.0]]), np.ones(3))
+    assert len(idx) <= 2
+    assert w @ np.array([[0.0], [1.0], [2.0]])[idx] == pytest.approx([3.0])
+
+
+def test_sensitivity_and_uniform_summaries():
+    rng = np.random.default_rng(0)
+    V = rng.random((500, 4))
+    idx, w = summarise(V, 50, rng, "sensitivity")
+    assert len(idx) <= 50 and len(np.unique(idx)) == len(idx)
+    idx, w = summarise(V, 50, rng, "uniform")
+    assert len(idx) == 50 and np.allclose(w, 10.0)
+
+
+def test_problems_losses_are_per_point_and_non_negative():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 5))
+    y = (X[:, 0] + 0.1 * rng.normal(size=120) > 0).astype(np.int64)
+    for name in ("logistic", "svm", "linear", "kmeans"):
+        prob = make_problem(name, n_classes=2, n_clusters=3)
+        model = prob.fit(X, y, np.ones(120), 0)
+        loss = prob.losses(model, X, y)
+        assert loss.shape == (120,) and (loss >= 0).all()
+    with pytest.raises(InvalidParameterError):
+        make_problem("tree", n_classes=2)
+
+
+def _binary():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    y = (X @ rng.normal(size=6) + 0.5 * rng.normal(size=400) > 0).astype(np.int64)
+    return SelectionInput.from_arrays(labels=y, embeddings=X)
+
+
+def test_autocoreset_reports_actual_size_and_fill_tops_up():
+    data = _binary()
+    sel = make_selector("autocoreset", patience=2, max_rounds=4).select(data, 60, seed=0)
+    info = sel.provenance.info
+    assert info["asked"] == 60 and info["returned"] == len(sel) <= 60
+    assert sel.weights is not None and (sel.weights > 0).all()
+    assert info["best_cost"] <= min(info["initial_costs"])   # never worse than the best start
+    filled = make_selector("autocoreset", fill=True, patience=2, max_rounds=4).select(
+        data, 60, seed=0)
+    assert len(filled) == 60
+
+
+@pytest.mark.parametrize("summarizer", ["caratheodory", "uniform", "sensitivity"])
+@pytest.mark.parametrize("problem", ["logistic", "svm", "kmeans"])
+def test_autocoreset_runs_every_combination(problem, summarizer):
+    sel = make_selector("autocoreset", problem=problem, summarizer=summarizer, patience=1,
+                        max_rounds=2).select(_binary(), 40, seed=1)
+    assert 1 <= len(sel) <= 40
+
+
+def test_autocoreset_budget_at_class_size_does_not_crash():
+    data = _binary()
+    sel = make_selector("autocoreset", summarizer="uniform", max_rounds=2).select(
+        data, data.n, seed=0)
+    assert len(sel) == data.n
