@@ -221,6 +221,27 @@ def select(
            "wall_time_s": sel.run.get("wall_time_s")}, json_out)
 
 
+@app.command()
+def train(
+    dataset: DatasetArg = None,
+    pruner: Annotated[str, typer.Option(
+        help="full, dynamic_random, infobatch or seta.")] = "seta",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 15,
+    prune_ratio: Annotated[float, typer.Option(help="Pruning ratio r.")] = 0.3,
+    model: Annotated[str, typer.Option(help="mlp or softmax.")] = "mlp",
+    seed: Annotated[int, typer.Option(help="Seed for init, shuffling and pruning.")] = 0,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="Pruner parameter key=value, e.g. groups=5 window=0.9.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the downstream model with a dynamic pruner; report accuracy and measured savings."""
+    from curate.pruning import train_dataset
+
+    _emit(train_dataset(State.store, dataset, pruner=pruner, epochs=epochs,
+                        prune_ratio=prune_ratio, pruner_params=_parse_params(param),
+                        model=model, seed=seed, progress=not json_out), json_out)
+
+
 @app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
     """List datasets and selections."""

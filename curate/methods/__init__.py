@@ -11,7 +11,7 @@ from curate.methods.kcenter import KCenterSelector
 from curate.methods.uncertainty import UncertaintySelector
 
 __all__ = [
-    "AutoCoresetSelector", "CLDSelector", "EL2NSelector", "FacilityLocationSelector", "ForgettingSelector",
-    "HerdingSelector", "KCenterSelector", "RandomSelector", "StratifiedSelector",
-    "UncertaintySelector",
+    "AutoCoresetSelector", "CLDSelector", "EL2NSelector", "FacilityLocationSelector",
+    "ForgettingSelector", "HerdingSelector", "KCenterSelector", "RandomSelector",
+    "StratifiedSelector", "UncertaintySelector",
 ]
