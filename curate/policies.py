@@ -10,8 +10,11 @@ score per candidate (higher = the paper's top-k keeps it first) and hands it to 
   samples), cut the rest into ``strata`` equal-width score bins, then repeatedly give the
   smallest remaining bin min(|bin|, ⌊k_left / bins_left⌋) uniformly drawn samples, so the
   subset covers the whole score range instead of one end of it.
-- ``auto`` — ``topk`` for small budgets, ``ccs`` above ``AUTO_CCS_ABOVE`` of the candidates
-  (the crossover seen in ``benchmarks/results/subset_quality.md``).
+- ``auto`` — ``topk`` up to a method-specific fraction of the candidates, ``ccs`` above it
+  (``ScoreSelector.auto_ccs_above``), set from ``benchmarks/results/subset_quality.md``:
+  for CLD top-k wins at 5–10% and CCS at 30%, so CLD switches above 10%; for the difficulty
+  scores (EL2N, forgetting, uncertainty) CCS wins at every budget from 1% to 30%, so they
+  always use it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from curate.budget import class_groups
 from curate.errors import InvalidParameterError
 
 POLICIES = ("topk", "ccs", "auto")
-AUTO_CCS_ABOVE = 0.1  # fraction of candidates; see the module docstring
 
 
 def check_policy(method: str, policy: str, beta: float, strata: int) -> None:
@@ -35,9 +37,10 @@ def check_policy(method: str, policy: str, beta: float, strata: int) -> None:
         raise InvalidParameterError(f"{method}: strata must be an integer ≥ 1; got {strata!r}")
 
 
-def resolve_policy(policy: str, k: int, n: int) -> str:
+def resolve_policy(policy: str, k: int, n: int, ccs_above: float = 0.0) -> str:
+    """``auto`` → ``ccs`` when k/n > ``ccs_above``, else ``topk``; other policies as given."""
     if policy == "auto":
-        return "ccs" if k / n > AUTO_CCS_ABOVE else "topk"
+        return "ccs" if k / n > ccs_above else "topk"
     return policy
 
 
@@ -79,9 +82,9 @@ def ccs(scores: np.ndarray, k: int, rng: np.random.Generator, *, beta: float = 0
 
 def pick(scores: np.ndarray, labels: np.ndarray | None, k: int, rng: np.random.Generator, *,
          policy: str, per_class: bool, beta: float = 0.1, strata: int = 50,
-         prune_high: bool = True) -> np.ndarray:
+         prune_high: bool = True, ccs_above: float = 0.0) -> np.ndarray:
     """Apply ``policy`` globally or within each class (largest-remainder quotas)."""
-    chosen_policy = resolve_policy(policy, k, len(scores))
+    chosen_policy = resolve_policy(policy, k, len(scores), ccs_above)
 
     def one(idx: np.ndarray, q: int) -> np.ndarray:
         if q == 0:

@@ -20,6 +20,8 @@ class ScoreSelector(Selector):
 
     #: which end of the importance scores CCS treats as suspicious and prunes
     prune_high: ClassVar[bool] = True
+    #: ``policy="auto"`` uses CCS when k/n exceeds this (see curate.policies)
+    auto_ccs_above: ClassVar[float] = 0.0
 
     def _init_policy(self, policy: str, per_class: bool, reverse: bool, beta: float,
                      strata: int) -> None:
@@ -46,6 +48,7 @@ class ScoreSelector(Selector):
         keyed = -scores if self.reverse else scores
         chosen = pick(keyed, data.labels if self.per_class else None, k, rng,
                       policy=self.policy, per_class=self.per_class, beta=self.beta,
-                      strata=self.strata, prune_high=self.prune_high != self.reverse)
-        info = {**info, "policy": resolve_policy(self.policy, k, data.n)}
+                      strata=self.strata, prune_high=self.prune_high != self.reverse,
+                      ccs_above=self.auto_ccs_above)
+        info = {**info, "policy": resolve_policy(self.policy, k, data.n, self.auto_ccs_above)}
         return Picks(positions=chosen, scores=scores[chosen], info=info)

@@ -81,8 +81,18 @@ def test_ccs_covers_strata_and_drops_the_suspicious_end():
 
 
 def test_auto_policy_switches_with_budget():
-    assert resolve_policy("auto", 5, 100) == "topk"
-    assert resolve_policy("auto", 30, 100) == "ccs"
+    assert resolve_policy("auto", 5, 100, ccs_above=0.1) == "topk"
+    assert resolve_policy("auto", 30, 100, ccs_above=0.1) == "ccs"
+    assert resolve_policy("auto", 1, 100) == "ccs"
+    data = SelectionInput.from_arrays(labels=np.arange(100) % 2,
+                                      signals=CandidateSignals(
+                                          train_losses=np.random.default_rng(0).random((4, 100)),
+                                          val_losses=np.ones((4, 4)),
+                                          val_labels=np.array([0, 1, 0, 1])))
+    assert make_selector("cld", policy="auto").select(data, 5, seed=0) \
+        .provenance.info["policy"] == "topk"
+    assert make_selector("cld", policy="auto").select(data, 30, seed=0) \
+        .provenance.info["policy"] == "ccs"
 
 
 @pytest.mark.parametrize("method", ["cld", "el2n", "forgetting", "uncertainty"])

@@ -71,6 +71,7 @@ class CLDSelector(ScoreSelector):
 
     needs = Needs(labels=True, signals=True)
     prune_high = False  # a strongly negative correlation marks a harmful sample
+    auto_ccs_above = 0.1  # benchmark: top-k wins at ≤ 10%, CCS at 30%
 
     def __init__(self, *, per_class: bool = True, reverse: bool = False, policy: str = "topk",
                  beta: float = 0.1, strata: int = 50):
