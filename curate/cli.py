@@ -206,6 +206,10 @@ def select(
         "--param", "-p", help="Method parameter key=value (repeatable).")] = None,
     embedding: Annotated[str | None, typer.Option(help="Embedding model to use.")] = None,
     signal: Annotated[str | None, typer.Option(help="Signal name to use.")] = None,
+    group_column: Annotated[str | None, typer.Option(
+        help="Column with groups/sources (snp).")] = None,
+    target: Annotated[str | None, typer.Option(
+        help="Dataset holding the target domain (snp).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Select a subset with a registered method and save it as an immutable selection."""
@@ -213,11 +217,13 @@ def select(
 
     sel = curate.select(method=method, budget=curate.parse_budget(budget), dataset=dataset,
                         store=State.store, seed=seed, params=_parse_params(param),
-                        embedding=embedding, signal=signal)
+                        embedding=embedding, signal=signal, group_column=group_column,
+                        target=target)
     p = sel.provenance
     _emit({"selection_id": sel.id, "dataset": p.dataset, "method": p.method,
            "budget": p.budget, "seed": p.seed, "n_candidates": p.n_candidates,
-           "n_selected": p.n_selected, "params": p.params, "path": str(sel.path),
+           "n_selected": p.n_selected, "params": p.params, "info": p.info,
+           "path": str(sel.path),
            "wall_time_s": sel.run.get("wall_time_s")}, json_out)
 
 

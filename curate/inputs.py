@@ -47,6 +47,8 @@ class SelectionInput:
     classes: tuple[str, ...] | None = None
     embeddings: np.ndarray | None = None
     signals: CandidateSignals | None = None
+    groups: np.ndarray | None = None          # (n,) int64 group codes (sources, identities)
+    target: np.ndarray | None = None          # (m, d) embeddings of a target domain
     sample_ids: np.ndarray | None = None
     dataset: str = "<memory>"
     fingerprint: str = ""
@@ -124,13 +126,25 @@ def labelled_splits(store: Store, dataset: str | None, purpose: str) -> Labelled
 
 
 def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: bool,
-               signals: bool, embedding: str | None = None,
-               signal: str | None = None) -> SelectionInput:
-    """Load the candidate pool of ``dataset`` with exactly the parts a selector needs."""
+               signals: bool, embedding: str | None = None, signal: str | None = None,
+               group_column: str | None = None,
+               target: str | None = None) -> SelectionInput:
+    """Load the candidate pool of ``dataset`` with exactly the parts a selector needs.
+
+    ``group_column`` adds group codes (SnP's sources/identities); ``target`` adds the
+    embeddings of every row of another dataset (the target domain), which must have the
+    same embedding model and dimension.
+    """
     info = store.dataset_info(dataset)
     cols = ["row_idx", "sample_id", "split"]
     if info.label_column:
         cols.append(info.label_column)
+    if group_column is not None:
+        known = store.dataset(info.name).collect_schema().names()
+        if group_column not in known:
+            raise SchemaError(f"group column {group_column!r} not found in {info.name!r}; "
+                              f"columns are {', '.join(known)}")
+        cols.append(group_column)
     samples = store.samples(info.name, cols)
     cand = samples.filter(pl.col("split") == "train")
     rows = cand["row_idx"].to_numpy().astype(np.int64)
@@ -171,6 +185,22 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
             name=raw.meta.get("name", signal or "proxy"), meta=raw.meta)
         used["signal"] = sig.name
         used["signal_fingerprint"] = _array_fingerprint(raw.train_losses, raw.val_losses)
+    groups = None
+    if group_column is not None:
+        groups = encode_labels(cand[group_column].to_numpy())[0]
+        used["group_column"] = group_column
+    tgt = None
+    if target is not None:
+        tinfo = store.dataset_info(target)
+        tmat, tmeta = store.embeddings(tinfo.name, used.get("embedding", embedding))
+        if emb is not None and tmat.shape[1] != emb.shape[1]:
+            raise SchemaError(f"target dataset {tinfo.name!r} has {tmat.shape[1]}-dim embeddings "
+                              f"({tmeta.model}) but {info.name!r} has {emb.shape[1]}-dim ones; "
+                              "embed both with the same model")
+        tgt = np.asarray(tmat, dtype=np.float32)
+        used["target"] = tinfo.name
+        used["target_fingerprint"] = tinfo.fingerprint
     return SelectionInput(row_idx=rows, labels=codes, classes=classes, embeddings=emb,
-                          signals=sig, sample_ids=cand["sample_id"].to_numpy().astype(str),
+                          signals=sig, groups=groups, target=tgt,
+                          sample_ids=cand["sample_id"].to_numpy().astype(str),
                           dataset=info.name, fingerprint=info.fingerprint, inputs=used)

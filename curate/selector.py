@@ -39,9 +39,12 @@ class Needs:
     labels: bool = False
     embeddings: bool = False
     signals: bool = False
+    groups: bool = False
+    target: bool = False
 
     def describe(self) -> str:
-        parts = [n for n in ("labels", "embeddings", "signals") if getattr(self, n)]
+        parts = [n for n in ("labels", "embeddings", "signals", "groups", "target")
+                 if getattr(self, n)]
         return ", ".join(parts) or "nothing"
 
 
@@ -134,6 +137,17 @@ class Selector:
                                   f"got {s.train_losses.shape}")
             if not (np.isfinite(s.train_losses).all() and np.isfinite(s.val_losses).all()):
                 raise SchemaError(f"{self.name}: signals contain NaN or inf losses")
+        if self.needs.groups and data.groups is None:
+            raise MissingInputError(f"{self.name} needs groups: pass --group-column COLUMN")
+        if self.needs.target and data.target is None:
+            raise MissingInputError(f"{self.name} needs a target domain: pass --target DATASET")
+        if self.needs.target and data.embeddings is not None and data.target.ndim == 2 \
+                and data.target.shape[1] != data.embeddings.shape[1]:
+            raise SchemaError(f"{self.name}: target has dimension {data.target.shape[1]}, the "
+                              f"pool {data.embeddings.shape[1]}")
+        if self.needs.target and (len(data.target) == 0
+                                  or not np.isfinite(data.target).all()):
+            raise SchemaError(f"{self.name}: the target set is empty or has NaN/inf values")
         if data.labels is not None and len(data.labels) != data.n:
             raise SchemaError(f"{self.name}: {len(data.labels)} labels for {data.n} candidates")
         self._check_input(data)

@@ -98,7 +98,9 @@ def make_input(n: int = 60, n_classes: int = 3, dim: int = 8, epochs: int = 5,
                            train_probs=rng.dirichlet(np.ones(n_classes), size=n))
     return SelectionInput(row_idx=np.arange(100, 100 + n, dtype=np.int64), labels=labels,
                           classes=tuple(f"c{i}" for i in range(n_classes)), embeddings=emb,
-                          signals=sig, sample_ids=np.array([f"id{i}" for i in range(n)]))
+                          signals=sig, groups=np.arange(n) % 6,
+                          target=rng.normal(0.5, 1.0, size=(20, dim)).astype(np.float32),
+                          sample_ids=np.array([f"id{i}" for i in range(n)]))
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,11 @@ from curate.methods.facility_location import FacilityLocationSelector
 from curate.methods.forgetting import ForgettingSelector
 from curate.methods.herding import HerdingSelector
 from curate.methods.kcenter import KCenterSelector
+from curate.methods.snp import SnPSelector
 from curate.methods.uncertainty import UncertaintySelector
 
 __all__ = [
     "AutoCoresetSelector", "CLDSelector", "EL2NSelector", "FacilityLocationSelector",
     "ForgettingSelector", "HerdingSelector", "KCenterSelector", "RandomSelector",
-    "StratifiedSelector", "UncertaintySelector",
+    "SnPSelector", "StratifiedSelector", "UncertaintySelector",
 ]

@@ -1,0 +1,80 @@
+"""SnP and the Fréchet distance."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate import SelectionInput, make_selector
+from curate.cli import main
+from curate.frechet import Moments, frechet_distance, frechet_from_moments
+from curate.methods.snp import balanced_kmeans, fps_with_seeds
+from stores import IngestSpec
+
+
+def test_frechet_hand_case_and_moments():
+    rng = np.random.default_rng(0)
+    A = rng.normal(0, 1, size=(200_000, 1))
+    B = rng.normal(3, 2, size=(200_000, 1))
+    # 1-D: (0−3)² + 1 + 4 − 2·√(1·4) = 10
+    assert frechet_distance(A, B) == pytest.approx(10.0, rel=0.02)
+    assert frechet_distance(A, A) == pytest.approx(0.0, abs=1e-8)
+    a, b = Moments.of(A[:1000]), Moments.of(A[1000:2000])
+    assert frechet_from_moments((a + b) - b, Moments.of(B[:1000])) == pytest.approx(
+        frechet_distance(A[:1000], B[:1000]))
+
+
+def test_balanced_kmeans_sizes_are_floor_or_ceil():
+    Z = np.random.default_rng(1).normal(size=(23, 3))
+    sizes = np.bincount(balanced_kmeans(Z, 5, np.random.default_rng(0)), minlength=5)
+    assert sorted(sizes.tolist()) == [4, 4, 5, 5, 5]
+
+
+def test_fps_starts_from_seeds():
+    Z = np.array([[0.0], [1.0], [2.0], [10.0], [4.0]])
+    assert fps_with_seeds(Z, np.arange(5), np.array([0]), 3).tolist() == [0, 3, 4]
+
+
+def _domains(seed=0):
+    """Three sources 5 units apart; the target looks like source 1."""
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(5 * s, 1.0, size=(300, 4)) for s in range(3)]).astype(np.float32)
+    groups = np.repeat(np.arange(30), 30)          # 10 groups of 30 per source
+    target = rng.normal(5, 1.0, size=(200, 4)).astype(np.float32)
+    return X, groups, target
+
+
+def test_snp_finds_the_matching_source():
+    X, groups, target = _domains()
+    data = SelectionInput(row_idx=np.arange(len(X)), embeddings=X, groups=groups,
+                          target=target)
+    sel = make_selector("snp", clusters=6).select(data, 60, seed=0)
+    source = sel.indices // 300
+    assert (source == 1).mean() >= 0.9
+    info = sel.provenance.info
+    assert info["fd_selected"] < info["fd_pool"] / 3
+
+
+def test_snp_from_the_cli_and_dimension_mismatch(tmp_path, capsys):
+    from stores import Store
+
+    X, groups, target = _domains()
+    st = Store.create(tmp_path / "s")
+    pl.DataFrame({"vec": X.tolist(), "src": groups, "label": groups % 3}).write_parquet(
+        tmp_path / "pool.parquet")
+    pl.DataFrame({"vec": target.tolist()}).write_parquet(tmp_path / "t.parquet")
+    pl.DataFrame({"vec": target[:, :3].tolist()}).write_parquet(tmp_path / "t3.parquet")
+    spec = IngestSpec(vector_column="vec", label_column="label", test_fraction=0.0)
+    st.ingest(tmp_path / "pool.parquet", "pool", spec)
+    st.ingest(tmp_path / "t.parquet", "target", IngestSpec(vector_column="vec"))
+    st.ingest(tmp_path / "t3.parquet", "target3", IngestSpec(vector_column="vec"))
+    base = ["--store", str(st.root), "select", "pool", "--method", "snp", "--budget", "50"]
+    assert main(base + ["--target", "target", "--group-column", "src", "--json"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--target", "target3", "--group-column", "src"]) == 2
+    assert "3-dim" in capsys.readouterr().err
+    assert main(base + ["--target", "target", "--group-column", "nope"]) == 2
+    assert "group column 'nope' not found" in capsys.readouterr().err
+    assert main(base + ["--group-column", "src"]) == 2
+    assert "--target DATASET" in capsys.readouterr().err
