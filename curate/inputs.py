@@ -149,14 +149,13 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
     cand = samples.filter(pl.col("split") == "train")
     rows = cand["row_idx"].to_numpy().astype(np.int64)
     codes = classes = all_codes = None
-    if labels or signals:
-        if not info.label_column:
-            if labels:
-                raise MissingInputError(f"dataset {info.name!r} has no label column; ingest it "
-                                        "with --label-column")
-        else:
-            all_codes, classes = encode_labels(samples[info.label_column].to_numpy())
-            codes = all_codes[rows]
+    # labels are one column: load them whenever they exist (some methods use them optionally)
+    if info.label_column:
+        all_codes, classes = encode_labels(samples[info.label_column].to_numpy())
+        codes = all_codes[rows]
+    elif labels:
+        raise MissingInputError(f"dataset {info.name!r} has no label column; ingest it "
+                                "with --label-column")
     used: dict[str, Any] = {}
     emb = None
     if embeddings:

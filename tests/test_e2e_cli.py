@@ -73,3 +73,20 @@ def test_flow_select_show_evaluate_export(wordnet_home, tmp_path, capsys):
 def test_human_output_has_tables(wordnet_home, capsys):
     assert main(["--store", str(wordnet_home), "methods"]) == 0
     assert "cld" in capsys.readouterr().out
+
+
+def test_train_with_pruner_from_the_cli(wordnet_home, capsys):
+    out = _json(capsys, "--store", str(wordnet_home), "train", "--pruner", "seta", "--epochs",
+                "4", "--prune-ratio", "0.3", "--param", "groups=4", "--json")
+    assert out["pruner"] == "seta" and 0.0 < out["saved_fraction"] < 1.0
+    assert 0.0 <= out["accuracy"] <= 1.0 and out["params"]["groups"] == 4
+    code = main(["--store", str(wordnet_home), "train", "--pruner", "sefa"])
+    assert code == 2 and "did you mean 'seta'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["el2n", "forgetting", "uncertainty", "kcenter", "herding",
+                                    "facility_location", "autocoreset"])
+def test_every_static_method_runs_on_the_default_store(wordnet_home, capsys, method):
+    out = _json(capsys, "--store", str(wordnet_home), "select", "--method", method, "--budget",
+                "0.2", "--json")
+    assert out["method"] == method and 1 <= out["n_selected"] <= round(0.2 * out["n_candidates"])
