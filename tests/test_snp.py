@@ -78,3 +78,13 @@ def test_snp_from_the_cli_and_dimension_mismatch(tmp_path, capsys):
     assert "group column 'nope' not found" in capsys.readouterr().err
     assert main(base + ["--group-column", "src"]) == 2
     assert "--target DATASET" in capsys.readouterr().err
+
+
+def test_snp_per_class_keeps_class_quotas():
+    X, groups, target = _domains()
+    labels = np.arange(len(X)) % 3
+    data = SelectionInput(row_idx=np.arange(len(X)), embeddings=X, groups=groups,
+                          target=target, labels=labels)
+    sel = make_selector("snp", clusters=6, per_class=True).select(data, 60, seed=0)
+    assert np.bincount(labels[sel.indices]).tolist() == [20, 20, 20]
+    assert (sel.indices // 300 == 1).mean() >= 0.9

@@ -15,6 +15,10 @@ Stage II — pruning, under ``group_budget`` groups and k samples::
     seed one sample per kept group (the one nearest its group mean), then add samples by
     farthest-point sampling over the kept groups with the seeds as the initial centres.
 
+``per_class=True`` (beyond the paper, for classification pools): stage II runs per class
+with quotas ∝ the pool's class sizes, because FD matching is label-blind and can starve a
+class; groups from later clusters (in FD order) fill a class the searched set lacks.
+
 FD is estimated on at most ``fd_sample`` rows of each side (seeded draw) for stage I's
 cluster ranking; the prefix and contribution FDs use exact moments of the PCA features.
 Balanced k-means uses a greedy capacity-constrained assignment (nearest free centre first),
@@ -26,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.decomposition import PCA
 
+from curate.budget import class_groups
 from curate.errors import InvalidParameterError
 from curate.frechet import Moments, frechet_from_moments
 from curate.inputs import SelectionInput
@@ -65,8 +70,9 @@ class SnPSelector(Selector):
     needs = Needs(embeddings=True, groups=True, target=True)
 
     def __init__(self, *, clusters: int = 20, group_budget: int | float | None = None,
-                 pca_dim: int = 64, fd_sample: int = 2000):
+                 pca_dim: int = 64, fd_sample: int = 2000, per_class: bool = False):
         self.clusters = clusters
+        self.per_class = per_class
         self.group_budget = group_budget
         self.pca_dim = pca_dim
         self.fd_sample = fd_sample
@@ -127,25 +133,48 @@ class SnPSelector(Selector):
         contrib = np.array([frechet_from_moments(total - gmom[g], target) - base
                             if total.n - gmom[g].n > 1 else np.inf for g in searched])
         ranked = searched[np.argsort(-contrib, kind="stable")]
-        budget = self._groups_to_keep(len(ranked), k)
-        kept, size = [], 0
-        for g in ranked:  # top groups by contribution, enough of them to hold k samples
-            kept.append(g)
-            size += len(members[g])
-            if len(kept) >= budget and size >= k:
-                break
-        kept = np.asarray(kept)
-        seeds = [members[g][np.argmin(((Z[members[g]] - means[g]) ** 2).sum(1))]
-                 for g in kept[:k]]
-        pool = np.concatenate([members[g] for g in kept])
-        picks = fps_with_seeds(Z, pool, np.asarray(seeds, dtype=np.int64), k)
+        if self.per_class and data.labels is not None:
+            # beyond the paper: class quotas ∝ pool class sizes; groups from later clusters
+            # (in FD order) make up for classes the searched set is short of
+            later = np.concatenate([np.flatnonzero(lab == c) for c in order])
+            later = later[~np.isin(later, searched)]
+            queue = np.concatenate([ranked, later])
+            parts = []
+            for rows_c, q in class_groups(data.labels, k):
+                in_c = np.zeros(data.n, dtype=bool)
+                in_c[rows_c] = True
+                sub = {g: members[g][in_c[members[g]]] for g in queue}
+                parts.append(self._prune(Z, [g for g in queue if len(sub[g])], sub, q))
+            picks = np.concatenate(parts)
+            kept = np.unique(groups[picks])
+        else:
+            picks = self._prune(Z, list(ranked), dict(enumerate(members)), k)
+            kept = np.unique(groups[picks])
         info = {"n_groups": len(codes), "clusters": C, "clusters_kept": int(len(chosen_clusters)),
+                "per_class": bool(self.per_class and data.labels is not None),
                 "searched_groups": int(len(searched)), "kept_groups": int(len(kept)),
                 "fd_searched": base, "fd_prefix_curve": [float(f) for f in prefix_fd],
                 "fd_selected": frechet_from_moments(Moments.of(Z[picks]), target)
                 if len(picks) > 1 else None,
                 "fd_pool": frechet_from_moments(Moments.of(Z), target)}
         return Picks(positions=picks, info=info)
+
+    def _prune(self, Z: np.ndarray, ranked: list, members: dict, k: int) -> np.ndarray:
+        """Keep the top-ranked groups (group budget, ≥ k rows), seed one row per group (nearest
+        its mean), then farthest-point sampling up to k rows."""
+        budget = self._groups_to_keep(len(ranked), k)
+        kept, size = [], 0
+        for g in ranked:
+            kept.append(g)
+            size += len(members[g])
+            if len(kept) >= budget and size >= k:
+                break
+        seeds = []
+        for g in kept[:k]:
+            rows = members[g]
+            seeds.append(rows[np.argmin(((Z[rows] - Z[rows].mean(0)) ** 2).sum(1))])
+        pool = np.concatenate([members[g] for g in kept])
+        return fps_with_seeds(Z, pool, np.asarray(seeds, dtype=np.int64), k)
 
     def _groups_to_keep(self, available: int, k: int) -> int:
         gb = self.group_budget
