@@ -9,7 +9,8 @@ Stage I — search::
     group means → balanced k-means into C clusters (sizes ⌊m/C⌋ or ⌈m/C⌉; the reference asked
     for exactly equal sizes, which is infeasible when C ∤ m) → rank clusters by FD(cluster,
     target) → merge them in that order and keep the prefix with the lowest FD.
-Stage II — pruning, under ``group_budget`` groups and k samples::
+Stage II — pruning, under ``group_budget`` groups (default: every searched group) and k
+samples::
     rank the searched groups by their FD contribution FD(S∖g, T) − FD(S, T) (how much worse
     the set gets without g; computed from moments, O(d³) per group) and keep the top ones;
     seed one sample per kept group (the one nearest its group mean), then add samples by
@@ -144,11 +145,13 @@ class SnPSelector(Selector):
                 in_c = np.zeros(data.n, dtype=bool)
                 in_c[rows_c] = True
                 sub = {g: members[g][in_c[members[g]]] for g in queue}
-                parts.append(self._prune(Z, [g for g in queue if len(sub[g])], sub, q))
+                n_searched = sum(1 for g in ranked if len(sub[g]))
+                parts.append(self._prune(Z, [g for g in queue if len(sub[g])], sub, q,
+                                         n_searched))
             picks = np.concatenate(parts)
             kept = np.unique(groups[picks])
         else:
-            picks = self._prune(Z, list(ranked), dict(enumerate(members)), k)
+            picks = self._prune(Z, list(ranked), dict(enumerate(members)), k, len(ranked))
             kept = np.unique(groups[picks])
         info = {"n_groups": len(codes), "clusters": C, "clusters_kept": int(len(chosen_clusters)),
                 "per_class": bool(self.per_class and data.labels is not None),
@@ -159,10 +162,12 @@ class SnPSelector(Selector):
                 "fd_pool": frechet_from_moments(Moments.of(Z), target)}
         return Picks(positions=picks, info=info)
 
-    def _prune(self, Z: np.ndarray, ranked: list, members: dict, k: int) -> np.ndarray:
-        """Keep the top-ranked groups (group budget, ≥ k rows), seed one row per group (nearest
-        its mean), then farthest-point sampling up to k rows."""
-        budget = self._groups_to_keep(len(ranked), k)
+    def _prune(self, Z: np.ndarray, ranked: list, members: dict, k: int,
+               n_searched: int) -> np.ndarray:
+        """Keep the top-ranked groups (the group budget — by default every searched group —
+        and at least k rows), seed one row per group (nearest its mean), then farthest-point
+        sampling up to k rows."""
+        budget = self._groups_to_keep(max(1, n_searched))
         kept, size = [], 0
         for g in ranked:
             kept.append(g)
@@ -176,10 +181,10 @@ class SnPSelector(Selector):
         pool = np.concatenate([members[g] for g in kept])
         return fps_with_seeds(Z, pool, np.asarray(seeds, dtype=np.int64), k)
 
-    def _groups_to_keep(self, available: int, k: int) -> int:
+    def _groups_to_keep(self, available: int) -> int:
         gb = self.group_budget
         if gb is None:
-            return min(available, k)
+            return available
         if isinstance(gb, float) and gb <= 1:
             return max(1, min(available, int(round(gb * available))))
         return max(1, min(available, int(gb)))
