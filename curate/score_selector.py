@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from curate.checks import check_bool
 from curate.inputs import SelectionInput
 from curate.policies import check_policy, pick, resolve_policy
 from curate.selector import Picks, Selector
@@ -32,12 +33,8 @@ class ScoreSelector(Selector):
         self.strata = strata
 
     def _check_params(self) -> None:
-        from curate.errors import InvalidParameterError
-
         for name in ("per_class", "reverse"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise InvalidParameterError(f"{self.name}: {name} must be true or false; "
-                                            f"got {getattr(self, name)!r}")
+            check_bool(self.name, name, getattr(self, name))
         check_policy(self.name, self.policy, self.beta, self.strata)
 
     def _scores(self, data: SelectionInput) -> tuple[np.ndarray, dict[str, Any]]:

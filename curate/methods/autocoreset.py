@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from curate.budget import class_groups
+from curate.checks import check_bool, check_choice, check_int
 from curate.coresets import PROBLEMS, SUMMARISERS, make_problem, summarise
-from curate.errors import InvalidParameterError, MissingInputError
+from curate.errors import MissingInputError
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
 
@@ -50,20 +51,12 @@ class AutoCoresetSelector(Selector):
         self.per_class = per_class
 
     def _check_params(self) -> None:
-        if self.problem not in PROBLEMS:
-            raise InvalidParameterError(f"autocoreset: problem must be one of "
-                                        f"{', '.join(PROBLEMS)}; got {self.problem!r}")
-        if self.summarizer not in SUMMARISERS:
-            raise InvalidParameterError(f"autocoreset: summarizer must be one of "
-                                        f"{', '.join(SUMMARISERS)}; got {self.summarizer!r}")
+        check_choice(self.name, "problem", self.problem, PROBLEMS)
+        check_choice(self.name, "summarizer", self.summarizer, SUMMARISERS)
         for name in ("n_initial", "patience", "max_rounds", "n_clusters"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidParameterError(f"autocoreset: {name} must be an integer ≥ 1; "
-                                            f"got {v!r}")
+            check_int(self.name, name, getattr(self, name))
         for name in ("fill", "per_class"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise InvalidParameterError(f"autocoreset: {name} must be true or false")
+            check_bool(self.name, name, getattr(self, name))
 
     def _check_input(self, data: SelectionInput) -> None:
         if self.problem != "kmeans" and data.labels is None:

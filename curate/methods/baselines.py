@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate.budget import class_groups
-from curate.errors import InvalidParameterError
+from curate.checks import check_choice
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
 
@@ -42,9 +42,7 @@ class StratifiedSelector(Selector):
         self.balance = balance
 
     def _check_params(self) -> None:
-        if self.balance not in ("proportional", "equal"):
-            raise InvalidParameterError("stratified: balance must be 'proportional' or "
-                                        f"'equal'; got {self.balance!r}")
+        check_choice(self.name, "balance", self.balance, ("proportional", "equal"))
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         if self.balance == "proportional":

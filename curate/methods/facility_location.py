@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from curate.budget import class_groups
-from curate.errors import InvalidParameterError
+from curate.checks import check_bool, check_int
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
 
@@ -83,12 +83,8 @@ class FacilityLocationSelector(Selector):
         self.per_class = per_class
 
     def _check_params(self) -> None:
-        if isinstance(self.neighbors, bool) or not isinstance(self.neighbors, int) \
-                or self.neighbors < 1:
-            raise InvalidParameterError("facility_location: neighbors must be an integer ≥ 1; "
-                                        f"got {self.neighbors!r}")
-        if not isinstance(self.per_class, (bool, np.bool_)):
-            raise InvalidParameterError("facility_location: per_class must be true or false")
+        check_int(self.name, "neighbors", self.neighbors)
+        check_bool(self.name, "per_class", self.per_class)
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         groups = (class_groups(data.labels, k) if self.per_class and data.labels is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate.budget import class_groups
-from curate.errors import InvalidParameterError
+from curate.checks import check_bool
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
 
@@ -46,9 +46,7 @@ class HerdingSelector(Selector):
         self.per_class = per_class
 
     def _check_params(self) -> None:
-        if not isinstance(self.per_class, (bool, np.bool_)):
-            raise InvalidParameterError(f"herding: per_class must be true or false; "
-                                        f"got {self.per_class!r}")
+        check_bool(self.name, "per_class", self.per_class)
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         groups = (class_groups(data.labels, k) if self.per_class and data.labels is not None

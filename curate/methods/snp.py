@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from curate.budget import class_groups
+from curate.checks import check_bool, check_int
 from curate.errors import InvalidParameterError
 from curate.frechet import Moments, frechet_from_moments
 from curate.inputs import SelectionInput
@@ -80,9 +81,8 @@ class SnPSelector(Selector):
 
     def _check_params(self) -> None:
         for name in ("clusters", "pca_dim", "fd_sample"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidParameterError(f"snp: {name} must be an integer ≥ 1; got {v!r}")
+            check_int(self.name, name, getattr(self, name))
+        check_bool(self.name, "per_class", self.per_class)
         gb = self.group_budget
         if gb is not None and (isinstance(gb, bool) or not isinstance(gb, (int, float))
                                or gb <= 0):

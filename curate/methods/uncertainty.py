@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.errors import InvalidParameterError, MissingInputError
+from curate.checks import check_choice
+from curate.errors import MissingInputError
 from curate.inputs import SelectionInput
 from curate.score_selector import ScoreSelector
 from curate.selector import Needs, register
@@ -43,9 +44,7 @@ class UncertaintySelector(ScoreSelector):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if self.measure not in MEASURES:
-            raise InvalidParameterError(f"uncertainty: measure must be one of "
-                                        f"{', '.join(MEASURES)}; got {self.measure!r}")
+        check_choice(self.name, "measure", self.measure, MEASURES)
 
     def _check_input(self, data: SelectionInput) -> None:
         if data.signals.train_probs is None:
