@@ -34,7 +34,8 @@ from curate.progress import bar  # noqa: E402
 from curate.pruning import train_with_pruner  # noqa: E402
 
 TARGETS = (0.3, 0.5, 0.7)
-GRIDS = {"infobatch": (0.4, 0.6, 0.8, 0.95), "seta": (0.15, 0.3, 0.45, 0.6, 0.75)}
+GRIDS = {"infobatch": (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+         "seta": (0.1, 0.15, 0.2, 0.3, 0.35, 0.4, 0.45, 0.55, 0.6, 0.65, 0.7, 0.75)}
 
 
 def main() -> None:
