@@ -248,6 +248,51 @@ def train(
                         model=model, seed=seed, progress=not json_out), json_out)
 
 
+@app.command()
+def calibrate(
+    path: Annotated[Path, typer.Argument(help="Candidate pool: Parquet, CSV or JSONL.")],
+    metrics: Annotated[str, typer.Option(
+        help="Metric columns with weights, e.g. 'rouge1=1,rouge2=1' (weights default 1).")],
+    out_path: Annotated[Path, typer.Option("--out", "-o",
+                                           help="Chosen candidates (.parquet/.csv/.jsonl).")],
+    mode: Annotated[str, typer.Option(help="relevance or faithfulness.")] = "relevance",
+    strategy: Annotated[str, typer.Option(help="See the module docs.")] = "max_margin",
+    k: Annotated[int, typer.Option(help="Candidates per instance (relevance).")] = 4,
+    reference: Annotated[str, typer.Option(
+        help="Faithfulness: positive, ensure or remove.")] = "positive",
+    seed: Annotated[int, typer.Option(help="Seed for sampled subsets.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Choose calibration sets per instance; write them and their diagnostics."""
+    from curate.calibration import select_calibration
+    from stores import files, read_table
+
+    fmt = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}.get(out_path.suffix)
+    if fmt is None:
+        raise InvalidParameterError(f"--out must end in .parquet, .csv or .jsonl; got {out_path}")
+    if not out_path.parent.exists():
+        raise InvalidParameterError(f"cannot write {out_path}: folder does not exist")
+    weights = {}
+    for item in metrics.split(","):
+        name, _, w = item.strip().partition("=")
+        if not name:
+            raise InvalidParameterError(f"--metrics must look like 'm1=1,m2=0.5'; got {metrics!r}")
+        try:
+            weights[name] = float(w) if w else 1.0
+        except ValueError:
+            raise InvalidParameterError(f"metric weight for {name!r} is not a number: {w!r}") \
+                from None
+    rows, diag = select_calibration(read_table(path), metrics=weights, mode=mode,
+                                    strategy=strategy, k=k, reference=reference, seed=seed)
+    diag_path = out_path.with_name(f"{out_path.stem}.diagnostics{out_path.suffix}")
+    files.write_frame(out_path, rows, fmt)
+    files.write_frame(diag_path, diag, fmt)
+    summary = {c: diag[c].mean() for c in ("margin", "diversity", "likelihood", "surprise",
+                                           "length", "padded")}
+    _emit({"instances": diag.height, "rows": rows.height, "mode": mode, "strategy": strategy,
+           "out": str(out_path), "diagnostics": str(diag_path), "mean": summary}, json_out)
+
+
 @app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
     """List datasets and selections."""
