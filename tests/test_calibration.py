@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from curate.calibration import select_calibration
 from curate.calibration import features as F
+from curate.calibration import select_calibration
 from curate.errors import InvalidParameterError, SchemaError
 
 
