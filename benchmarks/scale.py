@@ -5,9 +5,9 @@ Data (seeded): N × 64 float32 vectors from a 10-class Gaussian mixture, labels,
 100 rows (for SnP), a 2,000-row target set shifted from the pool, and synthetic loss
 trajectories (E = 10, plus correctness and class probabilities). Budget: 1% of N.
 
-Each (method, N) runs in its own subprocess so its peak resident memory (ru_maxrss) is its
-own; ``extra_mb`` = peak − RSS just before ``select`` (the method's working memory on top of
-the data). A run longer than ``--timeout`` seconds is recorded as a timeout. No method builds
+Each (method, N) runs in its own subprocess; a thread samples its resident memory every 5 ms
+during ``select``, and ``extra_mb`` = that peak − the RSS just before (the method's working
+memory on top of the data; allocations shorter than 5 ms can be missed). A run longer than ``--timeout`` seconds is recorded as a timeout. No method builds
 an N×N matrix: at N = 1M one would need 4 TB. Writes results/scale.json and results/scale.md.
 """
 
@@ -26,12 +26,38 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 METHODS = ("random", "stratified", "cld", "el2n", "forgetting", "uncertainty", "kcenter",
-           "herding", "facility_location", "autocoreset", "snp")
+           "herding", "facility_location", "autocoreset", "snp")  # inset needs a trained model
 SIZES = (10_000, 100_000, 1_000_000)
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Current resident memory (MB) from /proc/self/statm."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class PeakRSS:
+    """Polls the current RSS every 5 ms in a thread; ``peak`` is the highest seen."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_mb())
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
 
 
 def synthetic(n: int, d: int = 64, classes: int = 10, E: int = 10):
@@ -57,13 +83,15 @@ def child(method: str, n: int) -> None:
     from curate import make_selector
 
     data = synthetic(n)
+    selector = make_selector(method)
     before = rss_mb()
-    t0 = time.perf_counter()
-    sel = make_selector(method).select(data, 0.01, seed=0)
-    wall = time.perf_counter() - t0
+    with PeakRSS() as mon:
+        t0 = time.perf_counter()
+        sel = selector.select(data, 0.01, seed=0)
+        wall = time.perf_counter() - t0
     print(json.dumps({"method": method, "n": n, "k": len(sel), "wall_time_s": wall,
-                      "peak_rss_mb": rss_mb(), "rss_before_mb": before,
-                      "extra_mb": rss_mb() - before}))
+                      "peak_rss_mb": mon.peak, "rss_before_mb": before,
+                      "extra_mb": mon.peak - before}))
 
 
 def main() -> None:

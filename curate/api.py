@@ -41,7 +41,8 @@ def select(*, method: str, budget: Budget, dataset: str | None = None,
            store: Store | str | Path | None = None, seed: int = 0,
            params: dict[str, Any] | None = None, embedding: str | None = None,
            signal: str | None = None, group_column: str | None = None,
-           target: str | None = None, save: bool = True) -> Selection:
+           target: str | None = None, model: str | None = None,
+           save: bool = True) -> Selection:
     """Run ``method`` on ``dataset`` (the store's default if None) and save the selection.
 
     Returns the ``Selection`` with ``id`` and ``path`` set (unless ``save=False``).
@@ -53,7 +54,7 @@ def select(*, method: str, budget: Budget, dataset: str | None = None,
     _check_available(st, name, selector.name, needs.embeddings, needs.signals)
     data = load_input(st, name, labels=needs.labels, embeddings=needs.embeddings,
                       signals=needs.signals, embedding=embedding, signal=signal,
-                      group_column=group_column, target=target)
+                      group_column=group_column, target=target, model=model)
     t0 = time.perf_counter()
     result = selector.select(data, budget, seed=seed)
     run = {"created_at": now_iso(), "wall_time_s": round(time.perf_counter() - t0, 6)}

@@ -24,6 +24,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Curate: decide which data a model trains on.")
 signals_app = typer.Typer(no_args_is_help=True, help="Per-sample training signals.")
 app.add_typer(signals_app, name="signals")
+subsets_app = typer.Typer(no_args_is_help=True, help="Neural subset selection (INSET).")
+app.add_typer(subsets_app, name="subsets")
 
 out = Console(soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -195,6 +197,28 @@ def signals_ingest(
            "n_val": len(sig.val_rows)}, json_out)
 
 
+@subsets_app.command("train")
+def subsets_train(
+    data: Annotated[Path, typer.Option("--data", help="Hyponym-sets file: set_id, members.")],
+    model: Annotated[str, typer.Option("--model", help="inset or equivset.")] = "inset",
+    dataset: Annotated[str | None, typer.Option(
+        help="Dataset whose embeddings are the item features (default dataset).")] = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping).")] = 20,
+    hidden: Annotated[int, typer.Option(help="Hidden width.")] = 64,
+    max_sets: Annotated[int, typer.Option(help="Ground sets to build at most.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed for data, split and init.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train an INSET/EquiVSet set function on (V, S*) pairs and store it."""
+    from curate.subsets.models import MODELS
+    from curate.subsets.persist import train_from_store
+
+    if model not in MODELS:
+        raise InvalidParameterError(f"--model must be one of {', '.join(MODELS)}; got {model!r}")
+    _emit(train_from_store(_store(), data, model, dataset=dataset, epochs=epochs, hidden=hidden,
+                           max_sets=max_sets, seed=seed, progress=not json_out), json_out)
+
+
 @app.command()
 def select(
     dataset: DatasetArg = None,
@@ -210,6 +234,8 @@ def select(
         help="Column with groups/sources (snp).")] = None,
     target: Annotated[str | None, typer.Option(
         help="Dataset holding the target domain (snp).")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Trained model id (inset; see `curate subsets train`).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Select a subset with a registered method and save it as an immutable selection."""
@@ -218,7 +244,7 @@ def select(
     sel = curate.select(method=method, budget=curate.parse_budget(budget), dataset=dataset,
                         store=State.store, seed=seed, params=_parse_params(param),
                         embedding=embedding, signal=signal, group_column=group_column,
-                        target=target)
+                        target=target, model=model)
     p = sel.provenance
     _emit({"selection_id": sel.id, "dataset": p.dataset, "method": p.method,
            "budget": p.budget, "seed": p.seed, "n_candidates": p.n_candidates,

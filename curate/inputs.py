@@ -49,6 +49,7 @@ class SelectionInput:
     signals: CandidateSignals | None = None
     groups: np.ndarray | None = None          # (n,) int64 group codes (sources, identities)
     target: np.ndarray | None = None          # (m, d) embeddings of a target domain
+    model: Any = None                         # a trained model (e.g. an INSET set function)
     sample_ids: np.ndarray | None = None
     dataset: str = "<memory>"
     fingerprint: str = ""
@@ -127,8 +128,8 @@ def labelled_splits(store: Store, dataset: str | None, purpose: str) -> Labelled
 
 def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: bool,
                signals: bool, embedding: str | None = None, signal: str | None = None,
-               group_column: str | None = None,
-               target: str | None = None) -> SelectionInput:
+               group_column: str | None = None, target: str | None = None,
+               model: str | None = None) -> SelectionInput:
     """Load the candidate pool of ``dataset`` with exactly the parts a selector needs.
 
     ``group_column`` adds group codes (SnP's sources/identities); ``target`` adds the
@@ -199,7 +200,16 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
         tgt = np.asarray(tmat, dtype=np.float32)
         used["target"] = tinfo.name
         used["target_fingerprint"] = tinfo.fingerprint
+    trained = None
+    if model is not None:
+        from curate.subsets.persist import load_set_model
+
+        trained, mmeta = load_set_model(store, model)
+        if emb is not None and int(mmeta["dim"]) != emb.shape[1]:
+            raise SchemaError(f"model {model!r} was trained on {mmeta['dim']}-dim features but "
+                              f"{info.name!r} has {emb.shape[1]}-dim embeddings")
+        used["model"] = model
     return SelectionInput(row_idx=rows, labels=codes, classes=classes, embeddings=emb,
-                          signals=sig, groups=groups, target=tgt,
+                          signals=sig, groups=groups, target=tgt, model=trained,
                           sample_ids=cand["sample_id"].to_numpy().astype(str),
                           dataset=info.name, fingerprint=info.fingerprint, inputs=used)

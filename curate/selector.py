@@ -41,9 +41,10 @@ class Needs:
     signals: bool = False
     groups: bool = False
     target: bool = False
+    model: bool = False
 
     def describe(self) -> str:
-        parts = [n for n in ("labels", "embeddings", "signals", "groups", "target")
+        parts = [n for n in ("labels", "embeddings", "signals", "groups", "target", "model")
                  if getattr(self, n)]
         return ", ".join(parts) or "nothing"
 
@@ -139,6 +140,9 @@ class Selector:
                 raise SchemaError(f"{self.name}: signals contain NaN or inf losses")
         if self.needs.groups and data.groups is None:
             raise MissingInputError(f"{self.name} needs groups: pass --group-column COLUMN")
+        if self.needs.model and data.model is None:
+            raise MissingInputError(f"{self.name} needs a trained model: pass --model ID "
+                                    "(from `curate subsets train`)")
         if self.needs.target and data.target is None:
             raise MissingInputError(f"{self.name} needs a target domain: pass --target DATASET")
         if self.needs.target and data.embeddings is not None and data.target.ndim == 2 \

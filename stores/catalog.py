@@ -37,9 +37,12 @@ _DDL = [
         id VARCHAR PRIMARY KEY, dataset VARCHAR, method VARCHAR, budget VARCHAR,
         n_candidates BIGINT, n_selected BIGINT, seed BIGINT, params VARCHAR, path VARCHAR,
         created_at VARCHAR, wall_time_s DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS models (
+        id VARCHAR PRIMARY KEY, kind VARCHAR, path VARCHAR, meta VARCHAR, created_at VARCHAR)""",
 ]
 
-TABLES = ("settings", "datasets", "embeddings", "signals", "selections")
+TABLES = ("settings", "datasets", "embeddings", "signals", "selections", "models")
+MODELS_DDL = _DDL[-1]
 
 
 class Catalog:

@@ -317,6 +317,39 @@ class Store:
         return (pl.read_parquet(path / "selection.parquet"),
                 files.read_json(path / "selection.json"))
 
+    # -- trained models (versioned folders, immutable) ------------------------------------
+    def write_model(self, kind: str, write, meta: dict[str, Any]) -> str:
+        """Write ``models/<kind>-<hex>/`` with ``write(folder)`` plus ``model.json``; register
+        it; return the id."""
+        from stores.catalog import MODELS_DDL
+
+        model_id = f"{check_name(kind, 'model kind')}-{uuid.uuid4().hex[:10]}"
+        final = self.root / "models" / model_id
+        final.parent.mkdir(exist_ok=True)
+        with files.atomic_dir(final) as tmp:
+            write(tmp)
+            files.write_json(tmp / "model.json", {"id": model_id, "kind": kind, **meta})
+        try:
+            with self.catalog.transaction() as con:
+                con.execute(MODELS_DDL)  # stores made before models existed
+                self.catalog.insert(con, "models", {"id": model_id, "kind": kind,
+                                                    "path": str(final), "meta": meta,
+                                                    "created_at": now_iso()})
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)
+            raise
+        return model_id
+
+    def model_path(self, model_id: str) -> Path:
+        try:
+            rows = self.catalog.rows("SELECT path FROM models WHERE id = ?", [model_id])
+        except duckdb.CatalogException:
+            rows = []
+        if not rows:
+            raise NotFoundError(f"model {model_id!r} not found in {self.root}; train one with "
+                                "`curate subsets train`")
+        return Path(rows[0]["path"])
+
     # -- SQL for notebooks ---------------------------------------------------------------
     def sql(self, query: str) -> pl.DataFrame:
         """Run read-only SQL. Views: the catalog tables (datasets, embeddings, signals,
@@ -325,8 +358,11 @@ class Store:
         con = duckdb.connect(":memory:")
         try:
             con.execute(f"ATTACH '{self.catalog.path}' AS cat (READ_ONLY)")
+            present = {r[0] for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'cat'").fetchall()}
             for table in TABLES:
-                con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM cat."{table}"')
+                if table in present:
+                    con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM cat."{table}"')
             for row in con.execute("SELECT name, path FROM cat.datasets").fetchall():
                 samples = Path(row[1]) / "samples.parquet"
                 con.execute(f"CREATE VIEW \"{row[0]}\" AS SELECT * FROM "

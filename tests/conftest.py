@@ -80,6 +80,16 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+def _tiny_set_model(dim: int):
+    import torch
+
+    from curate.models import init_linear_layers
+    from curate.subsets import make_set_model
+
+    return init_linear_layers(make_set_model("inset", dim, hidden=8),
+                              torch.Generator().manual_seed(0))
+
+
 def make_input(n: int = 60, n_classes: int = 3, dim: int = 8, epochs: int = 5,
                seed: int = 0, n_val: int = 15) -> SelectionInput:
     """An in-memory candidate pool satisfying every method's needs."""
@@ -98,7 +108,7 @@ def make_input(n: int = 60, n_classes: int = 3, dim: int = 8, epochs: int = 5,
                            train_probs=rng.dirichlet(np.ones(n_classes), size=n))
     return SelectionInput(row_idx=np.arange(100, 100 + n, dtype=np.int64), labels=labels,
                           classes=tuple(f"c{i}" for i in range(n_classes)), embeddings=emb,
-                          signals=sig, groups=np.arange(n) % 6,
+                          signals=sig, groups=np.arange(n) % 6, model=_tiny_set_model(dim),
                           target=rng.normal(0.5, 1.0, size=(20, dim)).astype(np.float32),
                           sample_ids=np.array([f"id{i}" for i in range(n)]))
 

@@ -86,3 +86,39 @@ def test_training_beats_random_on_a_learnable_task():
     twice, _ = train_set_model("inset", tr, va, epochs=2, hidden=32, seed=0)
     for a, b in zip(again.parameters(), twice.parameters(), strict=True):
         assert torch.equal(a, b)                                # seeded, no global RNG
+
+
+def test_cli_train_then_select_per_ground_set(tmp_path, capsys):
+    import json
+
+    from curate.cli import main
+    from stores import IngestSpec, Store
+
+    rng = np.random.default_rng(0)
+    n_sets, per = 40, 5
+    centres = rng.normal(size=(n_sets, 8)) * 2
+    vec = np.vstack([c + 0.2 * rng.normal(size=(per, 8)) for c in centres] +
+                    [rng.normal(size=(400, 8)) * 2])
+    ids = [f"i{j}" for j in range(len(vec))]
+    st = Store.create(tmp_path / "s")
+    pl.DataFrame({"id": ids, "vec": vec.astype(np.float32).tolist(),
+                  "ground": [j // 30 for j in range(len(vec))]}) \
+        .write_parquet(tmp_path / "d.parquet")
+    st.ingest(tmp_path / "d.parquet", "items", IngestSpec(id_column="id", vector_column="vec",
+                                                        test_fraction=0.0, val_fraction=0.0))
+    pl.DataFrame({"set_id": [f"h{s}" for s in range(n_sets)],
+                  "members": [ids[s * per:(s + 1) * per] for s in range(n_sets)],
+                  "size": [per] * n_sets}).write_parquet(tmp_path / "sets.parquet")
+    base = ["--store", str(st.root)]
+    assert main(base + ["subsets", "train", "--data", str(tmp_path / "sets.parquet"),
+                        "--model", "inset", "--dataset", "items", "--epochs", "3", "--hidden",
+                        "16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model_id"].startswith("inset-") and 0 <= out["test_mjc"] <= 1
+    code = main(base + ["select", "items", "--method", "inset", "--model", out["model_id"],
+                        "--group-column", "ground", "--budget", "0.5", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert code == 0 and 1 <= res["n_selected"] <= round(0.5 * res["n_candidates"])
+    assert main(base + ["select", "items", "--method", "inset", "--model", "inset-nope",
+                        "--group-column", "ground", "--budget", "0.5"]) == 2
+    assert "model 'inset-nope' not found" in capsys.readouterr().err

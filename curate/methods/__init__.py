@@ -7,12 +7,13 @@ from curate.methods.el2n import EL2NSelector
 from curate.methods.facility_location import FacilityLocationSelector
 from curate.methods.forgetting import ForgettingSelector
 from curate.methods.herding import HerdingSelector
+from curate.methods.inset import InsetSelector
 from curate.methods.kcenter import KCenterSelector
 from curate.methods.snp import SnPSelector
 from curate.methods.uncertainty import UncertaintySelector
 
 __all__ = [
     "AutoCoresetSelector", "CLDSelector", "EL2NSelector", "FacilityLocationSelector",
-    "ForgettingSelector", "HerdingSelector", "KCenterSelector", "RandomSelector",
+    "ForgettingSelector", "HerdingSelector", "InsetSelector", "KCenterSelector", "RandomSelector",
     "SnPSelector", "StratifiedSelector", "UncertaintySelector",
 ]

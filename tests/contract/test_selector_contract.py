@@ -22,12 +22,12 @@ def _check(sel: Selection, data, k: int) -> None:
     assert len(sel) == k if exact else 1 <= len(sel) <= k
     assert sel.provenance.n_selected == len(sel)
     assert sel.indices.dtype == np.int64
-    assert len(np.unique(sel.indices)) == k
+    assert len(np.unique(sel.indices)) == len(sel)
     assert np.isin(sel.indices, data.row_idx).all()
     if sel.weights is not None:
-        assert sel.weights.shape == (k,) and (sel.weights >= 0).all()
+        assert sel.weights.shape == (len(sel),) and (sel.weights >= 0).all()
     if sel.scores is not None:
-        assert sel.scores.shape == (k,) and np.isfinite(sel.scores).all()
+        assert sel.scores.shape == (len(sel),) and np.isfinite(sel.scores).all()
     if sel.sample_ids is not None:
         pos = np.searchsorted(data.row_idx, sel.indices)
         assert (sel.sample_ids == data.sample_ids[pos]).all()

@@ -1,0 +1,68 @@
+"""Saving and loading trained set models in the store (``models/<kind>-<hex>/``):
+``weights.pt`` (a torch state dict) and ``model.json`` (kind, dim, hidden, scores, data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curate.errors import SchemaError
+from curate.subsets.models import SetFunction, make_set_model
+from stores import Store, files
+
+
+def save_set_model(store: Store, model: SetFunction, kind: str, meta: dict[str, Any]) -> str:
+    dim = model.phi[0].in_features
+    hidden = model.phi[0].out_features
+
+    def write(folder: Path) -> None:
+        files.atomic_write(folder / "weights.pt", lambda p: torch.save(model.state_dict(), p))
+
+    return store.write_model(kind, write, {"dim": dim, "hidden": hidden, **meta})
+
+
+def load_set_model(store: Store, model_id: str) -> tuple[SetFunction, dict[str, Any]]:
+    path = store.model_path(model_id)
+    meta = files.read_json(path / "model.json")
+    if meta.get("kind") not in ("inset", "equivset"):
+        raise SchemaError(f"model {model_id!r} is a {meta.get('kind')!r} model, not a set model")
+    model = make_set_model(meta["kind"], int(meta["dim"]), int(meta["hidden"]))
+    model.load_state_dict(torch.load(path / "weights.pt", weights_only=True))
+    model.eval()
+    return model, meta
+
+
+def train_from_store(store: Store, data_path: str | Path, kind: str, *,
+                     dataset: str | None = None, epochs: int = 20, hidden: int = 64,
+                     max_sets: int | None = 2000, seed: int = 0,
+                     progress: bool = False) -> dict[str, Any]:
+    """``curate subsets train``: (V, S*) pairs from a hyponym-sets file (``set_id``,
+    ``members``, ``size``) with item features from ``dataset``'s embeddings (items matched on
+    ``sample_id``); train, evaluate on the held-out split, store the model."""
+    import numpy as np
+
+    from curate.subsets.data import build_pairs, split
+    from curate.subsets.train import mean_jaccard, predict, random_mjc, train_set_model
+    from stores import read_table
+
+    info = store.dataset_info(dataset)
+    X, emb = store.embeddings(info.name)
+    ids = store.samples(info.name, ["sample_id"])["sample_id"].to_list()
+    data = build_pairs(read_table(data_path), ids, np.asarray(X), seed=seed, max_sets=max_sets)
+    if len(data) < 10:
+        raise SchemaError(f"only {len(data)} ground sets of {data_path} have every member in "
+                          f"{info.name!r}; need at least 10 (use a fuller dataset, e.g. "
+                          "`curate init --default --full`)")
+    train, val, test = split(data, seed=seed)
+    model, fit = train_set_model(kind, train, val, epochs=epochs, hidden=hidden, seed=seed,
+                                 progress=progress)
+    test_mjc = mean_jaccard(predict(model, test.features, test.targets.sum(1), seed=seed),
+                            test.targets)
+    meta = {"dataset": info.name, "embedding": emb.model, "data": str(Path(data_path).absolute()),
+            "seed": seed, "epochs_run": fit["epochs_run"], "val_mjc": fit["val_mjc"],
+            "test_mjc": test_mjc, "random_mjc": random_mjc(test.targets, seed),
+            "n_train": len(train), "n_val": len(val), "n_test": len(test)}
+    model_id = save_set_model(store, model, kind, meta)
+    return {"model_id": model_id, "kind": kind, **meta, "train_time_s": fit["train_time_s"]}
