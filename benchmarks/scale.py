@@ -8,7 +8,8 @@ trajectories (E = 10, plus correctness and class probabilities). Budget: 1% of N
 Each (method, N) runs in its own subprocess; a thread samples its resident memory every 5 ms
 during ``select``, and ``extra_mb`` = that peak − the RSS just before (the method's working
 memory on top of the data; allocations shorter than 5 ms can be missed). A run longer than
-``--timeout`` seconds is recorded as a timeout. No method builds an N×N matrix: at N = 1M one would need 4 TB. Writes results/scale.json and results/scale.md.
+``--timeout`` seconds is recorded as a timeout. No method builds an N×N matrix: at N = 1M one
+would need 4 TB. Writes results/scale.json and results/scale.md.
 """
 
 from __future__ import annotations
