@@ -30,6 +30,11 @@ def wordnet_path() -> Path:
     return Path(str(resources.files("curate") / "data" / "wordnet" / "synsets.parquet"))
 
 
+def hyponym_sets_path() -> Path:
+    """The bundled WordNet hypernym → hyponym sets (20,472 rows; see curate/data/wordnet)."""
+    return Path(str(resources.files("curate") / "data" / "wordnet" / "hyponym_sets.parquet"))
+
+
 def load_wordnet(sample: int | None = DEFAULT_SAMPLE, seed: int = 0) -> pl.DataFrame:
     """The bundled synsets, or a class-stratified sample of ``sample`` rows (proportional
     quotas by largest remainder; every class keeps at least one row)."""

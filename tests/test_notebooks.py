@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", ["01_explore_subsets.ipynb"])
+@pytest.mark.parametrize("name", ["01_explore_subsets.ipynb", "02_set_selection.ipynb"])
 def test_notebook_executes(name, wordnet_home, tmp_path, monkeypatch):
     monkeypatch.setenv("CURATE_HOME", str(wordnet_home))
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -22,6 +22,10 @@ def test_notebook_executes(name, wordnet_home, tmp_path, monkeypatch):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
-    images = [o for c in nb.cells for o in c.get("outputs", [])
-              if "image/png" in o.get("data", {})]
-    assert len(images) >= 3            # class balance, histogram, PCA map
+    if name.startswith("01"):
+        images = [o for c in nb.cells for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        assert len(images) >= 3            # class balance, histogram, PCA map
+    else:
+        text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+        assert "QUERY" in text and "test MJC" in text
