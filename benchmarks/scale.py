@@ -107,6 +107,9 @@ def main() -> None:
         return
     from common import RESULTS, machine, write_json
 
+    old_path = RESULTS / "scale.json"
+    previous = json.loads(old_path.read_text())["records"] if old_path.exists() else []
+
     records = []
     for n in map(int, args.sizes.split(",")):
         for method in args.methods.split(","):
@@ -121,6 +124,8 @@ def main() -> None:
             rec["process_s"] = time.perf_counter() - t0
             records.append(rec)
             print(json.dumps(rec), flush=True)
+    ran = {(r["method"], r["n"]) for r in records}   # re-runs replace, the rest is kept
+    records = [r for r in previous if (r["method"], r["n"]) not in ran] + records
     write_json(RESULTS / "scale.json", {"machine": machine(), "dim": 64, "budget": 0.01,
                                         "records": records})
     sizes = sorted({r["n"] for r in records})

@@ -28,6 +28,7 @@ not an optimal transport solve — a simplification.
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 from sklearn.decomposition import PCA
 
@@ -201,9 +202,10 @@ def fps_with_seeds(Z: np.ndarray, pool: np.ndarray, seeds: np.ndarray, k: int) -
     inverse = np.full(len(Z), -1, dtype=np.int64)
     inverse[pool] = np.arange(len(pool))
     local = inverse[seeds]
-    min_d = np.full(len(pool), np.inf)
-    for j in local:
-        np.minimum(min_d, np.maximum(sq - 2 * Zp @ Zp[j] + sq[j], 0), out=min_d)
+    # distance of every pool row to its nearest seed: one batched FAISS search
+    index = faiss.IndexFlatL2(Zp.shape[1])
+    index.add(np.ascontiguousarray(Zp[local], dtype=np.float32))
+    min_d = index.search(np.ascontiguousarray(Zp, dtype=np.float32), 1)[0][:, 0].astype(float)
     taken = list(local)
     min_d[local] = -1.0
     for _ in range(k - len(seeds)):
