@@ -136,3 +136,23 @@ def test_calibrate_cli_writes_sets_and_diagnostics(tmp_path, capsys):
     assert pl.read_parquet(tmp_path / "cal.diagnostics.parquet").height == 2
     assert main(["calibrate", str(src), "--metrics", "nope=1", "--out", str(out)]) == 2
     assert "metric column(s) nope not found" in capsys.readouterr().err
+
+
+def test_faithfulness_average_and_random_respect_roles():
+    got, _ = faith("average")
+    # positives (ref 9, p1 7, p2 5; mean 7): p1 (0) then ref/p2 (2, first = ref);
+    # negatives (4, 1, 3; mean 2.67): n3 (.33) then n1 (1.33)
+    assert sorted(got) == sorted(["p1", "ref", "n3", "n1"])
+    got, _ = faith("random")
+    roles = dict(zip(faith_pool()["candidate_id"], faith_pool()["role"], strict=True))
+    assert sorted(roles[c] != "negative" for c in got) == [False, False, True, True]
+
+
+def test_diversity_strategies_order_by_overlap():
+    pool = relevance_pool().with_columns(
+        text=pl.Series(["a b c", "a b c", "a b d", "x y z", "p q r", "a b c"]))
+    _, hi = chosen("max_diversity", pool)
+    _, lo = chosen("min_diversity", pool)
+    assert hi["diversity"][0] > lo["diversity"][0]
+    assert F.diversity([["a", "b"], ["a", "b"]]) == 0.0
+    assert F.diversity([["a"], ["b"]]) == 1.0

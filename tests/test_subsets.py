@@ -122,3 +122,27 @@ def test_cli_train_then_select_per_ground_set(tmp_path, capsys):
     assert main(base + ["select", "items", "--method", "inset", "--model", "inset-nope",
                         "--group-column", "ground", "--budget", "0.5"]) == 2
     assert "model 'inset-nope' not found" in capsys.readouterr().err
+
+
+def test_model_on_features_of_another_dimension_is_refused(tmp_path, capsys):
+    import torch
+
+    from curate.cli import main
+    from curate.models import init_linear_layers
+    from curate.subsets.persist import save_set_model
+    from stores import IngestSpec, Store
+
+    st = Store.create(tmp_path / "s")
+    rng = np.random.default_rng(0)
+    pl.DataFrame({"vec": rng.normal(size=(40, 6)).astype(np.float32).tolist(),
+                  "g": np.arange(40) // 10}).write_parquet(tmp_path / "d.parquet")
+    st.ingest(tmp_path / "d.parquet", "d", IngestSpec(vector_column="vec", test_fraction=0.0,
+                                                      val_fraction=0.0))
+    model = init_linear_layers(make_set_model("inset", 4, 8), torch.Generator().manual_seed(0))
+    mid = save_set_model(st, model, "inset", {"note": "4-dim"})
+    before = sorted(p.name for p in (st.root / "selections").iterdir())
+    code = main(["--store", str(st.root), "select", "d", "--method", "inset", "--model", mid,
+                 "--group-column", "g", "--budget", "0.5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "4-dim features" in err and "6-dim" in err
+    assert sorted(p.name for p in (st.root / "selections").iterdir()) == before
