@@ -199,7 +199,9 @@ def signals_ingest(
 
 @subsets_app.command("train")
 def subsets_train(
-    data: Annotated[Path, typer.Option("--data", help="Hyponym-sets file: set_id, members.")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Sets file: set_id, members (default: bundled WordNet hyponym sets).")
+    ] = None,
     model: Annotated[str, typer.Option("--model", help="inset or equivset.")] = "inset",
     dataset: Annotated[str | None, typer.Option(
         help="Dataset whose embeddings are the item features (default dataset).")] = None,
@@ -215,6 +217,10 @@ def subsets_train(
 
     if model not in MODELS:
         raise InvalidParameterError(f"--model must be one of {', '.join(MODELS)}; got {model!r}")
+    if data is None:
+        from curate.defaults import hyponym_sets_path
+
+        data = hyponym_sets_path()
     _emit(train_from_store(_store(), data, model, dataset=dataset, epochs=epochs, hidden=hidden,
                            max_sets=max_sets, seed=seed, progress=not json_out), json_out)
 
