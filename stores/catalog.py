@@ -39,10 +39,13 @@ _DDL = [
         created_at VARCHAR, wall_time_s DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS models (
         id VARCHAR PRIMARY KEY, kind VARCHAR, path VARCHAR, meta VARCHAR, created_at VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS indices (
+        id VARCHAR PRIMARY KEY, kind VARCHAR, path VARCHAR, meta VARCHAR, created_at VARCHAR)""",
 ]
 
-TABLES = ("settings", "datasets", "embeddings", "signals", "selections", "models")
-MODELS_DDL = _DDL[-1]
+TABLES = ("settings", "datasets", "embeddings", "signals", "selections", "models", "indices")
+MODELS_DDL = _DDL[-2]
+INDICES_DDL = _DDL[-1]
 
 
 class Catalog:

@@ -317,38 +317,64 @@ class Store:
         return (pl.read_parquet(path / "selection.parquet"),
                 files.read_json(path / "selection.json"))
 
-    # -- trained models (versioned folders, immutable) ------------------------------------
-    def write_model(self, kind: str, write, meta: dict[str, Any]) -> str:
-        """Write ``models/<kind>-<hex>/`` with ``write(folder)`` plus ``model.json``; register
-        it; return the id."""
-        from stores.catalog import MODELS_DDL
+    # -- artefacts: trained models and search indices (immutable folders) ------------------
+    def _write_artifact(self, table: str, kind: str, write, meta: dict[str, Any],
+                        sidecar: str, artifact_id: str | None = None) -> str:
+        """Build ``<table>/<id>/`` with ``write(folder)`` plus a JSON sidecar, atomically, and
+        register it (tables: ``models``, ``indices``)."""
+        from stores import catalog
 
-        model_id = f"{check_name(kind, 'model kind')}-{uuid.uuid4().hex[:10]}"
-        final = self.root / "models" / model_id
+        ddl = {"models": catalog.MODELS_DDL, "indices": catalog.INDICES_DDL}[table]
+        artifact_id = artifact_id or f"{check_name(kind, 'kind')}-{uuid.uuid4().hex[:10]}"
+        check_name(artifact_id, "artefact")
+        final = self.root / table / artifact_id
+        if final.exists():
+            raise AlreadyExistsError(f"{sidecar} {artifact_id!r} already exists in {self.root}")
         final.parent.mkdir(exist_ok=True)
         with files.atomic_dir(final) as tmp:
             write(tmp)
-            files.write_json(tmp / "model.json", {"id": model_id, "kind": kind, **meta})
+            files.write_json(tmp / f"{sidecar}.json", {"id": artifact_id, "kind": kind, **meta})
         try:
             with self.catalog.transaction() as con:
-                con.execute(MODELS_DDL)  # stores made before models existed
-                self.catalog.insert(con, "models", {"id": model_id, "kind": kind,
-                                                    "path": str(final), "meta": meta,
-                                                    "created_at": now_iso()})
+                con.execute(ddl)  # stores made before this table existed
+                self.catalog.insert(con, table, {"id": artifact_id, "kind": kind,
+                                                 "path": str(final), "meta": meta,
+                                                 "created_at": now_iso()})
         except BaseException:
             shutil.rmtree(final, ignore_errors=True)
             raise
-        return model_id
+        return artifact_id
 
-    def model_path(self, model_id: str) -> Path:
+    def _artifact_path(self, table: str, artifact_id: str, hint: str) -> Path:
         try:
-            rows = self.catalog.rows("SELECT path FROM models WHERE id = ?", [model_id])
+            rows = self.catalog.rows(f"SELECT path FROM {table} WHERE id = ?", [artifact_id])
         except duckdb.CatalogException:
             rows = []
         if not rows:
-            raise NotFoundError(f"model {model_id!r} not found in {self.root}; train one with "
-                                "`curate subsets train`")
+            raise NotFoundError(f"{'model' if table == 'models' else 'index'} {artifact_id!r} "
+                                f"not found in {self.root}; {hint}")
         return Path(rows[0]["path"])
+
+    def write_model(self, kind: str, write, meta: dict[str, Any]) -> str:
+        """Write ``models/<kind>-<hex>/`` (``write(folder)`` + ``model.json``); return its id."""
+        return self._write_artifact("models", kind, write, meta, "model")
+
+    def model_path(self, model_id: str) -> Path:
+        return self._artifact_path("models", model_id,
+                                   "train one with `curate subsets train`")
+
+    def write_index(self, name: str, write, meta: dict[str, Any]) -> str:
+        """Write ``indices/<name>/`` (``write(folder)`` + ``index.json``); return the name."""
+        return self._write_artifact("indices", "faiss", write, meta, "index", artifact_id=name)
+
+    def index_path(self, name: str) -> Path:
+        return self._artifact_path("indices", name, "build one with `curate index build`")
+
+    def indices(self) -> list[str]:
+        try:
+            return [r["id"] for r in self.catalog.rows("SELECT id FROM indices ORDER BY id")]
+        except duckdb.CatalogException:
+            return []
 
     # -- SQL for notebooks ---------------------------------------------------------------
     def sql(self, query: str) -> pl.DataFrame:
