@@ -26,6 +26,10 @@ signals_app = typer.Typer(no_args_is_help=True, help="Per-sample training signal
 app.add_typer(signals_app, name="signals")
 subsets_app = typer.Typer(no_args_is_help=True, help="Neural subset selection (INSET).")
 app.add_typer(subsets_app, name="subsets")
+index_app = typer.Typer(no_args_is_help=True, help="FAISS indices over embeddings.")
+app.add_typer(index_app, name="index")
+fanout_app = typer.Typer(no_args_is_help=True, help="Fan-out retrieval (R4T).")
+app.add_typer(fanout_app, name="fanout")
 
 out = Console(soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -195,6 +199,46 @@ def signals_ingest(
     _emit({"dataset": st.resolve_dataset(dataset), "signal": name,
            "n_checkpoints": sig.n_checkpoints, "n_train": len(sig.train_rows),
            "n_val": len(sig.val_rows)}, json_out)
+
+
+@index_app.command("build")
+def index_build(
+    dataset: DatasetArg = None,
+    factory: Annotated[str, typer.Option(help='FAISS factory: "Flat", "IVF256,Flat", '
+                                              '"HNSW32", ...')] = "Flat",
+    name: Annotated[str | None, typer.Option(help="Index name (default from the factory).")]
+    = None,
+    seed: Annotated[int, typer.Option(help="Seed for the training sample.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build a FAISS index (inner product on normalised vectors; ids = row_idx)."""
+    from retrieval import build_index
+
+    _emit(build_index(_store(), dataset, factory=factory, name=name, seed=seed), json_out)
+
+
+@fanout_app.command("query")
+def fanout_query_cmd(
+    text: Annotated[str, typer.Argument(help="The query text.")],
+    index: Annotated[str, typer.Option("--index", help="Index name (curate index build).")],
+    k: Annotated[int, typer.Option(help="Items to return.")] = 10,
+    method: Annotated[str, typer.Option(help="topk or mmr.")] = "topk",
+    mmr_lambda: Annotated[float, typer.Option(help="MMR relevance weight λ.")] = 0.5,
+    json_out: JsonOpt = False,
+) -> None:
+    """Answer a query with a set of items and the set's objective values."""
+    from retrieval import fanout_query
+
+    res = fanout_query(_store(), index, text=text, k=k, method=method, mmr_lambda=mmr_lambda)
+
+    def human() -> None:
+        import polars as pl
+
+        out.print(_table(pl.DataFrame(res["items"]).select("row_idx", "score", "text"),
+                         f"{method} k={k}"))
+        out.print({m: round(v, 4) for m, v in res["objectives"].items()})
+
+    _emit(res, json_out, human)
 
 
 @subsets_app.command("train")

@@ -1,0 +1,100 @@
+"""FAISS indices over a dataset's embeddings, persisted in the store.
+
+``build_index`` takes a FAISS factory string (``"Flat"``, ``"IVF256,Flat"``, ``"HNSW32"``, …),
+L2-normalises the vectors and uses inner product (= cosine), trains IVF-style indices on a
+seeded sample, adds every row with FAISS ids = ``row_idx``, and writes
+``indices/<name>/index.faiss`` + ``index.json`` (factory, metric, dim, n, dataset, embedding,
+fingerprint). ``VectorIndex.search`` is batched and takes per-call search parameters
+(``{"nprobe": 16}``, ``{"efSearch": 128}``) applied through ``faiss.ParameterSpace``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from curate.errors import InvalidParameterError, SchemaError
+from stores import Store, files
+from stores.store import check_name
+
+
+def normalise(X: np.ndarray) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float32).copy()
+    if X.ndim != 2:
+        raise SchemaError(f"vectors must be 2-D (n, d); got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise SchemaError("vectors contain NaN or inf")
+    faiss.normalize_L2(X)
+    return X
+
+
+@dataclass
+class VectorIndex:
+    """A loaded FAISS index whose ids are the dataset's ``row_idx``."""
+
+    index: faiss.Index
+    meta: dict[str, Any]
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def search(self, queries: np.ndarray, k: int,
+               params: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (q, k) cosine, row_idx (q, k); −1 where fewer than k exist)."""
+        Q = normalise(np.atleast_2d(queries))
+        if Q.shape[1] != self.dim:
+            raise SchemaError(f"query has dimension {Q.shape[1]}; the index has {self.dim}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidParameterError(f"k must be an integer ≥ 1; got {k!r}")
+        if params:
+            space = faiss.ParameterSpace()
+            for key, value in params.items():
+                try:
+                    space.set_index_parameter(self.index, key, value)
+                except RuntimeError as exc:
+                    raise InvalidParameterError(f"search parameter {key}={value!r} does not "
+                                                f"apply to {self.meta.get('factory')}: "
+                                                f"{str(exc).splitlines()[0]}") from None
+        return self.index.search(Q, int(k))
+
+
+def build_index(store: Store, dataset: str | None = None, *, factory: str = "Flat",
+                name: str | None = None, embedding: str | None = None,
+                train_size: int = 100_000, seed: int = 0) -> dict[str, Any]:
+    info = store.dataset_info(dataset)
+    X, emb = store.embeddings(info.name, embedding)
+    Xn = normalise(np.asarray(X))
+    name = check_name(name or f"{info.name}-{factory.replace(',', '-').lower()}", "index")
+    try:
+        base = faiss.index_factory(Xn.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise InvalidParameterError(f"bad FAISS factory string {factory!r}: "
+                                    f"{str(exc).splitlines()[0]}") from None
+    index = faiss.IndexIDMap2(base) if not isinstance(base, faiss.IndexIDMap) else base
+    if not index.is_trained:
+        rng = np.random.default_rng(seed)
+        sample = Xn[rng.choice(len(Xn), min(train_size, len(Xn)), replace=False)]
+        base.train(sample)
+    index.add_with_ids(Xn, np.arange(len(Xn), dtype=np.int64))
+    meta = {"factory": factory, "metric": "inner_product", "normalized": True,
+            "dim": int(Xn.shape[1]), "n": int(len(Xn)), "dataset": info.name,
+            "embedding": emb.model, "dataset_fingerprint": info.fingerprint, "seed": seed,
+            "ids": "row_idx"}
+
+    def write(folder: Path) -> None:
+        files.atomic_write(folder / "index.faiss",
+                           lambda p: faiss.write_index(index, str(p)))
+
+    store.write_index(name, write, meta)
+    return {"index": name, **meta}
+
+
+def load_index(store: Store, name: str) -> VectorIndex:
+    path = store.index_path(name)
+    return VectorIndex(faiss.read_index(str(path / "index.faiss")),
+                       files.read_json(path / "index.json"))

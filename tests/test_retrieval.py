@@ -1,0 +1,137 @@
+"""retrieval/: index oracle tests, objective golden cases, baselines, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate.cli import main
+from curate.errors import InvalidParameterError, SchemaError
+from retrieval import build_index, load_index
+from retrieval.baselines import MMRRetriever, TopKRetriever
+from retrieval.index import normalise
+from retrieval.objectives import complementarity, coverage, set_objectives, vendi
+from stores import IngestSpec, Store
+
+
+@pytest.fixture(scope="module")
+def vec_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ret")
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 16))
+    X = (centres[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 16))).astype(
+        np.float32)
+    pl.DataFrame({"vec": X.tolist(), "text": [f"item {i}" for i in range(3000)]}) \
+        .write_parquet(root / "d.parquet")
+    st = Store.create(root / "s")
+    st.ingest(root / "d.parquet", "d", IngestSpec(vector_column="vec", text_column="text"))
+    st.set_default("d")
+    return st, X
+
+
+def brute_force(X, Q, k):
+    Xn, Qn = normalise(X), normalise(Q)
+    sims = Qn @ Xn.T
+    return np.argsort(-sims, axis=1, kind="stable")[:, :k], np.sort(sims, axis=1)[:, ::-1][:, :k]
+
+
+def test_flat_index_equals_brute_force(vec_store):
+    st, X = vec_store
+    build_index(st, "d", factory="Flat", name="flat")
+    Q = X[:50] + 0.1
+    scores, rows = load_index(st, "flat").search(Q, 10)
+    exp_rows, exp_scores = brute_force(X, Q, 10)
+    assert np.allclose(scores, exp_scores, atol=1e-5)
+    assert (rows == exp_rows).mean() > 0.99          # only exact ties may swap places
+
+
+@pytest.mark.parametrize("factory,params,bound", [("IVF32,Flat", {"nprobe": 8}, 0.9),
+                                                  ("HNSW16", {"efSearch": 64}, 0.9)])
+def test_approximate_indices_recall(vec_store, factory, params, bound):
+    st, X = vec_store
+    name = factory.replace(",", "-").lower()
+    build_index(st, "d", factory=factory, name=name, seed=0)
+    Q = X[100:200]
+    _, rows = load_index(st, name).search(Q, 10, params)
+    exact, _ = brute_force(X, Q, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, exact, strict=True)])
+    assert recall >= bound
+
+
+def test_index_bad_input(vec_store):
+    st, X = vec_store
+    with pytest.raises(InvalidParameterError, match="factory"):
+        build_index(st, "d", factory="NotAnIndex", name="bad")
+    build_index(st, "d", factory="Flat", name="flat2")
+    idx = load_index(st, "flat2")
+    with pytest.raises(SchemaError, match="dimension"):
+        idx.search(np.ones((1, 5)), 3)
+    with pytest.raises(SchemaError, match="NaN"):
+        idx.search(np.full((1, 16), np.nan), 3)
+    with pytest.raises(InvalidParameterError, match="k must be"):
+        idx.search(X[:1], 0)
+
+
+def test_objectives_golden():
+    e = np.eye(4)[None]                                  # 4 orthogonal items
+    same = np.repeat(np.eye(4)[:1], 4, axis=0)[None]     # 4 copies of one item
+    assert vendi(e)[0] == pytest.approx(4.0) and vendi(same)[0] == pytest.approx(1.0)
+    assert complementarity(e)[0] == pytest.approx(1.0)
+    assert complementarity(same)[0] == pytest.approx(0.0)
+    pool = np.eye(4)[None]
+    assert coverage(e, pool)[0] == pytest.approx(1.0)
+    assert coverage(same, pool)[0] == pytest.approx(0.25)
+    q = np.eye(4)[:1]
+    out = set_objectives(q, same, pool)
+    assert out["alignment"][0] == pytest.approx(1.0)
+    assert out["composite"][0] == pytest.approx(0.6 * out["groundedness"][0] + 0.2 * 0.25
+                                                + 0.2 * 1.0)
+    with pytest.raises(InvalidParameterError, match="unknown objective"):
+        set_objectives(q, same, pool, {"beauty": 1.0})
+
+
+def test_mmr_trades_relevance_for_diversity(vec_store):
+    st, X = vec_store
+    build_index(st, "d", factory="Flat", name="flat3")
+    idx = load_index(st, "flat3")
+    q = X[:5]
+    top = TopKRetriever(idx).retrieve(q, 10)
+    mmr = MMRRetriever(idx, X, lam=0.3, pool=200).retrieve(q, 10)
+    Xn = normalise(X)
+    v_top, v_mmr = vendi(Xn[top.row_idx]), vendi(Xn[mmr.row_idx])
+    assert (v_mmr >= v_top - 1e-9).all() and v_mmr.mean() > v_top.mean()
+    pure = MMRRetriever(idx, X, lam=1.0, pool=50).retrieve(q, 10)
+    assert (pure.row_idx == top.row_idx).mean() > 0.95      # λ = 1 is plain top-k
+
+
+def test_text_query_on_a_non_text_index_is_refused(vec_store):
+    from retrieval import fanout_query
+
+    st, X = vec_store
+    build_index(st, "d", factory="Flat", name="flat4")
+    with pytest.raises(InvalidParameterError, match="pass a query vector"):
+        fanout_query(st, "flat4", text="hello")
+    res = fanout_query(st, "flat4", vector=X[3], k=4)
+    assert res["items"][0]["row_idx"] == 3 and len(res["items"]) == 4
+
+
+def test_index_and_fanout_from_the_cli(wordnet_home, capsys):
+    base = ["--store", str(wordnet_home)]
+    assert main(base + ["index", "build", "--factory", "Flat", "--name", "cli-flat",
+                        "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 600
+    assert main(base + ["fanout", "query", "a large and densely populated urban area",
+                        "--index", "cli-flat", "--k", "5", "--method", "mmr", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res["items"]) == 5 and set(res["objectives"]) >= {"composite", "diversity"}
+    assert all(item["text"] for item in res["items"])
+    assert main(base + ["fanout", "query", "x", "--index", "cli-flat", "--k", "0"]) == 2
+    assert "k must be" in capsys.readouterr().err
+    assert main(base + ["fanout", "query", "x", "--index", "nope"]) == 2
+    assert "index 'nope' not found" in capsys.readouterr().err
+    assert main(base + ["fanout", "query", "x", "--index", "cli-flat", "--method",
+                        "diffusion"]) == 2
+    assert "not built yet" in capsys.readouterr().err
