@@ -241,6 +241,27 @@ def fanout_query_cmd(
     _emit(res, json_out, human)
 
 
+@app.command()
+def serve(
+    index: Annotated[str, typer.Option("--index", help="Index name to serve.")],
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    max_concurrency: Annotated[int, typer.Option(help="Requests in flight at most.")] = 4,
+    timeout_s: Annotated[float, typer.Option(help="Per-request timeout (s).")] = 10.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Serve POST /v1/fanout (and /batch, /healthz, /docs) with uvicorn."""
+    import uvicorn
+
+    from retrieval.service import create_app
+
+    app_ = create_app(State.store, index, max_concurrency=max_concurrency, timeout_s=timeout_s)
+    if json_out:
+        sys.stdout.write(json.dumps({"serving": index, "host": host, "port": port}) + "\n")
+        sys.stdout.flush()
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 @subsets_app.command("train")
 def subsets_train(
     data: Annotated[Path | None, typer.Option(

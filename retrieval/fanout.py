@@ -17,54 +17,78 @@ METHODS = ("topk", "mmr")   # teacher and diffusion: not built yet
 POOL = 500                  # the query's neighbourhood for groundedness / coverage
 
 
-def fanout_query(store: Store, index_name: str, *, text: str | None = None,
-                 vector: np.ndarray | None = None, k: int = 10, method: str = "topk",
-                 weights: dict[str, float] | None = None, mmr_lambda: float = 0.5,
-                 mmr_pool: int = 200, max_k: int = 100) -> dict[str, Any]:
-    if method not in METHODS:
-        raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}; got "
-                                    f"{method!r} (teacher and diffusion are not built yet)")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
-        raise InvalidParameterError(f"k must be an integer in [1, {max_k}]; got {k!r}")
-    if (text is None) == (vector is None):
-        raise InvalidParameterError("give exactly one of a query text or a query vector")
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    index: VectorIndex = load_index(store, index_name)
-    timings["load_s"] = time.perf_counter() - t0
-    if text is not None:
-        if not text.strip():
-            raise InvalidParameterError("the query text is empty")
-        from curate.embedding import MODEL_NAME, embed_texts
+class FanoutEngine:
+    """Index, vectors and sample texts loaded once; answers fan-out queries (used by the CLI
+    and, kept in memory, by the service)."""
 
-        if index.meta.get("embedding") != MODEL_NAME:
-            raise InvalidParameterError(
-                f"index {index_name!r} is built on embedding {index.meta.get('embedding')!r} "
-                f"({index.dim}-dim); text queries need {MODEL_NAME} embeddings — pass a query "
-                "vector instead, or index a dataset embedded with `curate embed`")
+    def __init__(self, store: Store, index_name: str, max_k: int = 100):
         t0 = time.perf_counter()
-        vector = embed_texts([text])[0]
-        timings["embed_s"] = time.perf_counter() - t0
-    q = normalise(np.asarray(vector, dtype=np.float32).reshape(1, -1))
-    vectors = np.asarray(store.embeddings(index.meta["dataset"], index.meta["embedding"])[0])
-    retriever = (TopKRetriever(index) if method == "topk" else
-                 MMRRetriever(index, vectors, lam=mmr_lambda, pool=mmr_pool))
-    t0 = time.perf_counter()
-    res = retriever.retrieve(q, k)
-    timings["retrieve_s"] = time.perf_counter() - t0
-    rows = res.row_idx[0][res.row_idx[0] >= 0]
-    _, pool_rows = index.search(q, POOL)
-    S = normalise(vectors[rows])[None]
-    P = normalise(vectors[pool_rows[0][pool_rows[0] >= 0]])[None]
-    objectives = {m: float(v[0]) for m, v in set_objectives(q, S, P, weights).items()}
-    info = store.dataset_info(index.meta["dataset"])
-    cols = ["row_idx", "sample_id"] + ([info.text_column] if info.text_column else [])
-    samples = store.samples(info.name, cols)
-    items = []
-    for r, s, src in zip(rows, res.scores[0], res.source[0], strict=False):
-        row = samples.row(int(r), named=True)
-        items.append({"row_idx": int(r), "sample_id": row["sample_id"],
-                      "text": row.get(info.text_column) if info.text_column else None,
-                      "score": float(s), "sub_query": int(src)})
-    return {"method": method, "k": k, "index": index_name, "index_meta": index.meta,
-            "items": items, "objectives": objectives, "timings": timings}
+        self.index_name, self.max_k = index_name, max_k
+        self.index: VectorIndex = load_index(store, index_name)
+        meta = self.index.meta
+        self.vectors = normalise(np.asarray(store.embeddings(meta["dataset"],
+                                                             meta["embedding"])[0]))
+        info = store.dataset_info(meta["dataset"])
+        cols = ["sample_id"] + ([info.text_column] if info.text_column else [])
+        frame = store.samples(info.name, cols)
+        self.sample_ids = frame["sample_id"].to_list()
+        self.texts = frame[info.text_column].to_list() if info.text_column else None
+        self.load_s = time.perf_counter() - t0
+
+    def query(self, *, text: str | None = None, vector: Any = None, k: int = 10,
+              method: str = "topk", weights: dict[str, float] | None = None,
+              mmr_lambda: float = 0.5, mmr_pool: int = 200) -> dict[str, Any]:
+        if method not in METHODS:
+            raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}; got "
+                                        f"{method!r} (teacher and diffusion are not built yet)")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.max_k:
+            raise InvalidParameterError(f"k must be an integer in [1, {self.max_k}]; got {k!r}")
+        if (text is None) == (vector is None):
+            raise InvalidParameterError("give exactly one of a query text or a query vector")
+        timings: dict[str, float] = {}
+        if text is not None:
+            if not text.strip():
+                raise InvalidParameterError("the query text is empty")
+            from curate.embedding import MODEL_NAME, embed_texts
+
+            if self.index.meta.get("embedding") != MODEL_NAME:
+                raise InvalidParameterError(
+                    f"index {self.index_name!r} is built on embedding "
+                    f"{self.index.meta.get('embedding')!r} ({self.index.dim}-dim); text queries "
+                    f"need {MODEL_NAME} embeddings — pass a query vector instead, or index a "
+                    "dataset embedded with `curate embed`")
+            t0 = time.perf_counter()
+            vector = embed_texts([text])[0]
+            timings["embed_s"] = time.perf_counter() - t0
+        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vec.shape[0] != self.index.dim:
+            raise InvalidParameterError(f"query vector has dimension {vec.shape[0]}; the index "
+                                        f"has {self.index.dim}")
+        q = normalise(vec[None])
+        retriever = (TopKRetriever(self.index) if method == "topk" else
+                     MMRRetriever(self.index, self.vectors, lam=mmr_lambda, pool=mmr_pool))
+        t0 = time.perf_counter()
+        res = retriever.retrieve(q, k)
+        timings["retrieve_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rows = res.row_idx[0][res.row_idx[0] >= 0]
+        _, pool_rows = self.index.search(q, POOL)
+        objectives = {m: float(v[0]) for m, v in set_objectives(
+            q, self.vectors[rows][None], self.vectors[pool_rows[0][pool_rows[0] >= 0]][None],
+            weights).items()}
+        timings["objectives_s"] = time.perf_counter() - t0
+        items = [{"row_idx": int(r), "sample_id": self.sample_ids[int(r)],
+                  "text": self.texts[int(r)] if self.texts is not None else None,
+                  "score": float(s), "sub_query": int(src)}
+                 for r, s, src in zip(rows, res.scores[0], res.source[0], strict=False)]
+        return {"method": method, "k": k, "index": self.index_name,
+                "index_meta": self.index.meta, "model_version": None, "items": items,
+                "objectives": objectives, "timings": timings}
+
+
+def fanout_query(store: Store, index_name: str, **kwargs: Any) -> dict[str, Any]:
+    """One-shot query (loads the index); see ``FanoutEngine.query`` for the arguments."""
+    engine = FanoutEngine(store, index_name, max_k=kwargs.pop("max_k", 100))
+    out = engine.query(**kwargs)
+    out["timings"] = {"load_s": engine.load_s, **out["timings"]}
+    return out
