@@ -135,3 +135,31 @@ def test_index_and_fanout_from_the_cli(wordnet_home, capsys):
     assert main(base + ["fanout", "query", "x", "--index", "cli-flat", "--method",
                         "diffusion"]) == 2
     assert "not built yet" in capsys.readouterr().err
+
+
+def test_teacher_grpo_improves_weakly_supervised_recall(vec_store):
+    from retrieval.teacher import Teacher, ground
+
+    st, X = vec_store
+    build_index(st, "d", factory="Flat", name="teach")
+    idx = load_index(st, "teach")
+    Xn = normalise(X)
+    sub = np.stack([Xn[:3], Xn[3:6]])                      # 2 queries × 3 sub-queries
+    rows = ground(idx, sub)
+    assert rows.shape == (2, 3) and all(len(set(r)) == 3 for r in rows.tolist())
+    # weak supervision: the reference sets lie in one fixed direction away from each query,
+    # so a policy that learns that offset wins; plain top-k around the query does not
+    rng = np.random.default_rng(0)
+    queries = Xn[rng.choice(3000, 24, replace=False)]
+    direction = normalise(rng.normal(size=(1, 16)))[0]
+    _, near = idx.search(normalise(queries + 0.6 * direction), 10)
+    refs = [set(r.tolist()) for r in near]
+    def recall(i, rows_):
+        return len(refs[i] & set(rows_.tolist())) / len(refs[i])
+    teacher = Teacher(idx, X, k=5, sigma=0.2, beta=0.0, seed=0)
+    hist = teacher.train(queries, steps=60, group=8, batch=12, lr=1e-2, reward_fn=recall)
+    assert np.mean(hist[-5:]) > np.mean(hist[:5])            # GRPO raises the reward
+    top = TopKRetriever(idx).retrieve(queries, 5).row_idx
+    base = np.mean([recall(i, top[i]) for i in range(len(queries))])
+    sets, r = teacher.best_of_n(queries, n=8, reward_fn=recall)
+    assert sets.shape == (24, 5) and r.mean() >= base
