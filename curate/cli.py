@@ -222,14 +222,17 @@ def fanout_query_cmd(
     text: Annotated[str, typer.Argument(help="The query text.")],
     index: Annotated[str, typer.Option("--index", help="Index name (curate index build).")],
     k: Annotated[int, typer.Option(help="Items to return.")] = 10,
-    method: Annotated[str, typer.Option(help="topk or mmr.")] = "topk",
+    method: Annotated[str, typer.Option(help="topk, mmr or teacher.")] = "topk",
     mmr_lambda: Annotated[float, typer.Option(help="MMR relevance weight λ.")] = 0.5,
+    teacher: Annotated[str | None, typer.Option(help="Teacher model id (method teacher).")]
+    = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Answer a query with a set of items and the set's objective values."""
     from retrieval import fanout_query
 
-    res = fanout_query(_store(), index, text=text, k=k, method=method, mmr_lambda=mmr_lambda)
+    res = fanout_query(_store(), index, text=text, k=k, method=method, mmr_lambda=mmr_lambda,
+                       teacher=teacher)
 
     def human() -> None:
         import polars as pl
@@ -260,6 +263,22 @@ def serve(
         sys.stdout.write(json.dumps({"serving": index, "host": host, "port": port}) + "\n")
         sys.stdout.flush()
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@fanout_app.command("train-teacher")
+def fanout_train_teacher(
+    index: Annotated[str, typer.Option("--index", help="Index the teacher grounds in.")],
+    k: Annotated[int, typer.Option(help="Sub-queries (= items) per fan-out.")] = 10,
+    regime: Annotated[str, typer.Option(help="open (composite) or weak (hyponym recall).")]
+    = "open",
+    steps: Annotated[int, typer.Option(help="GRPO steps.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the RL fan-out teacher (GRPO) on WordNet hypernym queries; store it."""
+    from retrieval.teacher import train_teacher
+
+    _emit(train_teacher(_store(), index, k=k, regime=regime, steps=steps, seed=seed), json_out)
 
 
 @subsets_app.command("train")

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from curate.errors import InvalidParameterError
-from retrieval.baselines import MMRRetriever, TopKRetriever
+from retrieval.baselines import FanoutResult, MMRRetriever, TopKRetriever
 from retrieval.index import VectorIndex, load_index, normalise
 from retrieval.objectives import set_objectives
 from stores import Store
 
-METHODS = ("topk", "mmr")   # teacher and diffusion: not built yet
+METHODS = ("topk", "mmr", "teacher")   # diffusion: not built yet
 POOL = 500                  # the query's neighbourhood for groundedness / coverage
 
 
@@ -33,14 +33,28 @@ class FanoutEngine:
         frame = store.samples(info.name, cols)
         self.sample_ids = frame["sample_id"].to_list()
         self.texts = frame[info.text_column].to_list() if info.text_column else None
+        self.store = store
+        self.teachers: dict[str, Any] = {}
         self.load_s = time.perf_counter() - t0
+
+    def _teacher(self, model_id: str | None):
+        if model_id is None:
+            raise InvalidParameterError("method 'teacher' needs a teacher model id "
+                                        "(from `curate fanout train-teacher`)")
+        if model_id not in self.teachers:
+            from retrieval.teacher import load_teacher
+
+            self.teachers[model_id] = load_teacher(self.store, model_id, self.index,
+                                                   self.vectors)
+        return self.teachers[model_id]
 
     def query(self, *, text: str | None = None, vector: Any = None, k: int = 10,
               method: str = "topk", weights: dict[str, float] | None = None,
-              mmr_lambda: float = 0.5, mmr_pool: int = 200) -> dict[str, Any]:
+              mmr_lambda: float = 0.5, mmr_pool: int = 200, teacher: str | None = None,
+              best_of: int = 8) -> dict[str, Any]:
         if method not in METHODS:
             raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}; got "
-                                        f"{method!r} (teacher and diffusion are not built yet)")
+                                        f"{method!r} (diffusion is not built yet)")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.max_k:
             raise InvalidParameterError(f"k must be an integer in [1, {self.max_k}]; got {k!r}")
         if (text is None) == (vector is None):
@@ -65,10 +79,20 @@ class FanoutEngine:
             raise InvalidParameterError(f"query vector has dimension {vec.shape[0]}; the index "
                                         f"has {self.index.dim}")
         q = normalise(vec[None])
-        retriever = (TopKRetriever(self.index) if method == "topk" else
-                     MMRRetriever(self.index, self.vectors, lam=mmr_lambda, pool=mmr_pool))
         t0 = time.perf_counter()
-        res = retriever.retrieve(q, k)
+        if method == "teacher":
+            tch = self._teacher(teacher)
+            if k != tch.k:
+                raise InvalidParameterError(f"teacher {teacher!r} proposes k={tch.k} items; "
+                                            f"got k={k}")
+            sets, _ = tch.best_of_n(q, n=best_of)
+            rows0 = sets[0]
+            res = FanoutResult(rows0[None], (self.vectors[rows0] @ q[0])[None],
+                               np.arange(k)[None])
+        else:
+            retriever = (TopKRetriever(self.index) if method == "topk" else
+                         MMRRetriever(self.index, self.vectors, lam=mmr_lambda, pool=mmr_pool))
+            res = retriever.retrieve(q, k)
         timings["retrieve_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         rows = res.row_idx[0][res.row_idx[0] >= 0]
@@ -82,7 +106,7 @@ class FanoutEngine:
                   "score": float(s), "sub_query": int(src)}
                  for r, s, src in zip(rows, res.scores[0], res.source[0], strict=False)]
         return {"method": method, "k": k, "index": self.index_name,
-                "index_meta": self.index.meta, "model_version": None, "items": items,
+                "index_meta": self.index.meta, "model_version": teacher, "items": items,
                 "objectives": objectives, "timings": timings}
 
 

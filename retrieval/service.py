@@ -35,6 +35,7 @@ class FanoutRequest(BaseModel):
     method: str = Field("topk", description="topk or mmr (teacher, diffusion: not built yet).")
     weights: dict[str, float] | None = Field(None, description="Objective weights.")
     mmr_lambda: float = Field(0.5, description="MMR relevance weight.")
+    teacher: str | None = Field(None, description="Teacher model id (method teacher).")
 
 
 class BatchRequest(BaseModel):
@@ -52,7 +53,8 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
             raise HTTPException(400, "vector contains NaN or inf")
         try:
             return engine.query(text=req.query, vector=req.vector, k=req.k, method=req.method,
-                                weights=req.weights, mmr_lambda=req.mmr_lambda)
+                                weights=req.weights, mmr_lambda=req.mmr_lambda,
+                                teacher=req.teacher)
         except CurateError as exc:
             raise HTTPException(400, str(exc)) from None
 

@@ -127,3 +127,77 @@ class Teacher:
         r = self.rewards(q, rows, reward_fn)
         best = r.argmax(1)
         return rows[np.arange(len(q)), best], r[np.arange(len(q)), best]
+
+
+# -- persistence and training on a stored dataset -------------------------------------------
+
+def hypernym_queries(store, dataset: str, seed: int = 0, min_members: int = 5):
+    """Train/val/test splits (70/10/20 by hypernym, seeded) of the bundled WordNet hyponym
+    sets whose hypernym and members are all in ``dataset``: (query rows, reference row sets)."""
+    import polars as pl
+
+    from curate.defaults import hyponym_sets_path
+
+    ids = store.samples(dataset, ["sample_id"])["sample_id"].to_list()
+    row_of = {s: i for i, s in enumerate(ids)}
+    sets = pl.read_parquet(hyponym_sets_path()).filter(pl.col("size") >= min_members)
+    keep = [(row_of[s], {row_of[m] for m in mem}) for s, mem in
+            zip(sets["set_id"], sets["members"].to_list(), strict=True)
+            if s in row_of and all(m in row_of for m in mem)]
+    order = np.random.default_rng(seed).permutation(len(keep))
+    n_te, n_va = int(0.2 * len(keep)), int(0.1 * len(keep))
+    parts = {"test": order[:n_te], "val": order[n_te:n_te + n_va], "train": order[n_te + n_va:]}
+    return {k: ([keep[i][0] for i in v], [keep[i][1] for i in v]) for k, v in parts.items()}
+
+
+def train_teacher(store, index_name: str, *, k: int = 10, regime: str = "open",
+                  steps: int = 100, group: int = 8, batch: int = 16, seed: int = 0) -> dict:
+    """``curate fanout train-teacher``: GRPO on the training hypernyms of the index's dataset;
+    ``regime="open"`` rewards the composite objective, ``"weak"`` the recall of the hyponyms."""
+    from curate.errors import InvalidParameterError, MissingInputError
+    from retrieval.index import load_index
+    from stores import files
+
+    if regime not in ("open", "weak"):
+        raise InvalidParameterError(f"regime must be 'open' or 'weak'; got {regime!r}")
+    index = load_index(store, index_name)
+    meta = index.meta
+    X = np.asarray(store.embeddings(meta["dataset"], meta["embedding"])[0])
+    splits = hypernym_queries(store, meta["dataset"], seed=seed)
+    q_rows, refs = splits["train"]
+    if len(q_rows) < 4:
+        raise MissingInputError(f"only {len(q_rows)} training hypernyms have all their members "
+                                f"in {meta['dataset']!r}; index a fuller dataset "
+                                "(`curate init --default --full`)")
+    teacher = Teacher(index, X, k=k, seed=seed)
+    reward_fn = None
+    if regime == "weak":
+        def reward_fn(i, rows):
+            return len(refs[i] & set(rows.tolist())) / len(refs[i])
+    history = teacher.train(X[q_rows], steps=steps, group=group, batch=batch,
+                            reward_fn=reward_fn)
+    info = {"index": index_name, "k": k, "regime": regime, "steps": steps, "group": group,
+            "sigma": teacher.sigma, "beta": teacher.beta, "seed": seed,
+            "n_train_queries": len(q_rows), "reward_first": history[0],
+            "reward_last": float(np.mean(history[-5:]))}
+
+    def write(folder):
+        files.atomic_write(folder / "policy.pt",
+                           lambda p: torch.save(teacher.policy.state_dict(), p))
+
+    model_id = store.write_model("teacher", write, info)
+    return {"model_id": model_id, **info}
+
+
+def load_teacher(store, model_id: str, index: VectorIndex, vectors: np.ndarray) -> Teacher:
+    from curate.errors import SchemaError
+    from stores import files
+
+    path = store.model_path(model_id)
+    meta = files.read_json(path / "model.json")
+    if meta.get("kind") != "teacher":
+        raise SchemaError(f"model {model_id!r} is a {meta.get('kind')!r} model, not a teacher")
+    teacher = Teacher(index, vectors, k=int(meta["k"]), sigma=float(meta["sigma"]),
+                      beta=float(meta["beta"]), seed=int(meta["seed"]))
+    teacher.policy.load_state_dict(torch.load(path / "policy.pt", weights_only=True))
+    return teacher

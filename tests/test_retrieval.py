@@ -135,6 +135,9 @@ def test_index_and_fanout_from_the_cli(wordnet_home, capsys):
     assert main(base + ["fanout", "query", "x", "--index", "cli-flat", "--method",
                         "diffusion"]) == 2
     assert "not built yet" in capsys.readouterr().err
+    assert main(base + ["fanout", "query", "x", "--index", "cli-flat", "--method",
+                        "teacher"]) == 2
+    assert "needs a teacher model id" in capsys.readouterr().err
 
 
 def test_teacher_grpo_improves_weakly_supervised_recall(vec_store):
@@ -163,3 +166,30 @@ def test_teacher_grpo_improves_weakly_supervised_recall(vec_store):
     base = np.mean([recall(i, top[i]) for i in range(len(queries))])
     sets, r = teacher.best_of_n(queries, n=8, reward_fn=recall)
     assert sets.shape == (24, 5) and r.mean() >= base
+
+
+def test_train_teacher_then_query_with_it(tmp_path, capsys):
+    from curate.defaults import hyponym_sets_path
+    from retrieval import fanout_query
+
+    sets = pl.read_parquet(hyponym_sets_path()).filter(pl.col("size").is_between(5, 8)).head(30)
+    ids = sorted(set(sets["set_id"]) | set(sets["members"].explode().to_list()))
+    rng = np.random.default_rng(0)
+    pl.DataFrame({"sid": ids, "vec": rng.normal(size=(len(ids), 16)).astype(np.float32)
+                  .tolist()}).write_parquet(tmp_path / "w.parquet")
+    st = Store.create(tmp_path / "s")
+    st.ingest(tmp_path / "w.parquet", "w", IngestSpec(id_column="sid", vector_column="vec"))
+    st.set_default("w")
+    base = ["--store", str(st.root)]
+    assert main(base + ["index", "build", "--name", "w-flat", "--json"]) == 0
+    capsys.readouterr()
+    assert main(base + ["fanout", "train-teacher", "--index", "w-flat", "--k", "5",
+                        "--regime", "weak", "--steps", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model_id"].startswith("teacher-") and out["n_train_queries"] >= 4
+    res = fanout_query(st, "w-flat", vector=rng.normal(size=16), k=5, method="teacher",
+                       teacher=out["model_id"])
+    assert len({i["row_idx"] for i in res["items"]}) == 5 and res["model_version"]
+    with pytest.raises(InvalidParameterError, match="proposes k=5"):
+        fanout_query(st, "w-flat", vector=rng.normal(size=16), k=3, method="teacher",
+                     teacher=out["model_id"])
