@@ -23,7 +23,15 @@ from sklearn.decomposition import PCA
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, group, machine, mean_std, read_fashion_mnist, write_json  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    group,
+    machine,
+    mean_std,
+    read_fashion_mnist,
+    write_json,
+    write_markdown,
+)
 
 from curate import SelectionInput, make_selector  # noqa: E402
 from curate.coresets import make_problem  # noqa: E402
@@ -87,9 +95,7 @@ def main() -> None:
                      f"{mean_std(r['relative_cost_error'] for r in recs)} | "
                      f"{mean_std(r['accuracy'] for r in recs)} | "
                      f"{np.mean([r['selection_time_s'] for r in recs]):.2f} |")
-    md = "\n".join(lines) + "\n"
-    (RESULTS / "autocoreset.md").write_text(md)
-    print(md)
+    write_markdown(RESULTS / "autocoreset.md", lines)
 
 
 if __name__ == "__main__":

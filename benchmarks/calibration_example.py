@@ -30,7 +30,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, machine, write_json  # noqa: E402
+from common import RESULTS, machine, write_json, write_markdown  # noqa: E402
 
 from curate.calibration import FAITHFULNESS, RELEVANCE, select_calibration  # noqa: E402
 from curate.defaults import wordnet_path  # noqa: E402
@@ -116,9 +116,7 @@ def main() -> None:
         lines.append(f"| {r['mode']} | {r['strategy']} | {r['margin']:.3f} | "
                      f"{r['diversity']:.3f} | {r['likelihood']:.3f} | {r['surprise']:.3f} | "
                      f"{r['density']:.2f} | {r['length']:.1f} | {r['padded']:.2f} |")
-    md = "\n".join(lines) + "\n"
-    (RESULTS / "calibration_example.md").write_text(md)
-    print(md)
+    write_markdown(RESULTS / "calibration_example.md", lines)
 
 
 if __name__ == "__main__":

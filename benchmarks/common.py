@@ -48,6 +48,14 @@ def write_json(path: Path, obj) -> None:
     tmp.replace(path)
 
 
+def write_markdown(path: Path, lines: list[str]) -> str:
+    """Join ``lines`` into a markdown file at ``path``, print it, and return it."""
+    md = "\n".join(lines) + "\n"
+    path.write_text(md)
+    print(md)
+    return md
+
+
 def machine() -> str:
     import os
 

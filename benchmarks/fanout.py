@@ -22,7 +22,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, SHARED, machine, write_json  # noqa: E402
+from common import RESULTS, SHARED, machine, write_json, write_markdown  # noqa: E402
 
 from retrieval import build_index, load_index  # noqa: E402
 from retrieval.baselines import MMRRetriever, TopKRetriever  # noqa: E402
@@ -96,9 +96,7 @@ def main() -> None:
                      f"{r['groundedness']:.3f} | {r['alignment']:.3f} | {r['coverage']:.3f} | "
                      f"{r['composite']:.3f} | {r['latency_per_query']['batch1']['p50_ms']:.2f}"
                      f" | {r['latency_per_query']['batch64']['p50_ms']:.3f} |")
-    md = "\n".join(lines) + "\n"
-    (RESULTS / "fanout.md").write_text(md)
-    print(md)
+    write_markdown(RESULTS / "fanout.md", lines)
 
 
 if __name__ == "__main__":

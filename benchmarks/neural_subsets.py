@@ -22,7 +22,15 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, SHARED, group, machine, mean_std, write_json  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    SHARED,
+    group,
+    machine,
+    mean_std,
+    write_json,
+    write_markdown,
+)
 
 from curate.subsets import (  # noqa: E402
     build_pairs,
@@ -73,9 +81,7 @@ def main() -> None:
     for (m,), recs in group(records, "model").items():
         lines.append(f"| {m} | {mean_std(r['mjc'] for r in recs)} | "
                      f"{np.mean([r['train_time_s'] for r in recs]):.0f} |")
-    md = "\n".join(lines) + "\n"
-    (RESULTS / "neural_subsets.md").write_text(md)
-    print(md)
+    write_markdown(RESULTS / "neural_subsets.md", lines)
 
 
 if __name__ == "__main__":

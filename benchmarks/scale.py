@@ -105,7 +105,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], int(args.child[1]))
         return
-    from common import RESULTS, machine, write_json
+    from common import RESULTS, machine, write_json, write_markdown
 
     old_path = RESULTS / "scale.json"
     previous = json.loads(old_path.read_text())["records"] if old_path.exists() else []
@@ -141,9 +141,7 @@ def main() -> None:
             cells.append(f"{r['wall_time_s']:.2f} ({r['extra_mb']:.0f})" if "wall_time_s" in r
                          else ("timeout" if "timeout_s" in r else "error"))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    md = "\n".join(lines) + "\n"
-    (RESULTS / "scale.md").write_text(md)
-    print(md)
+    write_markdown(RESULTS / "scale.md", lines)
 
 
 if __name__ == "__main__":

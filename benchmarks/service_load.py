@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, machine, write_json  # noqa: E402
+from common import RESULTS, machine, write_json, write_markdown  # noqa: E402
 
 from stores import Store  # noqa: E402
 
@@ -108,9 +108,7 @@ def main() -> None:
     for r in results:
         lines.append(f"| {r['method']} | {r['requests']} | {r['throughput_rps']:.1f} | "
                      f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
-    md = "\n".join(lines) + "\n"
-    (RESULTS / "service_load.md").write_text(md)
-    print(md)
+    write_markdown(RESULTS / "service_load.md", lines)
 
 
 if __name__ == "__main__":

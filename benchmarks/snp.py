@@ -26,7 +26,15 @@ from sklearn.decomposition import PCA
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, group, machine, mean_std, read_fashion_mnist, write_json  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    group,
+    machine,
+    mean_std,
+    read_fashion_mnist,
+    write_json,
+    write_markdown,
+)
 
 from curate import SelectionInput, make_selector  # noqa: E402
 from curate.evaluate import downstream_accuracy  # noqa: E402
@@ -126,9 +134,7 @@ def main() -> None:
                      f"{mean_std(r['fd'] for r in recs)} | {mean_std(r['accuracy'] for r in recs)}"
                      f" | {' / '.join(f'{m:.2f}' for m in mix)} | "
                      f"{np.mean([r['selection_time_s'] for r in recs]):.1f} |")
-    md = "\n".join(lines) + "\n"
-    (RESULTS / "snp.md").write_text(md)
-    print(md)
+    write_markdown(RESULTS / "snp.md", lines)
 
 
 if __name__ == "__main__":
