@@ -222,9 +222,11 @@ def fanout_query_cmd(
     text: Annotated[str, typer.Argument(help="The query text.")],
     index: Annotated[str, typer.Option("--index", help="Index name (curate index build).")],
     k: Annotated[int, typer.Option(help="Items to return.")] = 10,
-    method: Annotated[str, typer.Option(help="topk, mmr or teacher.")] = "topk",
+    method: Annotated[str, typer.Option(help="topk, mmr, teacher or diffusion.")] = "topk",
     mmr_lambda: Annotated[float, typer.Option(help="MMR relevance weight λ.")] = 0.5,
-    teacher: Annotated[str | None, typer.Option(help="Teacher model id (method teacher).")]
+    model: Annotated[str | None, typer.Option(
+        help="Model id (teacher: train-teacher; diffusion: train-diffusion).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (teacher, diffusion).")]
     = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -232,7 +234,7 @@ def fanout_query_cmd(
     from retrieval import fanout_query
 
     res = fanout_query(_store(), index, text=text, k=k, method=method, mmr_lambda=mmr_lambda,
-                       teacher=teacher)
+                       model=model, seed=seed)
 
     def human() -> None:
         import polars as pl
@@ -271,14 +273,58 @@ def fanout_train_teacher(
     k: Annotated[int, typer.Option(help="Sub-queries (= items) per fan-out.")] = 10,
     regime: Annotated[str, typer.Option(help="open (composite) or weak (hyponym recall).")]
     = "open",
-    steps: Annotated[int, typer.Option(help="GRPO steps.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    steps: Annotated[int, typer.Option(help="GRPO steps.")] = 200,
+    batch: Annotated[int, typer.Option(help="Queries per GRPO step.")] = 32,
+    group: Annotated[int, typer.Option(help="Fan-outs sampled per query (G).")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
+    sigma: Annotated[float | None, typer.Option(
+        help="Per-dimension policy noise (default 0.3/√d).")] = None,
+    beta: Annotated[float, typer.Option(help="KL weight to the initial policy.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Seed (split, init, sampling).")] = 0,
     json_out: JsonOpt = False,
 ) -> None:
     """Train the RL fan-out teacher (GRPO) on WordNet hypernym queries; store it."""
     from retrieval.teacher import train_teacher
 
-    _emit(train_teacher(_store(), index, k=k, regime=regime, steps=steps, seed=seed), json_out)
+    res = train_teacher(_store(), index, k=k, regime=regime, steps=steps, batch=batch,
+                        group=group, lr=lr, sigma=sigma, beta=beta, seed=seed,
+                        progress=not json_out)
+    if not json_out:
+        res = {k_: v for k_, v in res.items() if k_ != "reward_history"}
+    _emit(res, json_out)
+
+
+@fanout_app.command("synthesize")
+def fanout_synthesize(
+    teacher: Annotated[str, typer.Option("--teacher", help="Teacher model id.")],
+    n: Annotated[int, typer.Option(help="Fan-outs per query (best-of-n).")] = 16,
+    keep: Annotated[float, typer.Option(help="Fraction of sets kept, by reward.")] = 0.5,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the teacher over the training queries; store the high-reward sets."""
+    from retrieval.synthesis import synthesize
+
+    _emit(synthesize(_store(), teacher, n=n, keep=keep, progress=not json_out), json_out)
+
+
+@fanout_app.command("train-diffusion")
+def fanout_train_diffusion(
+    synthesis: Annotated[str, typer.Option("--synthesis", help="Synthesis id.")],
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
+    batch: Annotated[int, typer.Option(help="Batch size.")] = 128,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+    width: Annotated[int, typer.Option(help="Transformer width.")] = 128,
+    layers: Annotated[int, typer.Option(help="Transformer layers.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed (split, init, noise).")] = 0,
+    device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the EDM diffusion retriever on a synthesis; store the checkpoint."""
+    from retrieval.synthesis import train_diffusion_from_store
+
+    _emit(train_diffusion_from_store(_store(), synthesis, epochs=epochs, batch=batch, lr=lr,
+                                     width=width, layers=layers, seed=seed, device=device,
+                                     progress=not json_out), json_out)
 
 
 @subsets_app.command("train")
@@ -411,17 +457,23 @@ def calibrate(
 
 @app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
-    """List datasets and selections."""
+    """List datasets, selections, models and indices."""
     st = _store()
     ds = st.datasets().drop("path", "source")
     sels = st.selections().select("id", "dataset", "method", "budget", "seed", "n_selected",
                                   "created_at")
+    models = st.models()
     payload = {"default_dataset": st.default_dataset, "datasets": ds.to_dicts(),
-               "selections": sels.to_dicts()}
+               "selections": sels.to_dicts(), "models": models.to_dicts(),
+               "indices": st.indices()}
 
     def human() -> None:
         out.print(_table(ds, f"datasets (default: {st.default_dataset})"))
         out.print(_table(sels, "selections"))
+        if models.height:
+            out.print(_table(models, "models"))
+        if payload["indices"]:
+            out.print("indices: " + ", ".join(payload["indices"]))
 
     _emit(payload, json_out, human)
 

@@ -1,4 +1,8 @@
-"""One entry point for fan-out queries from Python, the CLI and (later) the service."""
+"""One entry point for fan-out queries from Python, the CLI and the service.
+
+Methods: ``topk`` and ``mmr`` (baselines), ``teacher`` (the RL fan-out policy, best-of-N by
+the composite reward: slow, high quality) and ``diffusion`` (the distilled set denoiser: one
+sampling pass). The last two need a stored model id (``model``)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from retrieval.index import VectorIndex, load_index, normalise
 from retrieval.objectives import set_objectives
 from stores import Store
 
-METHODS = ("topk", "mmr", "teacher")   # diffusion: not built yet
+METHODS = ("topk", "mmr", "teacher", "diffusion")
 POOL = 500                  # the query's neighbourhood for groundedness / coverage
 
 
@@ -34,27 +38,50 @@ class FanoutEngine:
         self.sample_ids = frame["sample_id"].to_list()
         self.texts = frame[info.text_column].to_list() if info.text_column else None
         self.store = store
-        self.teachers: dict[str, Any] = {}
+        self.models: dict[str, Any] = {}
         self.load_s = time.perf_counter() - t0
 
-    def _teacher(self, model_id: str | None):
+    def _model(self, method: str, model_id: str | None):
+        """The loaded teacher / diffusion retriever ``model_id`` (cached: loaded once)."""
+        made_by = {"teacher": "curate fanout train-teacher",
+                   "diffusion": "curate fanout train-diffusion"}[method]
         if model_id is None:
-            raise InvalidParameterError("method 'teacher' needs a teacher model id "
-                                        "(from `curate fanout train-teacher`)")
-        if model_id not in self.teachers:
-            from retrieval.teacher import load_teacher
+            raise InvalidParameterError(f"method {method!r} needs a model id (from "
+                                        f"`{made_by}`)")
+        if model_id not in self.models:
+            from stores import files
 
-            self.teachers[model_id] = load_teacher(self.store, model_id, self.index,
-                                                   self.vectors)
-        return self.teachers[model_id]
+            meta = files.read_json(self.store.model_path(model_id) / "model.json")
+            if meta.get("kind") != method:
+                raise InvalidParameterError(f"model {model_id!r} is a {meta.get('kind')!r} "
+                                            f"model; method {method!r} needs one from "
+                                            f"`{made_by}`")
+            if meta.get("index") != self.index_name:
+                raise InvalidParameterError(f"model {model_id!r} was trained on index "
+                                            f"{meta.get('index')!r}; this engine serves "
+                                            f"{self.index_name!r}")
+            if method == "teacher":
+                from retrieval.teacher import load_teacher
+
+                self.models[model_id] = load_teacher(self.store, model_id, self.index,
+                                                     self.vectors)
+            else:
+                from retrieval.diffusion import DiffusionRetriever, load_diffusion
+
+                self.models[model_id] = DiffusionRetriever(
+                    load_diffusion(self.store, model_id)[0], self.index, self.vectors)
+        return self.models[model_id]
 
     def query(self, *, text: str | None = None, vector: Any = None, k: int = 10,
               method: str = "topk", weights: dict[str, float] | None = None,
-              mmr_lambda: float = 0.5, mmr_pool: int = 200, teacher: str | None = None,
-              best_of: int = 8) -> dict[str, Any]:
+              mmr_lambda: float = 0.5, mmr_pool: int = 200, model: str | None = None,
+              best_of: int = 8, seed: int | None = None) -> dict[str, Any]:
+        """One query → its set: items (row_idx, sample_id, text, score = cosine to the query,
+        sub_query = which fan-out slot found it, −1 for none), objectives, timings. ``seed``
+        fixes the teacher's / diffusion's sampling (None: a fresh draw / the model's seed)."""
         if method not in METHODS:
             raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}; got "
-                                        f"{method!r} (diffusion is not built yet)")
+                                        f"{method!r}")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.max_k:
             raise InvalidParameterError(f"k must be an integer in [1, {self.max_k}]; got {k!r}")
         if (text is None) == (vector is None):
@@ -80,15 +107,17 @@ class FanoutEngine:
                                         f"has {self.index.dim}")
         q = normalise(vec[None])
         t0 = time.perf_counter()
-        if method == "teacher":
-            tch = self._teacher(teacher)
-            if k != tch.k:
-                raise InvalidParameterError(f"teacher {teacher!r} proposes k={tch.k} items; "
-                                            f"got k={k}")
-            sets, _ = tch.best_of_n(q, n=best_of)
-            rows0 = sets[0]
-            res = FanoutResult(rows0[None], (self.vectors[rows0] @ q[0])[None],
-                               np.arange(k)[None])
+        if method in ("teacher", "diffusion"):
+            mdl = self._model(method, model)
+            if k != mdl.k:
+                raise InvalidParameterError(f"{method} model {model!r} returns k={mdl.k} "
+                                            f"items; got k={k}")
+            if method == "teacher":
+                sets, _ = mdl.best_of_n(q, n=best_of, seed=seed)
+                res = FanoutResult(sets, np.einsum("bkd,bd->bk", self.vectors[sets], q),
+                                   np.arange(k)[None])
+            else:
+                res = mdl.retrieve(q, k, seed=seed)
         else:
             retriever = (TopKRetriever(self.index) if method == "topk" else
                          MMRRetriever(self.index, self.vectors, lam=mmr_lambda, pool=mmr_pool))
@@ -106,7 +135,7 @@ class FanoutEngine:
                   "score": float(s), "sub_query": int(src)}
                  for r, s, src in zip(rows, res.scores[0], res.source[0], strict=False)]
         return {"method": method, "k": k, "index": self.index_name,
-                "index_meta": self.index.meta, "model_version": teacher, "items": items,
+                "index_meta": self.index.meta, "model_version": model, "items": items,
                 "objectives": objectives, "timings": timings}
 
 

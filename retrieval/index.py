@@ -63,6 +63,25 @@ class VectorIndex:
         return self.index.search(Q, int(k))
 
 
+def ground(index: VectorIndex, sub: np.ndarray, per: int = 20,
+           exclude: np.ndarray | None = None) -> np.ndarray:
+    """(B, k, d) sub-queries → (B, k) distinct row_idx: each takes its best unused hit;
+    ``exclude`` (B,) is a row per set that is never taken (−1: none)."""
+    B, k, d = sub.shape
+    _, rows = index.search(sub.reshape(B * k, d), per)
+    rows = rows.reshape(B, k, per)
+    out = np.full((B, k), -1, dtype=np.int64)
+    for b in range(B):
+        used: set[int] = set() if exclude is None else {int(exclude[b])}
+        for j in range(k):
+            for r in rows[b, j]:
+                if r >= 0 and int(r) not in used:
+                    out[b, j] = r
+                    used.add(int(r))
+                    break
+    return out
+
+
 def build_index(store: Store, dataset: str | None = None, *, factory: str = "Flat",
                 name: str | None = None, embedding: str | None = None,
                 train_size: int = 100_000, seed: int = 0) -> dict[str, Any]:

@@ -9,7 +9,8 @@ The engine (index, vectors, texts) is loaded once at start-up. Work runs in work
 with at most ``max_concurrency`` requests in flight (an ``asyncio.Semaphore``) and each request
 is cut off after ``timeout_s`` (504). Bad input is a 4xx with a one-line ``detail``: 422 for
 malformed JSON or fields of the wrong type, 400 for values Curate rejects (empty query, k out
-of range, wrong dimension, NaN, unknown method). Methods today: topk, mmr.
+of range, wrong dimension, NaN, unknown method, a model of the wrong kind or index).
+Methods: topk, mmr, teacher, diffusion (the last two name a stored model).
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ class FanoutRequest(BaseModel):
     query: str | None = Field(None, description="Query text (needs a MiniLM index).")
     vector: list[float] | None = Field(None, description="Query vector (index dimension).")
     k: int = Field(10, description="Number of items to return.")
-    method: str = Field("topk", description="topk or mmr (teacher, diffusion: not built yet).")
+    method: str = Field("topk", description="topk, mmr, teacher or diffusion.")
     weights: dict[str, float] | None = Field(None, description="Objective weights.")
     mmr_lambda: float = Field(0.5, description="MMR relevance weight.")
-    teacher: str | None = Field(None, description="Teacher model id (method teacher).")
+    model: str | None = Field(None, description="Model id (methods teacher, diffusion).")
+    seed: int | None = Field(None, description="Sampling seed (teacher, diffusion).")
 
 
 class BatchRequest(BaseModel):
@@ -54,7 +56,7 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
         try:
             return engine.query(text=req.query, vector=req.vector, k=req.k, method=req.method,
                                 weights=req.weights, mmr_lambda=req.mmr_lambda,
-                                teacher=req.teacher)
+                                model=req.model, seed=req.seed)
         except CurateError as exc:
             raise HTTPException(400, str(exc)) from None
 

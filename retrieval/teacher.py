@@ -13,13 +13,16 @@ with log π(a | q) = −‖a − μ(q)‖² / (2σ²) + const and, for equal-σ 
 KL = ‖μ(q) − μ_init(q)‖² / (2σ²). Inference: best-of-N sampled fan-outs by reward (the
 paper's expensive, high-quality path).
 
-Not built yet: training on WordNet queries from the CLI, checkpoints in the store, synthesis
-of (query, k×d target) pairs for the diffusion retriever.
+``sigma`` is the per-dimension noise; the default 0.3/√d makes a sampled sub-query move ≈ 0.3
+(cosine ≈ 0.95) away from its mean, whatever d is. ``exclude`` (B,) drops one row per query
+from grounding (the benchmark's hypernym itself). The mean fan-out (ε = 0) is always one of the
+best-of-N candidates, so N = 1 is the deterministic policy.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -27,7 +30,7 @@ import torch
 from torch import nn
 
 from curate.models import init_linear_layers
-from retrieval.index import VectorIndex, normalise
+from retrieval.index import VectorIndex, ground, normalise
 from retrieval.objectives import set_objectives
 
 
@@ -42,42 +45,36 @@ class FanoutPolicy(nn.Module):
         return self.scale * self.net(q).view(-1, self.k, self.dim)
 
 
-def ground(index: VectorIndex, sub: np.ndarray, per: int = 20) -> np.ndarray:
-    """(B, k, d) sub-queries → (B, k) distinct row_idx: each takes its best unused hit."""
-    B, k, d = sub.shape
-    _, rows = index.search(sub.reshape(B * k, d), per)
-    rows = rows.reshape(B, k, per)
-    out = np.full((B, k), -1, dtype=np.int64)
-    for b in range(B):
-        used: set[int] = set()
-        for j in range(k):
-            for r in rows[b, j]:
-                if r >= 0 and int(r) not in used:
-                    out[b, j] = r
-                    used.add(int(r))
-                    break
-    return out
-
-
 class Teacher:
     """Fan-out policy + grounding + reward; ``train`` (GRPO) and ``best_of_n``."""
 
     def __init__(self, index: VectorIndex, vectors: np.ndarray, k: int = 10, *,
-                 sigma: float = 0.05, beta: float = 0.05, pool: int = 100,
+                 sigma: float | None = None, beta: float = 0.01, pool: int = 100,
                  weights: dict[str, float] | None = None, seed: int = 0):
         self.index, self.vectors, self.k = index, normalise(vectors), k
-        self.sigma, self.beta, self.pool, self.weights = sigma, beta, pool, weights
+        self.sigma = 0.3 / np.sqrt(index.dim) if sigma is None else float(sigma)
+        self.beta, self.pool, self.weights = beta, pool, weights
         self.gen = torch.Generator().manual_seed(seed)
         self.policy = init_linear_layers(FanoutPolicy(index.dim, k), self.gen)
+        with torch.no_grad():                 # μ ≡ 0 at the start: the mean fan-out is top-k
+            self.policy.net[-1].weight.zero_()
+            self.policy.net[-1].bias.zero_()
         self.initial = copy.deepcopy(self.policy).requires_grad_(False)
 
-    def _sample(self, q: np.ndarray, n: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    def _sample(self, q: np.ndarray, n: int, exclude: np.ndarray | None = None,
+                with_mean: bool = False, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """μ (B, k, d), actions (B, n, k, d) and grounded rows (B, n, k); with ``with_mean``
+        the first of the n fan-outs is the mean (ε = 0)."""
         qt = torch.as_tensor(q)
         mu = self.policy(qt)                                            # (B, k, d)
-        eps = torch.randn((len(q), n, self.k, q.shape[1]), generator=self.gen)
+        eps = torch.randn((len(q), n, self.k, q.shape[1]), generator=generator or self.gen)
+        if with_mean:
+            eps[:, 0] = 0.0
         actions = mu.detach().unsqueeze(1) + self.sigma * eps          # (B, n, k, d)
         sub = normalise((qt[:, None, None, :] + actions).reshape(-1, q.shape[1]).numpy())
-        rows = ground(self.index, sub.reshape(-1, self.k, q.shape[1]))
+        ex = None if exclude is None else np.repeat(np.asarray(exclude), n)
+        rows = ground(self.index, sub.reshape(-1, self.k, q.shape[1]), exclude=ex)
         return mu, actions, rows.reshape(len(q), n, self.k)
 
     def rewards(self, q: np.ndarray, rows: np.ndarray,
@@ -93,37 +90,51 @@ class Teacher:
         return set_objectives(qq, S, P, self.weights)["composite"].reshape(B, n)
 
     def train(self, queries: np.ndarray, *, steps: int = 50, group: int = 8,
-              batch: int = 16, lr: float = 1e-3, reward_fn=None) -> list[float]:
+              batch: int = 16, lr: float = 3e-3, reward_fn=None,
+              exclude: np.ndarray | None = None, progress: bool = False) -> list[float]:
         """GRPO on ``queries`` (m, d); ``reward_fn(query_index, rows)`` for weak supervision
-        (indices refer to the rows of ``queries``). Returns the mean reward per step."""
+        (indices refer to the rows of ``queries``); ``exclude`` (m,) rows never returned.
+        Returns the mean reward per step."""
+        from curate.progress import bar
+
         Q = normalise(queries)
         opt = torch.optim.Adam(self.policy.parameters(), lr=lr)
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,),
                                                       generator=self.gen)))
         history = []
-        for _ in range(steps):
-            pick = rng.choice(len(Q), size=min(batch, len(Q)), replace=False)
-            q = Q[pick]
-            mu, actions, rows = self._sample(q, group)
-            fn = None if reward_fn is None else (
-                lambda b, r, pick=pick: reward_fn(int(pick[b]), r))
-            r = torch.as_tensor(self.rewards(q, rows, fn), dtype=torch.float32)
-            adv = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-6)
-            logp = -((actions - mu.unsqueeze(1)) ** 2).sum((2, 3)) / (2 * self.sigma ** 2)
-            kl = ((mu - self.initial(torch.as_tensor(q))) ** 2).sum((1, 2)) / (2 * self.sigma ** 2)
-            loss = -(adv * logp).mean() + self.beta * kl.mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            history.append(float(r.mean()))
+        with bar("GRPO steps", total=steps, enabled=progress) as b:
+            for _ in range(steps):
+                history.append(self._step(Q, rng, opt, group, batch, reward_fn, exclude))
+                b.advance(1)
         return history
 
+    def _step(self, Q, rng, opt, group, batch, reward_fn, exclude) -> float:
+        """One GRPO update on a random batch of queries; returns its mean reward."""
+        pick = rng.choice(len(Q), size=min(batch, len(Q)), replace=False)
+        q = Q[pick]
+        mu, actions, rows = self._sample(q, group, None if exclude is None
+                                         else np.asarray(exclude)[pick])
+        fn = None if reward_fn is None else (
+            lambda b, r, pick=pick: reward_fn(int(pick[b]), r))
+        r = torch.as_tensor(self.rewards(q, rows, fn), dtype=torch.float32)
+        adv = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-6)
+        logp = -((actions - mu.unsqueeze(1)) ** 2).sum((2, 3)) / (2 * self.sigma ** 2)
+        kl = ((mu - self.initial(torch.as_tensor(q))) ** 2).sum((1, 2)) / (2 * self.sigma ** 2)
+        loss = -(adv * logp).mean() + self.beta * kl.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(r.mean())
+
     @torch.no_grad()
-    def best_of_n(self, queries: np.ndarray, n: int = 8, reward_fn=None) -> tuple[np.ndarray,
-                                                                                  np.ndarray]:
-        """(B, k) best item sets by reward among n sampled fan-outs, and their rewards."""
+    def best_of_n(self, queries: np.ndarray, n: int = 8, reward_fn=None,
+                  exclude: np.ndarray | None = None, seed: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(B, k) best item sets by reward among n fan-outs (the mean one and n − 1 sampled),
+        and their rewards. ``seed`` draws the samples from a fresh generator."""
         q = normalise(queries)
-        _, _, rows = self._sample(q, n)
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        _, _, rows = self._sample(q, n, exclude, with_mean=True, generator=gen)
         r = self.rewards(q, rows, reward_fn)
         best = r.argmax(1)
         return rows[np.arange(len(q)), best], r[np.arange(len(q)), best]
@@ -150,10 +161,30 @@ def hypernym_queries(store, dataset: str, seed: int = 0, min_members: int = 5):
     return {k: ([keep[i][0] for i in v], [keep[i][1] for i in v]) for k, v in parts.items()}
 
 
+def hypernym_query_vectors(store, dataset: str, embedding: str, rows: list[int],
+                           progress: bool = False) -> np.ndarray:
+    """Query vectors for hypernym rows: MiniLM embeddings of "lemma, lemma: gloss" (what a user
+    would type; the issue's reference top-10 recall was measured this way) when the dataset has
+    WordNet's lemmas/gloss columns and is embedded with MiniLM; otherwise the rows' stored
+    embeddings (the hypernym's own gloss vector — a harder query)."""
+    from curate.embedding import MODEL_NAME, embed_texts
+
+    frame = store.samples(dataset)
+    if embedding == MODEL_NAME and {"lemmas", "gloss"} <= set(frame.columns):
+        sub = frame[rows]
+        texts = [", ".join(lem).replace("_", " ") + ": " + g for lem, g in
+                 zip(sub["lemmas"].to_list(), sub["gloss"].to_list(), strict=True)]
+        return embed_texts(texts, progress=progress)
+    return normalise(np.asarray(store.embeddings(dataset, embedding)[0])[rows])
+
+
 def train_teacher(store, index_name: str, *, k: int = 10, regime: str = "open",
-                  steps: int = 100, group: int = 8, batch: int = 16, seed: int = 0) -> dict:
+                  steps: int = 200, group: int = 8, batch: int = 32, lr: float = 3e-3,
+                  sigma: float | None = None, beta: float = 0.01, seed: int = 0,
+                  progress: bool = False) -> dict:
     """``curate fanout train-teacher``: GRPO on the training hypernyms of the index's dataset;
-    ``regime="open"`` rewards the composite objective, ``"weak"`` the recall of the hyponyms."""
+    ``regime="open"`` rewards the composite objective, ``"weak"`` the recall of the hyponyms.
+    The hypernym itself is never returned (it is not one of its hyponyms)."""
     from curate.errors import InvalidParameterError, MissingInputError
     from retrieval.index import load_index
     from stores import files
@@ -169,17 +200,20 @@ def train_teacher(store, index_name: str, *, k: int = 10, regime: str = "open",
         raise MissingInputError(f"only {len(q_rows)} training hypernyms have all their members "
                                 f"in {meta['dataset']!r}; index a fuller dataset "
                                 "(`curate init --default --full`)")
-    teacher = Teacher(index, X, k=k, seed=seed)
+    teacher = Teacher(index, X, k=k, sigma=sigma, beta=beta, seed=seed)
+    Q = hypernym_query_vectors(store, meta["dataset"], meta["embedding"], q_rows, progress)
     reward_fn = None
     if regime == "weak":
         def reward_fn(i, rows):
             return len(refs[i] & set(rows.tolist())) / len(refs[i])
-    history = teacher.train(X[q_rows], steps=steps, group=group, batch=batch,
-                            reward_fn=reward_fn)
+    t0 = time.perf_counter()
+    history = teacher.train(Q, steps=steps, group=group, batch=batch, lr=lr,
+                            reward_fn=reward_fn, exclude=np.asarray(q_rows), progress=progress)
     info = {"index": index_name, "k": k, "regime": regime, "steps": steps, "group": group,
-            "sigma": teacher.sigma, "beta": teacher.beta, "seed": seed,
+            "batch": batch, "lr": lr, "sigma": teacher.sigma, "beta": teacher.beta,
+            "seed": seed, "train_s": time.perf_counter() - t0,
             "n_train_queries": len(q_rows), "reward_first": history[0],
-            "reward_last": float(np.mean(history[-5:]))}
+            "reward_last": float(np.mean(history[-5:])), "reward_history": history}
 
     def write(folder):
         files.atomic_write(folder / "policy.pt",

@@ -360,8 +360,7 @@ class Store:
         return self._write_artifact("models", kind, write, meta, "model")
 
     def model_path(self, model_id: str) -> Path:
-        return self._artifact_path("models", model_id,
-                                   "train one with `curate subsets train`")
+        return self._artifact_path("models", model_id, "see `curate list` for the stored models")
 
     def write_index(self, name: str, write, meta: dict[str, Any]) -> str:
         """Write ``indices/<name>/`` (``write(folder)`` + ``index.json``); return the name."""
@@ -369,6 +368,15 @@ class Store:
 
     def index_path(self, name: str) -> Path:
         return self._artifact_path("indices", name, "build one with `curate index build`")
+
+    def models(self) -> pl.DataFrame:
+        """Stored models (INSET/EquiVSet, teachers, syntheses, diffusion checkpoints)."""
+        try:
+            return self.catalog.query("SELECT id, kind, created_at FROM models ORDER BY "
+                                      "created_at, id")
+        except duckdb.CatalogException:
+            return pl.DataFrame(schema={"id": pl.String, "kind": pl.String,
+                                        "created_at": pl.String})
 
     def indices(self) -> list[str]:
         try:

@@ -133,11 +133,12 @@ def test_index_and_fanout_from_the_cli(wordnet_home, capsys):
     assert main(base + ["fanout", "query", "x", "--index", "nope"]) == 2
     assert "index 'nope' not found" in capsys.readouterr().err
     assert main(base + ["fanout", "query", "x", "--index", "cli-flat", "--method",
-                        "diffusion"]) == 2
-    assert "not built yet" in capsys.readouterr().err
-    assert main(base + ["fanout", "query", "x", "--index", "cli-flat", "--method",
-                        "teacher"]) == 2
-    assert "needs a teacher model id" in capsys.readouterr().err
+                        "rerank"]) == 2
+    assert "method must be one of" in capsys.readouterr().err
+    for method in ("teacher", "diffusion"):
+        assert main(base + ["fanout", "query", "x", "--index", "cli-flat", "--method",
+                            method]) == 2
+        assert f"method '{method}' needs a model id" in capsys.readouterr().err
 
 
 def test_teacher_grpo_improves_weakly_supervised_recall(vec_store):
@@ -168,9 +169,14 @@ def test_teacher_grpo_improves_weakly_supervised_recall(vec_store):
     assert sets.shape == (24, 5) and r.mean() >= base
 
 
-def test_train_teacher_then_query_with_it(tmp_path, capsys):
+def test_r4t_pipeline_from_the_cli(tmp_path, capsys):
+    """train-teacher → synthesize → train-diffusion → query with each method (CLI, Python,
+    service) on a small store holding 30 bundled hyponym sets as random vectors."""
+    from fastapi.testclient import TestClient
+
     from curate.defaults import hyponym_sets_path
     from retrieval import fanout_query
+    from retrieval.service import create_app
 
     sets = pl.read_parquet(hyponym_sets_path()).filter(pl.col("size").is_between(5, 8)).head(30)
     ids = sorted(set(sets["set_id"]) | set(sets["members"].explode().to_list()))
@@ -181,15 +187,47 @@ def test_train_teacher_then_query_with_it(tmp_path, capsys):
     st.ingest(tmp_path / "w.parquet", "w", IngestSpec(id_column="sid", vector_column="vec"))
     st.set_default("w")
     base = ["--store", str(st.root)]
-    assert main(base + ["index", "build", "--name", "w-flat", "--json"]) == 0
-    capsys.readouterr()
-    assert main(base + ["fanout", "train-teacher", "--index", "w-flat", "--k", "5",
-                        "--regime", "weak", "--steps", "5", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["model_id"].startswith("teacher-") and out["n_train_queries"] >= 4
-    res = fanout_query(st, "w-flat", vector=rng.normal(size=16), k=5, method="teacher",
-                       teacher=out["model_id"])
-    assert len({i["row_idx"] for i in res["items"]}) == 5 and res["model_version"]
-    with pytest.raises(InvalidParameterError, match="proposes k=5"):
-        fanout_query(st, "w-flat", vector=rng.normal(size=16), k=3, method="teacher",
-                     teacher=out["model_id"])
+
+    def cli(*args):
+        assert main(base + list(args) + ["--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    cli("index", "build", "--name", "w-flat")
+    teacher = cli("fanout", "train-teacher", "--index", "w-flat", "--k", "5", "--regime",
+                  "weak", "--steps", "5", "--batch", "8")
+    assert teacher["model_id"].startswith("teacher-") and teacher["n_train_queries"] >= 4
+    assert len(teacher["reward_history"]) == 5
+    synth = cli("fanout", "synthesize", "--teacher", teacher["model_id"], "--n", "4",
+                "--keep", "1.0")
+    assert synth["n_kept"] == synth["n_queries"] == teacher["n_train_queries"]
+    diff = cli("fanout", "train-diffusion", "--synthesis", synth["synthesis_id"], "--epochs",
+               "2", "--width", "16", "--layers", "1")
+    assert diff["model_id"].startswith("diffusion-") and diff["sigma_data"] > 0
+    kinds = {m["kind"] for m in cli("list")["models"]}
+    assert {"teacher", "synthesis", "diffusion"} <= kinds
+    q = rng.normal(size=16)
+    for method, model in (("teacher", teacher["model_id"]), ("diffusion", diff["model_id"])):
+        res = fanout_query(st, "w-flat", vector=q, k=5, method=method, model=model, seed=3)
+        assert len({i["row_idx"] for i in res["items"]}) == 5 and res["model_version"] == model
+        again = fanout_query(st, "w-flat", vector=q, k=5, method=method, model=model, seed=3)
+        assert [i["row_idx"] for i in again["items"]] == [i["row_idx"] for i in res["items"]]
+        with pytest.raises(InvalidParameterError, match="returns k=5"):
+            fanout_query(st, "w-flat", vector=q, k=3, method=method, model=model)
+    with pytest.raises(InvalidParameterError, match="is a 'teacher' model"):
+        fanout_query(st, "w-flat", vector=q, k=5, method="diffusion", model=teacher["model_id"])
+    # wrong artefacts are one-line errors, exit 2, and nothing new is stored
+    n_models = st.models().height
+    assert main(base + ["fanout", "train-diffusion", "--synthesis", teacher["model_id"]]) == 2
+    assert "not a synthesis" in capsys.readouterr().err
+    assert main(base + ["fanout", "synthesize", "--teacher", teacher["model_id"], "--keep",
+                        "0"]) == 2
+    assert "keep must be" in capsys.readouterr().err
+    assert Store.open(st.root).models().height == n_models
+    cli("index", "build", "--name", "w-hnsw", "--factory", "HNSW8")
+    with pytest.raises(InvalidParameterError, match="trained on index 'w-flat'"):
+        fanout_query(st, "w-hnsw", vector=q, k=5, method="diffusion", model=diff["model_id"])
+    client = TestClient(create_app(st.root, "w-flat"))
+    r = client.post("/v1/fanout", json={"vector": q.tolist(), "k": 5, "method": "diffusion",
+                                        "model": diff["model_id"]})
+    assert r.status_code == 200 and r.json()["model_version"] == diff["model_id"]
+    assert {i["sub_query"] for i in r.json()["items"]} == set(range(5))

@@ -53,7 +53,9 @@ def test_fanout_text_and_vector_and_batch(served):
     ({"query": "x", "k": 0}, "k must be"),
     ({"query": "x", "k": 51}, "k must be"),
     ({"vector": [0.1, 0.2], "k": 3}, "dimension"),
-    ({"query": "x", "method": "diffusion"}, "not built yet"),
+    ({"query": "x", "method": "rerank"}, "method must be one of"),
+    ({"query": "x", "method": "diffusion"}, "needs a model id"),
+    ({"query": "x", "method": "diffusion", "model": "nope"}, "not found"),
     ({"k": 3}, "exactly one"),
 ])
 def test_bad_input_is_a_clear_400(served, payload, fragment):

@@ -1,0 +1,282 @@
+"""The R4T diffusion retriever (stage 3): an EDM set denoiser distilled from teacher sets.
+
+Paper: "Efficient, Property-Aligned Fan-Out Retrieval via RL-Compiled Diffusion" (arXiv
+2603.06397) with the EDM formulation of Karras et al., "Elucidating the Design Space of
+Diffusion-Based Generative Models" (NeurIPS 2022).
+
+Data: pairs (q (d,), S (k, d)) from ``retrieval.synthesis`` — a query and the item vectors of a
+high-reward teacher set. The model generates residuals y = S − q (k, d): they are smaller than
+the items and mostly query-independent in scale, so one σ_data fits all queries.
+σ_data = RMS of the training residuals (measured, not assumed).
+
+Denoiser (x0-prediction with EDM preconditioning):
+    D(x; σ, q) = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x, c_noise(σ), q)
+    c_skip = σ_d² / (σ² + σ_d²), c_out = σ·σ_d / √(σ² + σ_d²), c_in = 1 / √(σ² + σ_d²),
+    c_noise = ln(σ) / 4.
+F is a small pre-norm transformer over the k set tokens (self-attention, no positional
+embedding: permutation-equivariant) with the query injected by cross-attention to ``m`` query
+tokens; the noise level enters as a Fourier embedding added to every token. With probability
+``cfg_dropout`` the query tokens are replaced by a learned null (classifier-free guidance).
+Training loss: λ(σ)·‖D(y + σn; σ, q) − y‖² (mean over entries), λ = (σ² + σ_d²)/(σ·σ_d)²,
+ln σ ~ N(P_mean, P_std²).
+
+Sampling: EDM's deterministic Heun sampler (Karras Alg. 1) with ``steps`` levels
+σ_i = (σ_max^(1/ρ) + i/(N−1)·(σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ, ρ = 7, then σ_N = 0 (2N − 1
+network evaluations); σ_min/σ_max are EDM's 0.002/80 rescaled by σ_d / 0.5 (EDM's image σ_d).
+Guidance w: D = D_uncond + w·(D_cond − D_uncond) (w = 1: conditional only, one pass).
+Snapping: sub-queries z_j = normalise(q + ŷ_j) are grounded with ``retrieval.index.ground``
+(each takes its best not-yet-taken item), so the k items are distinct.
+
+Shapes: queries (B, d), residuals/tokens (B, k, d), σ (B,).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from retrieval.baselines import FanoutResult
+from retrieval.index import VectorIndex, ground, normalise
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    dim: int
+    k: int
+    sigma_data: float
+    width: int = 128
+    layers: int = 3
+    heads: int = 4
+    query_tokens: int = 4
+    cfg_dropout: float = 0.1
+    p_mean: float = -1.2
+    p_std: float = 1.2
+
+
+def init_params(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Re-draw every matrix from ``generator`` (U(±1/√fan_in)), zero every bias, leave
+    LayerNorms at 1/0 — so the model depends on the seed only, never on the global RNG."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "norm" in name:
+                continue
+            if p.dim() >= 2:
+                bound = 1.0 / math.sqrt(p.shape[-1])
+                p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+            else:
+                p.zero_()
+    return module
+
+
+class SetDenoiser(nn.Module):
+    """F(x (B, k, d), c_noise (B,), q (B, d), drop (B,) bool) → (B, k, d)."""
+
+    def __init__(self, cfg: DiffusionConfig):
+        super().__init__()
+        w = cfg.width
+        self.cfg = cfg
+        self.register_buffer("freqs", torch.exp(torch.linspace(0.0, math.log(1000.0), 16)))
+        self.noise_mlp = nn.Sequential(nn.Linear(32, w), nn.SiLU(), nn.Linear(w, w))
+        self.tokens_in = nn.Linear(cfg.dim, w)
+        self.query_in = nn.Linear(cfg.dim, cfg.query_tokens * w)
+        self.null_query = nn.Parameter(torch.zeros(cfg.query_tokens, w))
+        layer = nn.TransformerDecoderLayer(w, cfg.heads, 2 * w, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.blocks = nn.TransformerDecoder(layer, cfg.layers)
+        self.norm_out = nn.LayerNorm(w)
+        self.tokens_out = nn.Linear(w, cfg.dim)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, q: torch.Tensor,
+                drop: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        phase = c_noise[:, None] * self.freqs[None]
+        emb = self.noise_mlp(torch.cat([phase.sin(), phase.cos()], dim=1))       # (B, w)
+        h = self.tokens_in(x) + emb[:, None]
+        mem = self.query_in(q).view(B, self.cfg.query_tokens, -1)
+        mem = torch.where(drop[:, None, None], self.null_query[None].expand_as(mem), mem)
+        h = self.blocks(h, mem + emb[:, None])
+        return self.tokens_out(self.norm_out(h))
+
+
+class SetDiffusion(nn.Module):
+    """EDM wrapper: preconditioning, training loss, Heun sampler (see the module docstring)."""
+
+    def __init__(self, cfg: DiffusionConfig, generator: torch.Generator):
+        super().__init__()
+        self.cfg = cfg
+        self.net = init_params(SetDenoiser(cfg), generator)
+        with torch.no_grad():                       # F ≡ 0 at the start: D is c_skip·x
+            self.net.tokens_out.weight.zero_()
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor,
+                drop: torch.Tensor | None = None) -> torch.Tensor:
+        sd = self.cfg.sigma_data
+        s = sigma.view(-1, 1, 1)
+        c_skip = sd ** 2 / (s ** 2 + sd ** 2)
+        c_out = s * sd / torch.sqrt(s ** 2 + sd ** 2)
+        c_in = 1.0 / torch.sqrt(s ** 2 + sd ** 2)
+        if drop is None:
+            drop = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        return c_skip * x + c_out * self.net(c_in * x, torch.log(sigma) / 4, q, drop)
+
+    def loss(self, y: torch.Tensor, q: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        cfg, dev = self.cfg, y.device
+        sigma = torch.exp(cfg.p_mean + cfg.p_std * torch.randn(len(y), generator=generator)
+                          ).to(dev)
+        noise = torch.randn(y.shape, generator=generator).to(dev)
+        drop = (torch.rand(len(y), generator=generator) < cfg.cfg_dropout).to(dev)
+        D = self.denoise(y + sigma.view(-1, 1, 1) * noise, sigma, q, drop)
+        weight = (sigma ** 2 + cfg.sigma_data ** 2) / (sigma * cfg.sigma_data) ** 2
+        return (weight.view(-1, 1, 1) * (D - y) ** 2).mean()
+
+    def sigmas(self, steps: int) -> torch.Tensor:
+        """The N Karras levels, then 0: (N + 1,)."""
+        scale, rho = self.cfg.sigma_data / 0.5, 7.0
+        lo, hi = 0.002 * scale, 80.0 * scale
+        i = torch.arange(steps, dtype=torch.float64)
+        t = (hi ** (1 / rho) + i / max(steps - 1, 1) * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+        return torch.cat([t, torch.zeros(1, dtype=torch.float64)]).float()
+
+    @torch.no_grad()
+    def sample(self, q: torch.Tensor, *, steps: int = 6, guidance: float = 1.0,
+               generator: torch.Generator) -> torch.Tensor:
+        """Residuals ŷ (B, k, d) by Heun's method from x_0 = σ_max·n."""
+        B, dev = len(q), q.device
+        t = self.sigmas(steps).to(dev)
+        x = t[0] * torch.randn((B, self.cfg.k, self.cfg.dim), generator=generator).to(dev)
+
+        def D(x_, s):
+            sig = torch.full((B,), float(s), device=dev)
+            cond = self.denoise(x_, sig, q)
+            if guidance == 1.0:
+                return cond
+            uncond = self.denoise(x_, sig, q, torch.ones(B, dtype=torch.bool, device=dev))
+            return uncond + guidance * (cond - uncond)
+
+        for i in range(steps):
+            d = (x - D(x, t[i])) / t[i]
+            x_next = x + (t[i + 1] - t[i]) * d
+            if t[i + 1] > 0:
+                d2 = (x_next - D(x_next, t[i + 1])) / t[i + 1]
+                x_next = x + (t[i + 1] - t[i]) * (d + d2) / 2
+            x = x_next
+        return x
+
+
+def train_diffusion(queries: np.ndarray, targets: np.ndarray, *, epochs: int = 30,
+                    batch: int = 128, lr: float = 1e-3, width: int = 128, layers: int = 3,
+                    val_fraction: float = 0.1, seed: int = 0, device: str = "cpu",
+                    progress: bool = False) -> tuple[SetDiffusion, dict]:
+    """Fit the denoiser on (queries (m, d), targets (m, k, d) item vectors); AdamW, the EDM
+    loss, a seeded validation split (its loss is reported per epoch). Returns the model and
+    a history dict."""
+    from curate.errors import InvalidParameterError
+    from curate.progress import bar
+
+    Q = normalise(np.asarray(queries, dtype=np.float32))
+    T = np.asarray(targets, dtype=np.float32)
+    if T.ndim != 3 or T.shape[0] != Q.shape[0] or T.shape[2] != Q.shape[1]:
+        raise InvalidParameterError(f"targets must be (m, k, d) matching queries (m, d); got "
+                                    f"{T.shape} and {Q.shape}")
+    if len(Q) < 4:
+        raise InvalidParameterError(f"need at least 4 synthetic sets to train; got {len(Q)}")
+    Y = T - Q[:, None, :]
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(Q), generator=gen).numpy()
+    n_val = max(1, int(val_fraction * len(Q)))
+    val, tr = order[:n_val], order[n_val:]
+    sigma_data = float(np.sqrt(np.mean(Y[tr] ** 2)))
+    cfg = DiffusionConfig(dim=Q.shape[1], k=T.shape[1], sigma_data=sigma_data, width=width,
+                          layers=layers)
+    model = SetDiffusion(cfg, gen).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    Yt, Qt = torch.as_tensor(Y).to(device), torch.as_tensor(Q).to(device)
+    history: dict = {"train_loss": [], "val_loss": []}
+    t0 = time.perf_counter()
+    with bar("diffusion epochs", total=epochs, enabled=progress) as b:
+        for _ in range(epochs):
+            model.train()
+            perm = tr[torch.randperm(len(tr), generator=gen).numpy()]
+            losses = []
+            for s in range(0, len(perm), batch):
+                idx = torch.as_tensor(perm[s:s + batch]).to(device)
+                loss = model.loss(Yt[idx], Qt[idx], gen)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+            model.eval()
+            with torch.no_grad():
+                vgen = torch.Generator().manual_seed(seed + 1)    # same noise every epoch
+                vidx = torch.as_tensor(val).to(device)
+                history["val_loss"].append(float(model.loss(Yt[vidx], Qt[vidx], vgen)))
+            history["train_loss"].append(float(np.mean(losses)))
+            b.advance(1)
+    history["train_s"] = time.perf_counter() - t0
+    history["n_train"], history["n_val"] = int(len(tr)), int(n_val)
+    return model, history
+
+
+class DiffusionRetriever:
+    """``retrieve(queries (B, d), k) -> FanoutResult``: sample residuals, snap to the index."""
+
+    name = "diffusion"
+
+    def __init__(self, model: SetDiffusion, index: VectorIndex, vectors: np.ndarray, *,
+                 steps: int = 6, guidance: float = 1.0, seed: int = 0, device: str = "cpu"):
+        self.model, self.index, self.vectors = model.eval().to(device), index, vectors
+        self.steps, self.guidance, self.seed, self.device = steps, guidance, seed, device
+
+    @property
+    def k(self) -> int:
+        return self.model.cfg.k
+
+    def retrieve(self, queries: np.ndarray, k: int | None = None,
+                 exclude: np.ndarray | None = None, seed: int | None = None) -> FanoutResult:
+        from curate.errors import InvalidParameterError
+
+        if k is not None and k != self.k:
+            raise InvalidParameterError(f"the diffusion model generates k={self.k} items; "
+                                        f"got k={k}")
+        Q = normalise(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        y = self.model.sample(torch.as_tensor(Q).to(self.device), steps=self.steps,
+                              guidance=self.guidance, generator=gen).cpu().numpy()
+        sub = normalise((Q[:, None, :] + y).reshape(-1, Q.shape[1])).reshape(y.shape)
+        rows = ground(self.index, sub, exclude=exclude)
+        scores = np.einsum("bkd,bd->bk", self.vectors[np.clip(rows, 0, None)], Q)
+        return FanoutResult(rows, scores.astype(np.float32),
+                            np.tile(np.arange(self.k), (len(Q), 1)))
+
+
+# -- persistence -------------------------------------------------------------------------------
+
+def save_diffusion(store, model: SetDiffusion, meta: dict) -> str:
+    """Store a checkpoint as ``models/diffusion-<hex>/`` (weights + config); return its id.
+    Every training run is a new immutable version; ``meta`` names its synthesis and teacher."""
+    from stores import files
+
+    def write(folder):
+        files.atomic_write(folder / "model.pt", lambda p: torch.save(model.state_dict(), p))
+
+    return store.write_model("diffusion", write, {"config": asdict(model.cfg), **meta})
+
+
+def load_diffusion(store, model_id: str, device: str = "cpu") -> tuple[SetDiffusion, dict]:
+    from curate.errors import SchemaError
+    from stores import files
+
+    path = store.model_path(model_id)
+    meta = files.read_json(path / "model.json")
+    if meta.get("kind") != "diffusion":
+        raise SchemaError(f"model {model_id!r} is a {meta.get('kind')!r} model, not a "
+                          "diffusion retriever")
+    cfg = DiffusionConfig(**meta["config"])
+    model = SetDiffusion(cfg, torch.Generator().manual_seed(0))
+    model.load_state_dict(torch.load(path / "model.pt", weights_only=True, map_location="cpu"))
+    return model.to(device).eval(), meta
