@@ -10,8 +10,7 @@ import torch
 
 from curate.errors import InvalidParameterError
 from retrieval import build_index, load_index
-from retrieval.diffusion import (DiffusionConfig, DiffusionRetriever, SetDiffusion,
-                                 train_diffusion)
+from retrieval.diffusion import DiffusionConfig, DiffusionRetriever, SetDiffusion, train_diffusion
 from retrieval.index import normalise
 from stores import IngestSpec, Store
 
