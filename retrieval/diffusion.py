@@ -142,7 +142,7 @@ class SetDiffusion(nn.Module):
         t = (hi ** (1 / rho) + i / max(steps - 1, 1) * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
         return torch.cat([t, torch.zeros(1, dtype=torch.float64)]).float()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, q: torch.Tensor, *, steps: int = 6, guidance: float = 1.0,
                generator: torch.Generator) -> torch.Tensor:
         """Residuals ŷ (B, k, d) by Heun's method from x_0 = σ_max·n."""
