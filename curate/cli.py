@@ -315,6 +315,8 @@ def fanout_train_diffusion(
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
     width: Annotated[int, typer.Option(help="Transformer width.")] = 128,
     layers: Annotated[int, typer.Option(help="Transformer layers.")] = 3,
+    target: Annotated[str, typer.Option(
+        help="What the rows are: subqueries (the teacher's fan-out) or items.")] = "subqueries",
     seed: Annotated[int, typer.Option(help="Seed (split, init, noise).")] = 0,
     device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
     json_out: JsonOpt = False,
@@ -323,7 +325,8 @@ def fanout_train_diffusion(
     from retrieval.synthesis import train_diffusion_from_store
 
     _emit(train_diffusion_from_store(_store(), synthesis, epochs=epochs, batch=batch, lr=lr,
-                                     width=width, layers=layers, seed=seed, device=device,
+                                     width=width, layers=layers, target=target, seed=seed,
+                                     device=device,
                                      progress=not json_out), json_out)
 
 

@@ -4,10 +4,11 @@ Paper: "Efficient, Property-Aligned Fan-Out Retrieval via RL-Compiled Diffusion"
 2603.06397) with the EDM formulation of Karras et al., "Elucidating the Design Space of
 Diffusion-Based Generative Models" (NeurIPS 2022).
 
-Data: pairs (q (d,), S (k, d)) from ``retrieval.synthesis`` — a query and the item vectors of a
-high-reward teacher set. The model generates residuals y = S − q (k, d): they are smaller than
-the items and mostly query-independent in scale, so one σ_data fits all queries.
-σ_data = RMS of the training residuals (measured, not assumed).
+Data: pairs (q (d,), Z (k, d)) from ``retrieval.synthesis`` — a query and, for a high-reward
+teacher set, either the teacher's k sub-queries (default: the diffusion model compiles the
+fan-out itself and grounds it like the teacher) or the k items' vectors (the literal reading of
+the paper). The model generates residuals y = Z − q (k, d): smaller than Z and similar in scale
+across queries, so one σ_data fits all. σ_data = RMS of the training residuals (measured).
 
 Denoiser (x0-prediction with EDM preconditioning):
     D(x; σ, q) = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x, c_noise(σ), q)
@@ -172,9 +173,9 @@ def train_diffusion(queries: np.ndarray, targets: np.ndarray, *, epochs: int = 3
                     batch: int = 128, lr: float = 1e-3, width: int = 128, layers: int = 3,
                     val_fraction: float = 0.1, seed: int = 0, device: str = "cpu",
                     progress: bool = False) -> tuple[SetDiffusion, dict]:
-    """Fit the denoiser on (queries (m, d), targets (m, k, d) item vectors); AdamW, the EDM
-    loss, a seeded validation split (its loss is reported per epoch). Returns the model and
-    a history dict."""
+    """Fit the denoiser on (queries (m, d), targets (m, k, d) unit rows: sub-queries or
+    items); AdamW, the EDM loss, a seeded validation split (its loss is reported per epoch).
+    Returns the model and a history dict."""
     from curate.errors import InvalidParameterError
     from curate.progress import bar
 

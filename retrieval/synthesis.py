@@ -8,6 +8,8 @@ synthesis may use them). Of those, the top ``keep`` fraction by reward is stored
 
     models/synthesis-<hex>/queries.npy   (m, d) float32 query vectors
                            targets.npy   (m, k, d) float32 item vectors of the kept sets
+                           subqueries.npy (m, k, d) float32 the teacher's sub-queries that
+                                         found them (normalised q + a_j)
                            rows.npy      (m, k) int64 their row_idx
                            rewards.parquet  query_row, reward, recall, and every objective
                            model.json    teacher, index, k, n, keep, threshold, counts
@@ -45,6 +47,7 @@ def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk:
     exclude = np.asarray(q_rows)
     t0 = time.perf_counter()
     sets = np.empty((len(Q), teacher.k), dtype=np.int64)
+    subs = np.empty((len(Q), teacher.k, Q.shape[1]), dtype=np.float32)
     with bar("synthesising sets", total=len(Q), enabled=progress) as b:
         for s in range(0, len(Q), chunk):
             sl = slice(s, s + chunk)
@@ -52,7 +55,8 @@ def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk:
             if tmeta["regime"] == "weak":
                 def fn(i, rows, s=s):
                     return len(refs[s + i] & set(rows.tolist())) / len(refs[s + i])
-            sets[sl], _ = teacher.best_of_n(Q[sl], n=n, reward_fn=fn, exclude=exclude[sl])
+            sets[sl], _, subs[sl] = teacher.best_of_n(Q[sl], n=n, reward_fn=fn,
+                                                      exclude=exclude[sl], subqueries=True)
             b.advance(len(Q[sl]))
     _, pool = index.search(Q, POOL)
     obj = set_objectives(Q, X[sets], X[np.clip(pool, 0, None)], teacher.weights)
@@ -73,6 +77,7 @@ def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk:
     def write(folder):
         files.write_npy(folder / "queries.npy", Q[kept].astype(np.float32))
         files.write_npy(folder / "targets.npy", X[sets[kept]].astype(np.float32))
+        files.write_npy(folder / "subqueries.npy", subs[kept])
         files.write_npy(folder / "rows.npy", sets[kept])
         files.write_parquet(folder / "rewards.parquet", frame)
 
@@ -80,8 +85,13 @@ def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk:
     return {"synthesis_id": synthesis_id, **info}
 
 
-def load_synthesis(store, synthesis_id: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(queries (m, d), targets (m, k, d), meta) of a stored synthesis."""
+TARGETS = {"subqueries": "subqueries.npy", "items": "targets.npy"}
+
+
+def load_synthesis(store, synthesis_id: str, target: str = "subqueries"
+                   ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(queries (m, d), targets (m, k, d), meta) of a stored synthesis; ``target`` picks the
+    teacher's sub-queries (the fan-out itself) or the items they found."""
     from curate.errors import SchemaError
 
     path = store.model_path(synthesis_id)
@@ -89,21 +99,28 @@ def load_synthesis(store, synthesis_id: str) -> tuple[np.ndarray, np.ndarray, di
     if meta.get("kind") != "synthesis":
         raise SchemaError(f"model {synthesis_id!r} is a {meta.get('kind')!r} model, not a "
                           "synthesis (from `curate fanout synthesize`)")
-    return np.load(path / "queries.npy"), np.load(path / "targets.npy"), meta
+    if target not in TARGETS:
+        raise InvalidParameterError(f"target must be one of {', '.join(TARGETS)}; "
+                                    f"got {target!r}")
+    return np.load(path / "queries.npy"), np.load(path / TARGETS[target]), meta
 
 
 def train_diffusion_from_store(store, synthesis_id: str, *, epochs: int = 30,
                                batch: int = 128, lr: float = 1e-3, width: int = 128,
-                               layers: int = 3, seed: int = 0, device: str = "cpu",
-                               progress: bool = False) -> dict:
-    """``curate fanout train-diffusion``: fit on a stored synthesis, store the checkpoint."""
+                               layers: int = 3, target: str = "subqueries", seed: int = 0,
+                               device: str = "cpu", progress: bool = False) -> dict:
+    """``curate fanout train-diffusion``: fit on a stored synthesis, store the checkpoint.
+    ``target="subqueries"`` (default) compiles the teacher's fan-out — the generated rows are
+    sub-queries, grounded like the teacher's; ``"items"`` generates the items' vectors and
+    snaps them (the literal reading of the paper; noisier: a small model cannot place rows
+    exactly on database items, so snapping lands off-target — see the README)."""
     from retrieval.diffusion import save_diffusion, train_diffusion
 
-    Q, T, smeta = load_synthesis(store, synthesis_id)
+    Q, T, smeta = load_synthesis(store, synthesis_id, target)
     model, hist = train_diffusion(Q, T, epochs=epochs, batch=batch, lr=lr, width=width,
                                   layers=layers, seed=seed, device=device, progress=progress)
     info = {"synthesis": synthesis_id, "teacher": smeta["teacher"], "index": smeta["index"],
-            "k": smeta["k"], "epochs": epochs, "lr": lr, "seed": seed,
+            "k": smeta["k"], "target": target, "epochs": epochs, "lr": lr, "seed": seed,
             "sigma_data": model.cfg.sigma_data, "train_loss_last": hist["train_loss"][-1],
             "val_loss_first": hist["val_loss"][0], "val_loss_last": hist["val_loss"][-1],
             "train_s": hist["train_s"], "n_train": hist["n_train"], "n_val": hist["n_val"]}

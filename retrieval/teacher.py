@@ -128,16 +128,20 @@ class Teacher:
 
     @torch.no_grad()
     def best_of_n(self, queries: np.ndarray, n: int = 8, reward_fn=None,
-                  exclude: np.ndarray | None = None, seed: int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  exclude: np.ndarray | None = None, seed: int | None = None,
+                  subqueries: bool = False) -> tuple[np.ndarray, ...]:
         """(B, k) best item sets by reward among n fan-outs (the mean one and n − 1 sampled),
-        and their rewards. ``seed`` draws the samples from a fresh generator."""
+        their rewards (B,) and, with ``subqueries``, the chosen fan-outs' normalised
+        sub-query vectors (B, k, d). ``seed`` draws the samples from a fresh generator."""
         q = normalise(queries)
         gen = None if seed is None else torch.Generator().manual_seed(seed)
-        _, _, rows = self._sample(q, n, exclude, with_mean=True, generator=gen)
+        _, actions, rows = self._sample(q, n, exclude, with_mean=True, generator=gen)
         r = self.rewards(q, rows, reward_fn)
-        best = r.argmax(1)
-        return rows[np.arange(len(q)), best], r[np.arange(len(q)), best]
+        pick = (np.arange(len(q)), r.argmax(1))
+        if not subqueries:
+            return rows[pick], r[pick]
+        sub = normalise((q[:, None, :] + actions.numpy()[pick]).reshape(-1, q.shape[1]))
+        return rows[pick], r[pick], sub.reshape(len(q), self.k, -1)
 
 
 # -- persistence and training on a stored dataset -------------------------------------------

@@ -169,6 +169,19 @@ def test_teacher_grpo_improves_weakly_supervised_recall(vec_store):
     assert sets.shape == (24, 5) and r.mean() >= base
 
 
+def test_untrained_teacher_mean_fanout_is_topk(vec_store):
+    """The policy starts at μ ≡ 0: every sub-query is the query, and distinct grounding then
+    returns exactly the top-k — RL starts from the baseline, not from noise."""
+    from retrieval.teacher import Teacher
+
+    st, X = vec_store
+    build_index(st, "d", factory="Flat", name="teach0")
+    idx = load_index(st, "teach0")
+    Q = normalise(X[:7] + 0.1)
+    sets, _ = Teacher(idx, X, k=6, seed=0).best_of_n(Q, n=1)
+    assert np.array_equal(sets, TopKRetriever(idx).retrieve(Q, 6).row_idx)
+
+
 def test_r4t_pipeline_from_the_cli(tmp_path, capsys):
     """train-teacher → synthesize → train-diffusion → query with each method (CLI, Python,
     service) on a small store holding 30 bundled hyponym sets as random vectors."""
@@ -200,6 +213,14 @@ def test_r4t_pipeline_from_the_cli(tmp_path, capsys):
     synth = cli("fanout", "synthesize", "--teacher", teacher["model_id"], "--n", "4",
                 "--keep", "1.0")
     assert synth["n_kept"] == synth["n_queries"] == teacher["n_train_queries"]
+    from retrieval.synthesis import load_synthesis
+
+    Qs, Zs, _ = load_synthesis(st, synth["synthesis_id"])
+    _, Ts, _ = load_synthesis(st, synth["synthesis_id"], "items")
+    assert Zs.shape == Ts.shape == (synth["n_kept"], 5, 16) and Qs.shape == (synth["n_kept"], 16)
+    assert np.allclose(np.linalg.norm(Zs, axis=2), 1, atol=1e-5)
+    with pytest.raises(InvalidParameterError, match="target must be one of"):
+        load_synthesis(st, synth["synthesis_id"], "vectors")
     diff = cli("fanout", "train-diffusion", "--synthesis", synth["synthesis_id"], "--epochs",
                "2", "--width", "16", "--layers", "1")
     assert diff["model_id"].startswith("diffusion-") and diff["sigma_data"] > 0
