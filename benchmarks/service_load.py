@@ -1,8 +1,10 @@
 """Load test of the fan-out service on loopback: concurrent clients for a fixed time.
 
-Starts ``curate serve`` (uvicorn, one process) on 127.0.0.1 over the full-WordNet Flat index
+Starts ``curate serve`` (uvicorn, one process) on 127.0.0.1 over the full-WordNet HNSW32 index
 (built by benchmarks/fanout.py), then runs ``--clients`` threads, each sending POST /v1/fanout
-with a WordNet gloss vector (k = 10, method topk or mmr) back to back for ``--seconds``.
+with a WordNet gloss vector (k = 10) back to back for ``--seconds``, per method: topk, mmr, and
+the open-regime teacher and diffusion models that benchmarks/fanout.py trained (ids read from
+results/fanout.json).
 Reports throughput, latency p50/p99 and the error count. Bounded: fixed duration, loopback
 only, the server is terminated at the end. Writes results/service_load.json and .md.
 """
@@ -36,7 +38,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(method: str, clients: int, seconds: float, port: int, vectors: np.ndarray) -> dict:
+def run(method: str, clients: int, seconds: float, port: int, vectors: np.ndarray,
+        model: str | None = None) -> dict:
     url = f"http://127.0.0.1:{port}/v1/fanout"
     lat: list[float] = []
     errors = [0]
@@ -47,7 +50,7 @@ def run(method: str, clients: int, seconds: float, port: int, vectors: np.ndarra
         rng = np.random.default_rng(seed)
         while time.perf_counter() < stop:
             body = json.dumps({"vector": vectors[rng.integers(len(vectors))].tolist(),
-                               "k": 10, "method": method}).encode()
+                               "k": 10, "method": method, "model": model}).encode()
             req = urllib.request.Request(url, data=body, method="POST",
                                          headers={"content-type": "application/json"})
             t0 = time.perf_counter()
@@ -81,11 +84,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--index", default="wordnet-hnsw32")
     args = ap.parse_args()
+    pipeline = json.loads((RESULTS / "fanout.json").read_text())["pipeline"]["open"]
+    methods = [("topk", None), ("mmr", None), ("teacher", pipeline["teacher"]["model_id"]),
+               ("diffusion", pipeline["diffusion"]["model_id"])]
     vectors = np.asarray(Store.open(STORE).embeddings("wordnet")[0][:5000])
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "--store", str(STORE), "serve",
-                             "--index", "wordnet-flat", "--port", str(port),
+                             "--index", args.index, "--port", str(port),
                              "--max-concurrency", "4"], stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
@@ -94,14 +101,16 @@ def main() -> None:
                     break
             except OSError:
                 time.sleep(0.1)
-        results = [run(m, args.clients, args.seconds, port, vectors) for m in ("topk", "mmr")]
+        results = [run(m, args.clients, args.seconds, port, vectors, model)
+                   for m, model in methods]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     write_json(RESULTS / "service_load.json", {"machine": machine(), "results": results})
     lines = ["# Service load test", "",
              f"{args.clients} concurrent clients on loopback for {args.seconds:.0f} s per "
-             "method, one uvicorn process (max 4 requests in flight), full-WordNet Flat index, "
+             f"method, one uvicorn process (max 4 requests in flight), index {args.index} over "
+             "all 117,659 WordNet glosses, "
              f"k = 10, vector queries. {machine()}. Produced by `benchmarks/service_load.py`.",
              "", "| method | requests | throughput (req/s) | p50 ms | p99 ms | errors |",
              "|---|---|---|---|---|---|"]
