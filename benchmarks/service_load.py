@@ -82,7 +82,7 @@ def run(method: str, clients: int, seconds: float, port: int, vectors: np.ndarra
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--index", default="wordnet-hnsw32")
     args = ap.parse_args()
@@ -93,7 +93,7 @@ def main() -> None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "--store", str(STORE), "serve",
                              "--index", args.index, "--port", str(port),
-                             "--max-concurrency", "4"], stderr=subprocess.DEVNULL)
+                             "--max-concurrency", "16"], stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
             try:
@@ -109,8 +109,8 @@ def main() -> None:
     write_json(RESULTS / "service_load.json", {"machine": machine(), "results": results})
     lines = ["# Service load test", "",
              f"{args.clients} concurrent clients on loopback for {args.seconds:.0f} s per "
-             f"method, one uvicorn process (max 4 requests in flight), index {args.index} over "
-             "all 117,659 WordNet glosses, "
+             "method, one uvicorn process (max 16 requests in flight; teacher and diffusion "
+             f"micro-batched), index {args.index} over all 117,659 WordNet glosses, "
              f"k = 10, vector queries. {machine()}. Produced by `benchmarks/service_load.py`.",
              "", "| method | requests | throughput (req/s) | p50 ms | p99 ms | errors |",
              "|---|---|---|---|---|---|"]

@@ -251,7 +251,7 @@ def serve(
     index: Annotated[str, typer.Option("--index", help="Index name to serve.")],
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    max_concurrency: Annotated[int, typer.Option(help="Requests in flight at most.")] = 4,
+    max_concurrency: Annotated[int, typer.Option(help="Requests in flight at most.")] = 16,
     timeout_s: Annotated[float, typer.Option(help="Per-request timeout (s).")] = 10.0,
     json_out: JsonOpt = False,
 ) -> None:

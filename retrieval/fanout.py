@@ -25,9 +25,13 @@ class FanoutEngine:
     """Index, vectors and sample texts loaded once; answers fan-out queries (used by the CLI
     and, kept in memory, by the service)."""
 
-    def __init__(self, store: Store, index_name: str, max_k: int = 100):
+    def __init__(self, store: Store, index_name: str, max_k: int = 100,
+                 micro_batch: bool = False):
+        """``micro_batch``: unseeded teacher/diffusion queries from concurrent callers are
+        answered in shared batches (``retrieval.batching``; the service turns it on)."""
         t0 = time.perf_counter()
-        self.index_name, self.max_k = index_name, max_k
+        self.index_name, self.max_k, self.micro_batch = index_name, max_k, micro_batch
+        self.batchers: dict[tuple, Any] = {}
         self.index: VectorIndex = load_index(store, index_name)
         meta = self.index.meta
         self.vectors = normalise(np.asarray(store.embeddings(meta["dataset"],
@@ -113,11 +117,22 @@ class FanoutEngine:
                 raise InvalidParameterError(f"{method} model {model!r} returns k={mdl.k} "
                                             f"items; got k={k}")
             if method == "teacher":
-                sets, _ = mdl.best_of_n(q, n=best_of, seed=seed)
-                res = FanoutResult(sets, np.einsum("bkd,bd->bk", self.vectors[sets], q),
-                                   np.arange(k)[None])
+                def answer(Q, s=seed):
+                    return mdl.best_of_n(Q, n=best_of, seed=s)[0]
             else:
-                res = mdl.retrieve(q, k, seed=seed)
+                def answer(Q, s=seed):
+                    return mdl.retrieve(Q, k, seed=s).row_idx
+            if self.micro_batch and seed is None:
+                key = (method, model, best_of)
+                if key not in self.batchers:
+                    from retrieval.batching import MicroBatcher
+
+                    self.batchers[key] = MicroBatcher(answer)
+                sets = self.batchers[key].submit(q[0])[None]
+            else:
+                sets = answer(q)
+            res = FanoutResult(sets, np.einsum("bkd,bd->bk", self.vectors[sets], q),
+                               np.arange(k)[None])
         else:
             retriever = (TopKRetriever(self.index) if method == "topk" else
                          MMRRetriever(self.index, self.vectors, lam=mmr_lambda, pool=mmr_pool))

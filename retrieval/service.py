@@ -7,9 +7,11 @@
 
 The engine (index, vectors, texts) is loaded once at start-up. Work runs in worker threads
 with at most ``max_concurrency`` requests in flight (an ``asyncio.Semaphore``) and each request
-is cut off after ``timeout_s`` (504). Bad input is a 4xx with a one-line ``detail``: 422 for
-malformed JSON or fields of the wrong type, 400 for values Curate rejects (empty query, k out
-of range, wrong dimension, NaN, unknown method, a model of the wrong kind or index).
+is cut off after ``timeout_s`` (504). Unseeded teacher/diffusion requests in flight together
+share one batched model call (``retrieval.batching.MicroBatcher``). Bad input is a 4xx with
+a one-line ``detail``: 422 for malformed JSON or fields of the wrong type, 400 for values
+Curate rejects (empty query, k out of range, wrong dimension, NaN, unknown method, a model of
+the wrong kind or index).
 Methods: topk, mmr, teacher, diffusion (the last two name a stored model).
 """
 
@@ -45,8 +47,8 @@ class BatchRequest(BaseModel):
 
 
 def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 100,
-               max_concurrency: int = 4, timeout_s: float = 10.0) -> FastAPI:
-    engine = FanoutEngine(Store.open(store_root), index_name, max_k=max_k)
+               max_concurrency: int = 16, timeout_s: float = 10.0) -> FastAPI:
+    engine = FanoutEngine(Store.open(store_root), index_name, max_k=max_k, micro_batch=True)
     gate = asyncio.Semaphore(max_concurrency)
     app = FastAPI(title="Curate fan-out retrieval", version="0.1.0")
 

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -108,3 +109,31 @@ def test_real_uvicorn_process_on_loopback(served):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_micro_batcher_answers_each_caller_its_own_row():
+    import threading
+
+    from retrieval.batching import MicroBatcher
+
+    sizes = []
+
+    def fn(Q):
+        sizes.append(len(Q))
+        if (Q < 0).any():
+            raise ValueError("negative")
+        return Q * 10
+
+    mb = MicroBatcher(fn, max_batch=8, max_wait_s=0.05)
+    out = {}
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, mb.submit(
+        np.full(3, float(i))))) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(out[i], np.full(3, 10.0 * i)) for i in range(12))
+    assert max(sizes) > 1 and max(sizes) <= 8              # callers really shared batches
+    with pytest.raises(ValueError, match="negative"):
+        mb.submit(np.full(3, -1.0))
+    assert np.array_equal(mb.submit(np.ones(3)), np.full(3, 10.0))   # still serving
