@@ -1,6 +1,8 @@
-"""retrieval: fan-out retrieval (R4T). Built so far: FAISS indices in the store, set-level
-objectives, the top-k and MMR baselines, ``fanout_query``. Not built yet: the RL teacher, the
-synthetic-set store, the diffusion retriever and the HTTP service."""
+"""retrieval: fan-out retrieval (R4T, arXiv 2603.06397) — FAISS indices in the store, set-level
+objectives, the top-k and MMR baselines, the GRPO fan-out teacher (``retrieval.teacher``),
+teacher-set synthesis (``retrieval.synthesis``), the EDM diffusion retriever
+(``retrieval.diffusion``), one query path (``fanout_query`` / ``FanoutEngine``) and the HTTP
+service (``retrieval.service``). The torch modules are imported on use, not here."""
 
 from retrieval.baselines import FanoutResult, MMRRetriever, TopKRetriever
 from retrieval.fanout import fanout_query
