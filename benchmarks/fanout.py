@@ -20,7 +20,8 @@ diffusion retriever on them. Test queries (up to 1,000), k = 10:
 - latency per query at batch 1 (first 200 queries) and batch 64 (p50/p99 over batches).
 Diffusion generates the teacher's sub-queries (default) and is sampled with 6 Heun steps (11
 network evaluations) and, as ``-3step``, with 3 (5 evaluations); ``diffusion-weak-items`` is
-the variant that generates the items' vectors instead.
+the variant that generates the items' vectors instead; ``diffusion-open-w128-l3`` is a
+128-wide, 3-layer denoiser (the default is 64 wide, 2 layers).
 The teacher answers with best-of-8 by the composite reward (its query-time path; no labels).
 Headline: ``latency_ratio_teacher_over_diffusion`` (batch 64) and
 ``quality_fraction_diffusion_over_teacher`` (composite) for the open regime.
@@ -155,6 +156,11 @@ def main() -> None:
             lambda q, e, s, tch=teacher: tch.best_of_n(q, n=8, exclude=e, seed=s)[0],
             [0, 1, 2])
         variants = [(model, 6, ""), (model, 3, "-3step")]   # 11 and 5 network evaluations
+        if regime == "open":          # the larger denoiser the default replaced
+            big = train_diffusion_from_store(st, syn["synthesis_id"], epochs=args.epochs,
+                                             width=128, layers=3, seed=0, progress=True)
+            pipeline[regime]["diffusion_w128_l3"] = big
+            variants.append((load_diffusion(st, big["model_id"])[0], 6, "-w128-l3"))
         if regime == "weak":          # the paper's literal target: the items' own vectors
             items = train_diffusion_from_store(st, syn["synthesis_id"], epochs=args.epochs,
                                                target="items", seed=0, progress=True)

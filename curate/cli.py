@@ -313,8 +313,9 @@ def fanout_train_diffusion(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 128,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
-    width: Annotated[int, typer.Option(help="Transformer width.")] = 128,
-    layers: Annotated[int, typer.Option(help="Transformer layers.")] = 3,
+    width: Annotated[int | None, typer.Option(help="Transformer width (default 64).")] = None,
+    layers: Annotated[int | None, typer.Option(help="Transformer layers (default 2).")]
+    = None,
     target: Annotated[str, typer.Option(
         help="What the rows are: subqueries (the teacher's fan-out) or items.")] = "subqueries",
     seed: Annotated[int, typer.Option(help="Seed (split, init, noise).")] = 0,

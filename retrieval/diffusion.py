@@ -44,14 +44,18 @@ from torch import nn
 from retrieval.baselines import FanoutResult
 from retrieval.index import VectorIndex, ground, normalise
 
+# Default size: on the WordNet benchmark a 64-wide, 2-layer denoiser matched a 128-wide,
+# 3-layer one in recall and composite at half the latency (README, "Fan-out retrieval").
+WIDTH, LAYERS = 64, 2
+
 
 @dataclass(frozen=True)
 class DiffusionConfig:
     dim: int
     k: int
     sigma_data: float
-    width: int = 128
-    layers: int = 3
+    width: int = WIDTH
+    layers: int = LAYERS
     heads: int = 4
     query_tokens: int = 4
     cfg_dropout: float = 0.1
@@ -170,7 +174,7 @@ class SetDiffusion(nn.Module):
 
 
 def train_diffusion(queries: np.ndarray, targets: np.ndarray, *, epochs: int = 30,
-                    batch: int = 128, lr: float = 1e-3, width: int = 128, layers: int = 3,
+                    batch: int = 128, lr: float = 1e-3, width: int = WIDTH, layers: int = LAYERS,
                     val_fraction: float = 0.1, seed: int = 0, device: str = "cpu",
                     progress: bool = False) -> tuple[SetDiffusion, dict]:
     """Fit the denoiser on (queries (m, d), targets (m, k, d) unit rows: sub-queries or

@@ -106,19 +106,21 @@ def load_synthesis(store, synthesis_id: str, target: str = "subqueries"
 
 
 def train_diffusion_from_store(store, synthesis_id: str, *, epochs: int = 30,
-                               batch: int = 128, lr: float = 1e-3, width: int = 128,
-                               layers: int = 3, target: str = "subqueries", seed: int = 0,
-                               device: str = "cpu", progress: bool = False) -> dict:
+                               batch: int = 128, lr: float = 1e-3, width: int | None = None,
+                               layers: int | None = None, target: str = "subqueries",
+                               seed: int = 0, device: str = "cpu",
+                               progress: bool = False) -> dict:
     """``curate fanout train-diffusion``: fit on a stored synthesis, store the checkpoint.
     ``target="subqueries"`` (default) compiles the teacher's fan-out — the generated rows are
     sub-queries, grounded like the teacher's; ``"items"`` generates the items' vectors and
     snaps them (the literal reading of the paper; noisier: a small model cannot place rows
     exactly on database items, so snapping lands off-target — see the README)."""
-    from retrieval.diffusion import save_diffusion, train_diffusion
+    from retrieval.diffusion import LAYERS, WIDTH, save_diffusion, train_diffusion
 
     Q, T, smeta = load_synthesis(store, synthesis_id, target)
-    model, hist = train_diffusion(Q, T, epochs=epochs, batch=batch, lr=lr, width=width,
-                                  layers=layers, seed=seed, device=device, progress=progress)
+    model, hist = train_diffusion(Q, T, epochs=epochs, batch=batch, lr=lr,
+                                  width=width or WIDTH, layers=layers or LAYERS, seed=seed,
+                                  device=device, progress=progress)
     info = {"synthesis": synthesis_id, "teacher": smeta["teacher"], "index": smeta["index"],
             "k": smeta["k"], "target": target, "epochs": epochs, "lr": lr, "seed": seed,
             "sigma_data": model.cfg.sigma_data, "train_loss_last": hist["train_loss"][-1],
