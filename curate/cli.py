@@ -228,13 +228,20 @@ def fanout_query_cmd(
         help="Model id (teacher: train-teacher; diffusion: train-diffusion).")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed (teacher, diffusion).")]
     = None,
+    best_of: Annotated[int | None, typer.Option(
+        help="Teacher: fan-outs sampled, best kept (default 8).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Diffusion: Heun steps (default 6).")]
+    = None,
+    guidance: Annotated[float | None, typer.Option(
+        help="Diffusion: guidance weight (default 1).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Answer a query with a set of items and the set's objective values."""
     from retrieval import fanout_query
 
     res = fanout_query(_store(), index, text=text, k=k, method=method, mmr_lambda=mmr_lambda,
-                       model=model, seed=seed)
+                       model=model, seed=seed, best_of=best_of, steps=steps,
+                       guidance=guidance)
 
     def human() -> None:
         import polars as pl

@@ -242,16 +242,24 @@ class DiffusionRetriever:
         return self.model.cfg.k
 
     def retrieve(self, queries: np.ndarray, k: int | None = None,
-                 exclude: np.ndarray | None = None, seed: int | None = None) -> FanoutResult:
+                 exclude: np.ndarray | None = None, seed: int | None = None,
+                 steps: int | None = None, guidance: float | None = None) -> FanoutResult:
+        """Sets for (B, d) queries; ``steps`` / ``guidance`` override the retriever's."""
         from curate.errors import InvalidParameterError
 
+        steps = self.steps if steps is None else steps
+        guidance = self.guidance if guidance is None else guidance
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100:
+            raise InvalidParameterError(f"steps must be an integer in [1, 100]; got {steps!r}")
+        if not (np.isfinite(guidance) and guidance >= 0):
+            raise InvalidParameterError(f"guidance must be ≥ 0; got {guidance!r}")
         if k is not None and k != self.k:
             raise InvalidParameterError(f"the diffusion model generates k={self.k} items; "
                                         f"got k={k}")
         Q = normalise(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        y = self.model.sample(torch.as_tensor(Q).to(self.device), steps=self.steps,
-                              guidance=self.guidance, generator=gen).cpu().numpy()
+        y = self.model.sample(torch.as_tensor(Q).to(self.device), steps=steps,
+                              guidance=float(guidance), generator=gen).cpu().numpy()
         sub = normalise((Q[:, None, :] + y).reshape(-1, Q.shape[1])).reshape(y.shape)
         rows = ground(self.index, sub, exclude=exclude)
         scores = np.einsum("bkd,bd->bk", self.vectors[np.clip(rows, 0, None)], Q)

@@ -19,6 +19,7 @@ from stores import Store
 
 METHODS = ("topk", "mmr", "teacher", "diffusion")
 POOL = 500                  # the query's neighbourhood for groundedness / coverage
+BEST_OF, STEPS, GUIDANCE = 8, 6, 1.0   # teacher's N; diffusion's Heun steps and CFG weight
 
 
 class FanoutEngine:
@@ -79,10 +80,14 @@ class FanoutEngine:
     def query(self, *, text: str | None = None, vector: Any = None, k: int = 10,
               method: str = "topk", weights: dict[str, float] | None = None,
               mmr_lambda: float = 0.5, mmr_pool: int = 200, model: str | None = None,
-              best_of: int = 8, seed: int | None = None) -> dict[str, Any]:
+              best_of: int | None = None, seed: int | None = None,
+              steps: int | None = None, guidance: float | None = None) -> dict[str, Any]:
         """One query → its set: items (row_idx, sample_id, text, score = cosine to the query,
         sub_query = which fan-out slot found it, −1 for none), objectives, timings. ``seed``
-        fixes the teacher's / diffusion's sampling (None: a fresh draw / the model's seed)."""
+        fixes the teacher's / diffusion's sampling (None: a fresh draw / the model's seed);
+        ``best_of`` is the teacher's N; ``steps`` / ``guidance`` are the diffusion sampler's
+        Heun steps and classifier-free guidance weight (None: ``BEST_OF``, ``STEPS``,
+        ``GUIDANCE``)."""
         if method not in METHODS:
             raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}; got "
                                         f"{method!r}")
@@ -112,18 +117,29 @@ class FanoutEngine:
         q = normalise(vec[None])
         t0 = time.perf_counter()
         if method in ("teacher", "diffusion"):
+            defaults = (best_of, steps, guidance) == (None, None, None)
+            best_of = BEST_OF if best_of is None else best_of
+            steps = STEPS if steps is None else steps
+            guidance = GUIDANCE if guidance is None else guidance
             mdl = self._model(method, model)
             if k != mdl.k:
                 raise InvalidParameterError(f"{method} model {model!r} returns k={mdl.k} "
                                             f"items; got k={k}")
             if method == "teacher":
+                if isinstance(best_of, bool) or not isinstance(best_of, int) or \
+                        not 1 <= best_of <= 64:
+                    raise InvalidParameterError(f"best_of must be an integer in [1, 64]; got "
+                                                f"{best_of!r}")
+
                 def answer(Q, s=seed):
                     return mdl.best_of_n(Q, n=best_of, seed=s)[0]
             else:
                 def answer(Q, s=seed):
-                    return mdl.retrieve(Q, k, seed=s).row_idx
-            if self.micro_batch and seed is None:
-                key = (method, model, best_of)
+                    return mdl.retrieve(Q, k, seed=s, steps=steps, guidance=guidance).row_idx
+            # shared batches only for unseeded calls with the default sampler settings, so
+            # there is one batcher (one worker thread) per model whatever clients send
+            if self.micro_batch and seed is None and defaults:
+                key = (method, model)
                 if key not in self.batchers:
                     from retrieval.batching import MicroBatcher
 

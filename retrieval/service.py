@@ -40,6 +40,11 @@ class FanoutRequest(BaseModel):
     mmr_lambda: float = Field(0.5, description="MMR relevance weight.")
     model: str | None = Field(None, description="Model id (methods teacher, diffusion).")
     seed: int | None = Field(None, description="Sampling seed (teacher, diffusion).")
+    best_of: int | None = Field(None, description="Teacher: fan-outs sampled, best kept (N; "
+                                "default 8).")
+    steps: int | None = Field(None, description="Diffusion: Heun steps (default 6).")
+    guidance: float | None = Field(None, description="Diffusion: classifier-free guidance "
+                                   "weight (default 1).")
 
 
 class BatchRequest(BaseModel):
@@ -58,7 +63,8 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
         try:
             return engine.query(text=req.query, vector=req.vector, k=req.k, method=req.method,
                                 weights=req.weights, mmr_lambda=req.mmr_lambda,
-                                model=req.model, seed=req.seed)
+                                model=req.model, seed=req.seed, best_of=req.best_of,
+                                steps=req.steps, guidance=req.guidance)
         except CurateError as exc:
             raise HTTPException(400, str(exc)) from None
 

@@ -139,6 +139,23 @@ def test_index_and_fanout_from_the_cli(wordnet_home, capsys):
         assert main(base + ["fanout", "query", "x", "--index", "cli-flat", "--method",
                             method]) == 2
         assert f"method '{method}' needs a model id" in capsys.readouterr().err
+    # a (small, untrained) diffusion checkpoint for this index answers text queries by CLI
+    import torch
+
+    from retrieval.diffusion import DiffusionConfig, SetDiffusion, save_diffusion
+
+    st = Store.open(wordnet_home)
+    model = SetDiffusion(DiffusionConfig(dim=384, k=5, sigma_data=0.05, width=16, layers=1),
+                         torch.Generator().manual_seed(0))
+    mid = save_diffusion(st, model, {"index": "cli-flat", "k": 5})
+    query = ["fanout", "query", "a large and densely populated urban area", "--index",
+             "cli-flat", "--k", "5", "--method", "diffusion", "--model", mid]
+    assert main(base + query + ["--steps", "2", "--guidance", "1.5", "--seed", "0",
+                                "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len({i["row_idx"] for i in res["items"]}) == 5 and res["model_version"] == mid
+    assert main(base + query + ["--steps", "0"]) == 2
+    assert "steps must be" in capsys.readouterr().err
 
 
 def test_teacher_grpo_improves_weakly_supervised_recall(vec_store):
@@ -234,6 +251,12 @@ def test_r4t_pipeline_from_the_cli(tmp_path, capsys):
         assert [i["row_idx"] for i in again["items"]] == [i["row_idx"] for i in res["items"]]
         with pytest.raises(InvalidParameterError, match="returns k=5"):
             fanout_query(st, "w-flat", vector=q, k=3, method=method, model=model)
+    with pytest.raises(InvalidParameterError, match="best_of must be"):
+        fanout_query(st, "w-flat", vector=q, k=5, method="teacher", model=teacher["model_id"],
+                     best_of=0)
+    with pytest.raises(InvalidParameterError, match="guidance must be"):
+        fanout_query(st, "w-flat", vector=q, k=5, method="diffusion", model=diff["model_id"],
+                     guidance=float("nan"))
     with pytest.raises(InvalidParameterError, match="is a 'teacher' model"):
         fanout_query(st, "w-flat", vector=q, k=5, method="diffusion", model=teacher["model_id"])
     # wrong artefacts are one-line errors, exit 2, and nothing new is stored
