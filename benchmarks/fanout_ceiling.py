@@ -7,7 +7,9 @@ hyponyms for the top-10 of:
 - q + c·δ, δ = the mean over training hypernyms of (hyponym centroid − q): one learned global
   direction, c ∈ {0.25, 0.5, 1};
 - q + c·W q, W a ridge regression (λ = 1) of that offset on q over the training hypernyms;
-- the test hypernym's own hyponym centroid (an oracle: it uses the labels).
+- the test hypernym's own hyponym centroid (an oracle: it uses the labels);
+- a two-view query: MiniLM("lemmas: gloss") + MiniLM(first lemma), normalised — a different
+  query *text*, not a fan-out (no labels used).
 The gap between the learned shifts and the oracle says how much a fan-out policy that sees only
 the query embedding can hope to learn here. Writes results/fanout_ceiling.json.
 """
@@ -49,7 +51,11 @@ def main() -> None:
     offset = centroid - Qtr
     delta = offset.mean(0)
     W = np.linalg.solve(Qtr.T @ Qtr + np.eye(Qtr.shape[1]), Qtr.T @ offset)
+    from curate.embedding import embed_texts
+
+    first = [lem[0].replace("_", " ") for lem in st.samples("wordnet")[te_rows]["lemmas"]]
     out = {"topk": recall(Qte),
+           "two_view_query": recall(Qte + embed_texts(first)),
            "global_shift": {str(c): recall(Qte + c * delta) for c in (0.25, 0.5, 1.0)},
            "ridge_shift": {str(c): recall(Qte + c * (Qte @ W)) for c in (0.25, 0.5, 1.0)},
            "oracle_centroid": recall(np.stack([X[list(y)].mean(0) for y in te_refs])),
