@@ -22,7 +22,10 @@ Diffusion generates the teacher's sub-queries (default) and is sampled with 6 He
 network evaluations) and, as ``-3step``, with 3 (5 evaluations); ``diffusion-weak-items`` is
 the variant that generates the items' vectors instead; ``diffusion-open-w128-l3`` is a
 128-wide, 3-layer denoiser (the default is 64 wide, 2 layers).
-The teacher answers with best-of-8 by the composite reward (its query-time path; no labels).
+The teacher answers with best-of-8 by the composite reward (its query-time path; no labels)
+and, as ``-mean``, with its deterministic mean fan-out (N = 1). Teacher and diffusion see the
+query's three views (``retrieval.views``: full text, lemmas, gloss); top-k and MMR the full
+text.
 Headline: ``latency_ratio_teacher_over_diffusion`` (batch 64) and
 ``quality_fraction_diffusion_over_teacher`` (composite) for the open regime.
 Writes results/fanout.json and results/fanout.md.
@@ -49,7 +52,7 @@ from retrieval.objectives import set_objectives, vendi  # noqa: E402
 from retrieval.synthesis import synthesize, train_diffusion_from_store  # noqa: E402
 from retrieval.teacher import (  # noqa: E402
     hypernym_queries,
-    hypernym_query_vectors,
+    hypernym_query_views,
     load_teacher,
     train_teacher,
 )
@@ -86,12 +89,12 @@ def recall(refs, sets, cap: int | None = None) -> float:
 
 
 def evaluate(name, fn, Q, ex, refs, index, X, pool_rows, seeds) -> dict:
-    """fn(Q, exclude, seed) → (B, k) rows. Quality over ``seeds``, Vendi over 5 runs,
-    latency at batch 1 and 64."""
+    """fn(views (B, V, d), exclude, seed) → (B, k) rows. Quality over ``seeds``, Vendi over 5
+    runs, latency at batch 1 and 64."""
     per_seed = []
     for seed in seeds:
         rows = fn(Q, ex, seed)
-        obj = set_objectives(Q, X[rows], X[pool_rows])
+        obj = set_objectives(Q[:, 0], X[rows], X[pool_rows])
         per_seed.append({"recall_at_k": recall(refs, rows.tolist()),
                          "recall_at_k_capped": recall(refs, rows.tolist(), K),
                          "recall_pool_500": recall(refs, grown_pool(index, X, rows)),
@@ -131,14 +134,14 @@ def main() -> None:
     qrows, refs = hypernym_queries(st, "wordnet", seed=0)["test"]
     qrows, refs = qrows[:args.n_test], refs[:args.n_test]
     ex = np.asarray(qrows)
-    Q = hypernym_query_vectors(st, "wordnet", "all-MiniLM-L6-v2", qrows)
-    _, top = index.search(Q, POOL + 1)
+    Qv = hypernym_query_views(st, "wordnet", "all-MiniLM-L6-v2", qrows)    # (n, V, d)
+    _, top = index.search(Qv[:, 0], POOL + 1)
     pool_rows = drop(top, ex, POOL)
 
     topk, mmr = TopKRetriever(index), MMRRetriever(index, X, lam=0.5, pool=200)
     methods = {
-        "topk": (lambda q, e, s: drop(topk.retrieve(q, K + 1).row_idx, e, K), [0]),
-        "mmr": (lambda q, e, s: drop(mmr.retrieve(q, K + 1).row_idx, e, K), [0]),
+        "topk": (lambda q, e, s: drop(topk.retrieve(q[:, 0], K + 1).row_idx, e, K), [0]),
+        "mmr": (lambda q, e, s: drop(mmr.retrieve(q[:, 0], K + 1).row_idx, e, K), [0]),
     }
     pipeline = {}
     for regime in args.regimes.split(","):
@@ -155,6 +158,8 @@ def main() -> None:
         methods[f"teacher-{regime}"] = (
             lambda q, e, s, tch=teacher: tch.best_of_n(q, n=8, exclude=e, seed=s)[0],
             [0, 1, 2])
+        methods[f"teacher-{regime}-mean"] = (       # N = 1: the deterministic mean fan-out
+            lambda q, e, s, tch=teacher: tch.best_of_n(q, n=1, exclude=e)[0], [0])
         variants = [(model, 6, ""), (model, 3, "-3step")]   # 11 and 5 network evaluations
         if regime == "open":          # the larger denoiser the default replaced
             big = train_diffusion_from_store(st, syn["synthesis_id"], epochs=args.epochs,
@@ -170,7 +175,7 @@ def main() -> None:
             retr = DiffusionRetriever(mdl, index, X, steps=steps)
             methods[f"diffusion-{regime}{suffix}"] = (
                 lambda q, e, s, r=retr: r.retrieve(q, K, exclude=e, seed=s).row_idx, [0, 1, 2])
-    results = {name: evaluate(name, fn, Q, ex, refs, index, X, pool_rows, seeds)
+    results = {name: evaluate(name, fn, Qv, ex, refs, index, X, pool_rows, seeds)
                for name, (fn, seeds) in methods.items()}
 
     def headline(regime):
@@ -187,12 +192,12 @@ def main() -> None:
            "regimes": {r: dict(zip(("latency_ratio_teacher_over_diffusion",
                                     "quality_fraction_diffusion_over_teacher"), headline(r),
                                    strict=True)) for r in pipeline},
-           "k": K, "pool": POOL, "index": INDEX, "n_test_queries": len(Q),
+           "k": K, "pool": POOL, "index": INDEX, "n_test_queries": len(Qv),
            "pool_recall_500": recall(refs, pool_rows.tolist()), "methods": results,
            "pipeline": pipeline, "args": vars(args), "machine": machine()}
     write_json(RESULTS / "fanout.json", out)
     lines = ["# Fan-out retrieval", "",
-             f"{len(Q)} WordNet test queries (hypernyms with ≥ 5 hyponyms; query = \"lemmas: "
+             f"{len(Qv)} WordNet test queries (hypernyms with ≥ 5 hyponyms; query = \"lemmas: "
              f"gloss\"), k = {K}, HNSW32 over 117,659 glosses; the query's own top-500 recalls "
              f"{out['pool_recall_500']:.3f}. Teacher/diffusion: mean ± std over 3 sampling "
              f"seeds. {machine()}. Produced by `python benchmarks/fanout.py`.", "",

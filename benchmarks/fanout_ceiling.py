@@ -27,7 +27,7 @@ from common import RESULTS, machine, write_json  # noqa: E402
 
 from retrieval import load_index  # noqa: E402
 from retrieval.index import normalise  # noqa: E402
-from retrieval.teacher import hypernym_queries, hypernym_query_vectors  # noqa: E402
+from retrieval.teacher import hypernym_queries, hypernym_query_views  # noqa: E402
 from stores import Store  # noqa: E402
 
 
@@ -38,8 +38,8 @@ def main() -> None:
     splits = hypernym_queries(st, "wordnet", seed=0)
     (tr_rows, tr_refs), (te_rows, te_refs) = splits["train"], splits["test"]
     te_rows, te_refs = te_rows[:1000], te_refs[:1000]
-    Qtr = hypernym_query_vectors(st, "wordnet", "all-MiniLM-L6-v2", tr_rows)
-    Qte = hypernym_query_vectors(st, "wordnet", "all-MiniLM-L6-v2", te_rows)
+    Qtr = hypernym_query_views(st, "wordnet", "all-MiniLM-L6-v2", tr_rows)[:, 0]
+    Qte = hypernym_query_views(st, "wordnet", "all-MiniLM-L6-v2", te_rows)[:, 0]
 
     def recall(Q: np.ndarray) -> float:
         _, rows = index.search(normalise(Q), 11)

@@ -283,9 +283,10 @@ def fanout_train_teacher(
     steps: Annotated[int, typer.Option(help="GRPO steps.")] = 200,
     batch: Annotated[int, typer.Option(help="Queries per GRPO step.")] = 32,
     group: Annotated[int, typer.Option(help="Fan-outs sampled per query (G).")] = 8,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-2,
     sigma: Annotated[float | None, typer.Option(
         help="Per-dimension policy noise (default 0.3/√d).")] = None,
+    tau: Annotated[float, typer.Option(help="Noise of the view-mixing weights.")] = 0.3,
     beta: Annotated[float, typer.Option(help="KL weight to the initial policy.")] = 0.01,
     seed: Annotated[int, typer.Option(help="Seed (split, init, sampling).")] = 0,
     json_out: JsonOpt = False,
@@ -294,7 +295,7 @@ def fanout_train_teacher(
     from retrieval.teacher import train_teacher
 
     res = train_teacher(_store(), index, k=k, regime=regime, steps=steps, batch=batch,
-                        group=group, lr=lr, sigma=sigma, beta=beta, seed=seed,
+                        group=group, lr=lr, sigma=sigma, tau=tau, beta=beta, seed=seed,
                         progress=not json_out)
     if not json_out:
         res = {k_: v for k_, v in res.items() if k_ != "reward_history"}

@@ -4,7 +4,8 @@ Paper: "Efficient, Property-Aligned Fan-Out Retrieval via RL-Compiled Diffusion"
 2603.06397) with the EDM formulation of Karras et al., "Elucidating the Design Space of
 Diffusion-Based Generative Models" (NeurIPS 2022).
 
-Data: pairs (q (d,), Z (k, d)) from ``retrieval.synthesis`` — a query and, for a high-reward
+Data: pairs (V (3, d), Z (k, d)) from ``retrieval.synthesis`` — a query's views
+(``retrieval.views``: full text, head, body; view 0 = the full query q) and, for a high-reward
 teacher set, either the teacher's k sub-queries (default: the diffusion model compiles the
 fan-out itself and grounds it like the teacher) or the k items' vectors (the literal reading of
 the paper). The model generates residuals y = Z − q (k, d): smaller than Z and similar in scale
@@ -15,9 +16,13 @@ Denoiser (x0-prediction with EDM preconditioning):
     c_skip = σ_d² / (σ² + σ_d²), c_out = σ·σ_d / √(σ² + σ_d²), c_in = 1 / √(σ² + σ_d²),
     c_noise = ln(σ) / 4.
 F is a small pre-norm transformer over the k set tokens (self-attention, no positional
-embedding: permutation-equivariant) with the query injected by cross-attention to ``m`` query
-tokens; the noise level enters as a Fourier embedding added to every token. With probability
-``cfg_dropout`` the query tokens are replaced by a learned null (classifier-free guidance).
+embedding: permutation-equivariant) with the query injected by cross-attention to one token per
+view (a shared projection plus a learned view embedding); the noise level enters as a Fourier
+embedding added to every token. Each output token is a projection back to d plus a mixture of
+the view differences, Σ_v c_v(h)·(e_v − e_full)/σ_d — so the model can express the teacher's
+view-mixing sub-queries exactly through its narrow width. With probability ``cfg_dropout`` the
+view tokens are replaced by a learned null and the view differences by zero (classifier-free
+guidance).
 Training loss: λ(σ)·‖D(y + σn; σ, q) − y‖² (mean over entries), λ = (σ² + σ_d²)/(σ·σ_d)²,
 ln σ ~ N(P_mean, P_std²).
 
@@ -28,7 +33,7 @@ Guidance w: D = D_uncond + w·(D_cond − D_uncond) (w = 1: conditional only, on
 Snapping: sub-queries z_j = normalise(q + ŷ_j) are grounded with ``retrieval.index.ground``
 (each takes its best not-yet-taken item), so the k items are distinct.
 
-Shapes: queries (B, d), residuals/tokens (B, k, d), σ (B,).
+Shapes: query views (B, V, d) (or vectors (B, d): V copies), residuals/tokens (B, k, d), σ (B,).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ class DiffusionConfig:
     width: int = WIDTH
     layers: int = LAYERS
     heads: int = 4
-    query_tokens: int = 4
+    views: int = 3
     cfg_dropout: float = 0.1
     p_mean: float = -1.2
     p_std: float = 1.2
@@ -79,7 +84,7 @@ def init_params(module: nn.Module, generator: torch.Generator) -> nn.Module:
 
 
 class SetDenoiser(nn.Module):
-    """F(x (B, k, d), c_noise (B,), q (B, d), drop (B,) bool) → (B, k, d)."""
+    """F(x (B, k, d), c_noise (B,), views (B, V, d), drop (B,) bool) → (B, k, d)."""
 
     def __init__(self, cfg: DiffusionConfig):
         super().__init__()
@@ -88,24 +93,27 @@ class SetDenoiser(nn.Module):
         self.register_buffer("freqs", torch.exp(torch.linspace(0.0, math.log(1000.0), 16)))
         self.noise_mlp = nn.Sequential(nn.Linear(32, w), nn.SiLU(), nn.Linear(w, w))
         self.tokens_in = nn.Linear(cfg.dim, w)
-        self.query_in = nn.Linear(cfg.dim, cfg.query_tokens * w)
-        self.null_query = nn.Parameter(torch.zeros(cfg.query_tokens, w))
+        self.view_in = nn.Linear(cfg.dim, w)
+        self.view_embed = nn.Parameter(torch.zeros(cfg.views, w))
+        self.null_views = nn.Parameter(torch.zeros(cfg.views, w))
         layer = nn.TransformerDecoderLayer(w, cfg.heads, 2 * w, dropout=0.0, batch_first=True,
                                            norm_first=True)
         self.blocks = nn.TransformerDecoder(layer, cfg.layers)
         self.norm_out = nn.LayerNorm(w)
         self.tokens_out = nn.Linear(w, cfg.dim)
+        self.mix_out = nn.Linear(w, cfg.views - 1)
 
-    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, q: torch.Tensor,
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, views: torch.Tensor,
                 drop: torch.Tensor) -> torch.Tensor:
-        B = x.shape[0]
         phase = c_noise[:, None] * self.freqs[None]
         emb = self.noise_mlp(torch.cat([phase.sin(), phase.cos()], dim=1))       # (B, w)
         h = self.tokens_in(x) + emb[:, None]
-        mem = self.query_in(q).view(B, self.cfg.query_tokens, -1)
-        mem = torch.where(drop[:, None, None], self.null_query[None].expand_as(mem), mem)
-        h = self.blocks(h, mem + emb[:, None])
-        return self.tokens_out(self.norm_out(h))
+        mem = self.view_in(views) + self.view_embed[None]
+        mem = torch.where(drop[:, None, None], self.null_views[None].expand_as(mem), mem)
+        h = self.norm_out(self.blocks(h, mem + emb[:, None]))
+        diffs = (views[:, 1:] - views[:, :1]) * (~drop)[:, None, None]            # (B, V−1, d)
+        mix = torch.einsum("bkv,bvd->bkd", self.mix_out(h), diffs) / self.cfg.sigma_data
+        return self.tokens_out(h) + mix
 
 
 class SetDiffusion(nn.Module):
@@ -117,6 +125,7 @@ class SetDiffusion(nn.Module):
         self.net = init_params(SetDenoiser(cfg), generator)
         with torch.no_grad():                       # F ≡ 0 at the start: D is c_skip·x
             self.net.tokens_out.weight.zero_()
+            self.net.mix_out.weight.zero_()
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -127,6 +136,8 @@ class SetDiffusion(nn.Module):
         c_in = 1.0 / torch.sqrt(s ** 2 + sd ** 2)
         if drop is None:
             drop = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        if q.dim() == 2:                                   # a bare vector: V copies
+            q = q[:, None].expand(-1, self.cfg.views, -1)
         return c_skip * x + c_out * self.net(c_in * x, torch.log(sigma) / 4, q, drop)
 
     def loss(self, y: torch.Tensor, q: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -182,22 +193,23 @@ def train_diffusion(queries: np.ndarray, targets: np.ndarray, *, epochs: int = 3
     Returns the model and a history dict."""
     from curate.errors import InvalidParameterError
     from curate.progress import bar
+    from retrieval.views import as_views
 
-    Q = normalise(np.asarray(queries, dtype=np.float32))
+    Q = as_views(queries)                                            # (m, V, d)
     T = np.asarray(targets, dtype=np.float32)
-    if T.ndim != 3 or T.shape[0] != Q.shape[0] or T.shape[2] != Q.shape[1]:
-        raise InvalidParameterError(f"targets must be (m, k, d) matching queries (m, d); got "
-                                    f"{T.shape} and {Q.shape}")
+    if T.ndim != 3 or T.shape[0] != Q.shape[0] or T.shape[2] != Q.shape[2]:
+        raise InvalidParameterError(f"targets must be (m, k, d) matching queries (m, [V,] d); "
+                                    f"got {T.shape} and {np.shape(queries)}")
     if len(Q) < 4:
         raise InvalidParameterError(f"need at least 4 synthetic sets to train; got {len(Q)}")
-    Y = T - Q[:, None, :]
+    Y = T - Q[:, :1, :]
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(Q), generator=gen).numpy()
     n_val = max(1, int(val_fraction * len(Q)))
     val, tr = order[:n_val], order[n_val:]
     sigma_data = float(np.sqrt(np.mean(Y[tr] ** 2)))
-    cfg = DiffusionConfig(dim=Q.shape[1], k=T.shape[1], sigma_data=sigma_data, width=width,
-                          layers=layers)
+    cfg = DiffusionConfig(dim=Q.shape[2], k=T.shape[1], sigma_data=sigma_data, width=width,
+                          layers=layers, views=Q.shape[1])
     model = SetDiffusion(cfg, gen).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     Yt, Qt = torch.as_tensor(Y).to(device), torch.as_tensor(Q).to(device)
@@ -228,7 +240,8 @@ def train_diffusion(queries: np.ndarray, targets: np.ndarray, *, epochs: int = 3
 
 
 class DiffusionRetriever:
-    """``retrieve(queries (B, d), k) -> FanoutResult``: sample residuals, snap to the index."""
+    """``retrieve(queries (B, d) or views (B, V, d), k) -> FanoutResult``: sample residuals,
+    snap them to the index."""
 
     name = "diffusion"
 
@@ -256,9 +269,12 @@ class DiffusionRetriever:
         if k is not None and k != self.k:
             raise InvalidParameterError(f"the diffusion model generates k={self.k} items; "
                                         f"got k={k}")
-        Q = normalise(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        from retrieval.views import as_views
+
+        V = as_views(queries)
+        Q = V[:, 0]
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        y = self.model.sample(torch.as_tensor(Q).to(self.device), steps=steps,
+        y = self.model.sample(torch.as_tensor(V).to(self.device), steps=steps,
                               guidance=float(guidance), generator=gen).cpu().numpy()
         sub = normalise((Q[:, None, :] + y).reshape(-1, Q.shape[1])).reshape(y.shape)
         rows = ground(self.index, sub, exclude=exclude)

@@ -15,6 +15,7 @@ from curate.errors import InvalidParameterError
 from retrieval.baselines import FanoutResult, MMRRetriever, TopKRetriever
 from retrieval.index import VectorIndex, load_index, normalise
 from retrieval.objectives import set_objectives
+from retrieval.views import as_views
 from stores import Store
 
 METHODS = ("topk", "mmr", "teacher", "diffusion")
@@ -99,7 +100,8 @@ class FanoutEngine:
         if text is not None:
             if not text.strip():
                 raise InvalidParameterError("the query text is empty")
-            from curate.embedding import MODEL_NAME, embed_texts
+            from curate.embedding import MODEL_NAME
+            from retrieval.views import text_views
 
             if self.index.meta.get("embedding") != MODEL_NAME:
                 raise InvalidParameterError(
@@ -108,13 +110,15 @@ class FanoutEngine:
                     f"need {MODEL_NAME} embeddings — pass a query vector instead, or index a "
                     "dataset embedded with `curate embed`")
             t0 = time.perf_counter()
-            vector = embed_texts([text])[0]
+            views = text_views([text])                                  # (1, V, d)
             timings["embed_s"] = time.perf_counter() - t0
-        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if vec.shape[0] != self.index.dim:
-            raise InvalidParameterError(f"query vector has dimension {vec.shape[0]}; the index "
-                                        f"has {self.index.dim}")
-        q = normalise(vec[None])
+        else:
+            vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+            if vec.shape[0] != self.index.dim:
+                raise InvalidParameterError(f"query vector has dimension {vec.shape[0]}; the "
+                                            f"index has {self.index.dim}")
+            views = as_views(vec[None])
+        q = views[:, 0]
         t0 = time.perf_counter()
         if method in ("teacher", "diffusion"):
             defaults = (best_of, steps, guidance) == (None, None, None)
@@ -144,9 +148,9 @@ class FanoutEngine:
                     from retrieval.batching import MicroBatcher
 
                     self.batchers[key] = MicroBatcher(answer)
-                sets = self.batchers[key].submit(q[0])[None]
+                sets = self.batchers[key].submit(views[0])[None]
             else:
-                sets = answer(q)
+                sets = answer(views)
             res = FanoutResult(sets, np.einsum("bkd,bd->bk", self.vectors[sets], q),
                                np.arange(k)[None])
         else:

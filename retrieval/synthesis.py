@@ -6,7 +6,7 @@ by the teacher's own reward is kept — the composite objective for an ``open`` 
 recall of the query's reference set for a ``weak`` one (training queries have labels, so
 synthesis may use them). Of those, the top ``keep`` fraction by reward is stored:
 
-    models/synthesis-<hex>/queries.npy   (m, d) float32 query vectors
+    models/synthesis-<hex>/queries.npy   (m, V, d) float32 query views (``retrieval.views``)
                            targets.npy   (m, k, d) float32 item vectors of the kept sets
                            subqueries.npy (m, k, d) float32 the teacher's sub-queries that
                                          found them (normalised q + a_j)
@@ -27,7 +27,7 @@ from curate.progress import bar
 from retrieval.fanout import POOL
 from retrieval.index import load_index, normalise
 from retrieval.objectives import set_objectives
-from retrieval.teacher import hypernym_queries, hypernym_query_vectors, load_teacher
+from retrieval.teacher import hypernym_queries, hypernym_query_views, load_teacher
 from stores import files
 
 
@@ -43,11 +43,11 @@ def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk:
     X = normalise(np.asarray(store.embeddings(meta["dataset"], meta["embedding"])[0]))
     teacher = load_teacher(store, teacher_id, index, X)
     q_rows, refs = hypernym_queries(store, meta["dataset"], seed=int(tmeta["seed"]))["train"]
-    Q = hypernym_query_vectors(store, meta["dataset"], meta["embedding"], q_rows, progress)
+    Q = hypernym_query_views(store, meta["dataset"], meta["embedding"], q_rows, progress)
     exclude = np.asarray(q_rows)
     t0 = time.perf_counter()
     sets = np.empty((len(Q), teacher.k), dtype=np.int64)
-    subs = np.empty((len(Q), teacher.k, Q.shape[1]), dtype=np.float32)
+    subs = np.empty((len(Q), teacher.k, Q.shape[2]), dtype=np.float32)
     with bar("synthesising sets", total=len(Q), enabled=progress) as b:
         for s in range(0, len(Q), chunk):
             sl = slice(s, s + chunk)
@@ -58,8 +58,8 @@ def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk:
             sets[sl], _, subs[sl] = teacher.best_of_n(Q[sl], n=n, reward_fn=fn,
                                                       exclude=exclude[sl], subqueries=True)
             b.advance(len(Q[sl]))
-    _, pool = index.search(Q, POOL)
-    obj = set_objectives(Q, X[sets], X[np.clip(pool, 0, None)], teacher.weights)
+    _, pool = index.search(Q[:, 0], POOL)
+    obj = set_objectives(Q[:, 0], X[sets], X[np.clip(pool, 0, None)], teacher.weights)
     recall = np.array([len(r & set(row)) / len(r) for r, row in
                        zip(refs, sets.tolist(), strict=True)])
     reward = recall if tmeta["regime"] == "weak" else obj["composite"]
@@ -90,7 +90,7 @@ TARGETS = {"subqueries": "subqueries.npy", "items": "targets.npy"}
 
 def load_synthesis(store, synthesis_id: str, target: str = "subqueries"
                    ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(queries (m, d), targets (m, k, d), meta) of a stored synthesis; ``target`` picks the
+    """(query views (m, V, d), targets (m, k, d), meta) of a stored synthesis; ``target`` picks the
     teacher's sub-queries (the fan-out itself) or the items they found."""
     from curate.errors import SchemaError
 

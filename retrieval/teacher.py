@@ -1,22 +1,27 @@
-"""The R4T teacher (stage 1): an RL-trained fan-out policy in embedding space.
+"""The R4T teacher (stage 1): an RL-trained fan-out policy over query views.
 
-Policy: for a query q (d,), a small MLP outputs k offsets μ(q) (k, d); a fan-out samples
-a = μ + σ·ε (ε ~ N(0, I)) and uses the sub-queries z_j = normalise(q + a_j). Each sub-query is
-grounded by a FAISS search; sub-queries take their best not-yet-taken item, so the k items
-are distinct. Reward: the weighted composite of ``retrieval.objectives`` (open-ended) or the
-recall of a reference set (weakly supervised).
+Input: the query's views V (B, 3, d) (``retrieval.views``: full text, head, body; a bare vector
+is three copies). For each of k slots the policy proposes a sub-query
+    z_j = normalise(e_full + Σ_{v≥1} δ_jv·(e_v − e_full) + a_j),
+mixing weights δ_j (V − 1) and an offset a_j (d). Both are Gaussian actions,
+δ_j ~ N(μδ_j, τ²), a_j ~ N(μa_j, σ²), with means from a small MLP on the concatenated views.
+Each sub-query is grounded by a FAISS search and takes its best not-yet-taken item, so the k
+items are distinct. Reward: the weighted composite of ``retrieval.objectives`` w.r.t. the full
+query (open-ended) or the recall of a reference set (weakly supervised).
 
 Training (group-relative policy gradient, GRPO-style): per query sample G fan-outs, reward
 each, advantage A_g = (r_g − mean_G r) / (std_G r + 1e-6), and minimise
-    −mean(A_g · log π(a_g | q)) + β · KL(π ‖ π_init),
-with log π(a | q) = −‖a − μ(q)‖² / (2σ²) + const and, for equal-σ Gaussians,
-KL = ‖μ(q) − μ_init(q)‖² / (2σ²). Inference: best-of-N sampled fan-outs by reward (the
-paper's expensive, high-quality path).
+    −mean(A_g · log π(δ_g, a_g | V)) + β · KL(π ‖ π_init),
+log π = −‖δ − μδ‖² / (2τ²) − ‖a − μa‖² / (2σ²) + const; for equal-variance Gaussians
+KL = ‖μδ − μδ_init‖² / (2τ²) + ‖μa − μa_init‖² / (2σ²). Inference: best-of-N sampled fan-outs
+by reward (the paper's expensive, high-quality path).
 
-``sigma`` is the per-dimension noise; the default 0.3/√d makes a sampled sub-query move ≈ 0.3
-(cosine ≈ 0.95) away from its mean, whatever d is. ``exclude`` (B,) drops one row per query
-from grounding (the benchmark's hypernym itself). The mean fan-out (ε = 0) is always one of the
-best-of-N candidates, so N = 1 is the deterministic policy.
+The policy starts at μ ≡ 0: every sub-query is the full query and the mean fan-out is exactly
+top-k. ``sigma`` defaults to 0.3/√d (a sampled offset moves a sub-query ≈ 0.3 away), ``tau`` to
+0.3. ``exclude`` (B,) drops one row per query from grounding (the benchmark's hypernym itself).
+The mean fan-out is always one of the best-of-N candidates, so N = 1 is the deterministic
+policy. Simplification: the paper's teacher is a language model writing text sub-queries; ours
+acts in embedding space and mixes the query's own text views.
 """
 
 from __future__ import annotations
@@ -32,28 +37,44 @@ from torch import nn
 from curate.models import init_linear_layers
 from retrieval.index import VectorIndex, ground, normalise
 from retrieval.objectives import set_objectives
+from retrieval.views import VIEWS, as_views
 
 
 class FanoutPolicy(nn.Module):
-    def __init__(self, dim: int, k: int, hidden: int = 256, scale: float = 0.1):
-        super().__init__()
-        self.k, self.dim, self.scale = k, dim, scale
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, k * dim))
+    """(B, V, d) views → μδ (B, k, V − 1) mixing weights and μa (B, k, d) offsets."""
 
-    def forward(self, q: torch.Tensor) -> torch.Tensor:
-        """μ(q): (B, k, d) offsets."""
-        return self.scale * self.net(q).view(-1, self.k, self.dim)
+    def __init__(self, dim: int, k: int, views: int = len(VIEWS), hidden: int = 256,
+                 scale: float = 0.1):
+        super().__init__()
+        self.k, self.dim, self.views, self.scale = k, dim, views, scale
+        self.net = nn.Sequential(nn.Linear(views * dim, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, k * (views - 1) + k * dim))
+
+    def forward(self, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(V.flatten(1))
+        n_mix = self.k * (self.views - 1)
+        return (out[:, :n_mix].view(-1, self.k, self.views - 1),
+                self.scale * out[:, n_mix:].view(-1, self.k, self.dim))
+
+
+def subqueries(V: np.ndarray, mix: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """z = normalise(e_full + Σ_v δ_v (e_v − e_full) + a): V (B, V, d), mix (B, n, k, V − 1),
+    offset (B, n, k, d) → (B, n, k, d)."""
+    base = V[:, None, None, 0, :] + np.einsum("bnkv,bvd->bnkd", mix, V[:, 1:] - V[:, :1])
+    Z = base + offset
+    return normalise(Z.reshape(-1, Z.shape[-1])).reshape(Z.shape)
 
 
 class Teacher:
-    """Fan-out policy + grounding + reward; ``train`` (GRPO) and ``best_of_n``."""
+    """Fan-out policy + grounding + reward; ``train`` (GRPO) and ``best_of_n``. Queries are
+    (B, d) vectors or (B, V, d) views."""
 
     def __init__(self, index: VectorIndex, vectors: np.ndarray, k: int = 10, *,
-                 sigma: float | None = None, beta: float = 0.01, pool: int = 100,
-                 weights: dict[str, float] | None = None, seed: int = 0):
+                 sigma: float | None = None, tau: float = 0.3, beta: float = 0.01,
+                 pool: int = 100, weights: dict[str, float] | None = None, seed: int = 0):
         self.index, self.vectors, self.k = index, normalise(vectors), k
         self.sigma = 0.3 / np.sqrt(index.dim) if sigma is None else float(sigma)
-        self.beta, self.pool, self.weights = beta, pool, weights
+        self.tau, self.beta, self.pool, self.weights = float(tau), beta, pool, weights
         self.gen = torch.Generator().manual_seed(seed)
         self.policy = init_linear_layers(FanoutPolicy(index.dim, k), self.gen)
         with torch.no_grad():                 # μ ≡ 0 at the start: the mean fan-out is top-k
@@ -61,25 +82,28 @@ class Teacher:
             self.policy.net[-1].bias.zero_()
         self.initial = copy.deepcopy(self.policy).requires_grad_(False)
 
-    def _sample(self, q: np.ndarray, n: int, exclude: np.ndarray | None = None,
-                with_mean: bool = False, generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """μ (B, k, d), actions (B, n, k, d) and grounded rows (B, n, k); with ``with_mean``
-        the first of the n fan-outs is the mean (ε = 0)."""
-        qt = torch.as_tensor(q)
-        mu = self.policy(qt)                                            # (B, k, d)
-        eps = torch.randn((len(q), n, self.k, q.shape[1]), generator=generator or self.gen)
+    def _sample(self, V: np.ndarray, n: int, exclude: np.ndarray | None = None,
+                with_mean: bool = False, generator: torch.Generator | None = None):
+        """Means (μδ, μa), actions (δ (B, n, k, V−1), a (B, n, k, d)), sub-queries
+        (B, n, k, d) and grounded rows (B, n, k); with ``with_mean`` fan-out 0 is the mean."""
+        gen = generator or self.gen
+        mu_mix, mu_off = self.policy(torch.as_tensor(V))
+        B, k, d = mu_off.shape
+        e_mix = torch.randn((B, n, k, mu_mix.shape[2]), generator=gen)
+        e_off = torch.randn((B, n, k, d), generator=gen)
         if with_mean:
-            eps[:, 0] = 0.0
-        actions = mu.detach().unsqueeze(1) + self.sigma * eps          # (B, n, k, d)
-        sub = normalise((qt[:, None, None, :] + actions).reshape(-1, q.shape[1]).numpy())
+            e_mix[:, 0], e_off[:, 0] = 0.0, 0.0
+        mix = mu_mix.detach().unsqueeze(1) + self.tau * e_mix
+        off = mu_off.detach().unsqueeze(1) + self.sigma * e_off
+        sub = subqueries(V, mix.numpy(), off.numpy())
         ex = None if exclude is None else np.repeat(np.asarray(exclude), n)
-        rows = ground(self.index, sub.reshape(-1, self.k, q.shape[1]), exclude=ex)
-        return mu, actions, rows.reshape(len(q), n, self.k)
+        rows = ground(self.index, sub.reshape(B * n, k, d), exclude=ex).reshape(B, n, k)
+        return (mu_mix, mu_off), (mix, off), sub, rows
 
     def rewards(self, q: np.ndarray, rows: np.ndarray,
                 reward_fn: Callable[[int, np.ndarray], float] | None = None) -> np.ndarray:
-        """(B, n) rewards of (B, n, k) item sets: composite objective, or ``reward_fn``."""
+        """(B, n) rewards of (B, n, k) item sets for full queries q (B, d): the composite
+        objective, or ``reward_fn``."""
         B, n, k = rows.shape
         if reward_fn is not None:
             return np.array([[reward_fn(b, rows[b, g]) for g in range(n)] for b in range(B)])
@@ -92,34 +116,37 @@ class Teacher:
     def train(self, queries: np.ndarray, *, steps: int = 50, group: int = 8,
               batch: int = 16, lr: float = 3e-3, reward_fn=None,
               exclude: np.ndarray | None = None, progress: bool = False) -> list[float]:
-        """GRPO on ``queries`` (m, d); ``reward_fn(query_index, rows)`` for weak supervision
-        (indices refer to the rows of ``queries``); ``exclude`` (m,) rows never returned.
-        Returns the mean reward per step."""
+        """GRPO on ``queries`` (m, d) or views (m, V, d); ``reward_fn(query_index, rows)``
+        for weak supervision (indices refer to the rows of ``queries``); ``exclude`` (m,)
+        rows never returned. Returns the mean reward per step."""
         from curate.progress import bar
 
-        Q = normalise(queries)
+        Vq = as_views(queries)
         opt = torch.optim.Adam(self.policy.parameters(), lr=lr)
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,),
                                                       generator=self.gen)))
         history = []
         with bar("GRPO steps", total=steps, enabled=progress) as b:
             for _ in range(steps):
-                history.append(self._step(Q, rng, opt, group, batch, reward_fn, exclude))
+                history.append(self._step(Vq, rng, opt, group, batch, reward_fn, exclude))
                 b.advance(1)
         return history
 
-    def _step(self, Q, rng, opt, group, batch, reward_fn, exclude) -> float:
+    def _step(self, Vq, rng, opt, group, batch, reward_fn, exclude) -> float:
         """One GRPO update on a random batch of queries; returns its mean reward."""
-        pick = rng.choice(len(Q), size=min(batch, len(Q)), replace=False)
-        q = Q[pick]
-        mu, actions, rows = self._sample(q, group, None if exclude is None
-                                         else np.asarray(exclude)[pick])
+        pick = rng.choice(len(Vq), size=min(batch, len(Vq)), replace=False)
+        V = Vq[pick]
+        (mu_mix, mu_off), (mix, off), _, rows = self._sample(
+            V, group, None if exclude is None else np.asarray(exclude)[pick])
         fn = None if reward_fn is None else (
             lambda b, r, pick=pick: reward_fn(int(pick[b]), r))
-        r = torch.as_tensor(self.rewards(q, rows, fn), dtype=torch.float32)
+        r = torch.as_tensor(self.rewards(V[:, 0], rows, fn), dtype=torch.float32)
         adv = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-6)
-        logp = -((actions - mu.unsqueeze(1)) ** 2).sum((2, 3)) / (2 * self.sigma ** 2)
-        kl = ((mu - self.initial(torch.as_tensor(q))) ** 2).sum((1, 2)) / (2 * self.sigma ** 2)
+        logp = (-((mix - mu_mix.unsqueeze(1)) ** 2).sum((2, 3)) / (2 * self.tau ** 2)
+                - ((off - mu_off.unsqueeze(1)) ** 2).sum((2, 3)) / (2 * self.sigma ** 2))
+        mix0, off0 = self.initial(torch.as_tensor(V))
+        kl = (((mu_mix - mix0) ** 2).sum((1, 2)) / (2 * self.tau ** 2)
+              + ((mu_off - off0) ** 2).sum((1, 2)) / (2 * self.sigma ** 2))
         loss = -(adv * logp).mean() + self.beta * kl.mean()
         opt.zero_grad()
         loss.backward()
@@ -131,17 +158,17 @@ class Teacher:
                   exclude: np.ndarray | None = None, seed: int | None = None,
                   subqueries: bool = False) -> tuple[np.ndarray, ...]:
         """(B, k) best item sets by reward among n fan-outs (the mean one and n − 1 sampled),
-        their rewards (B,) and, with ``subqueries``, the chosen fan-outs' normalised
-        sub-query vectors (B, k, d). ``seed`` draws the samples from a fresh generator."""
-        q = normalise(queries)
+        their rewards (B,) and, with ``subqueries``, the chosen fan-outs' sub-query vectors
+        (B, k, d). Queries are (B, d) or views (B, V, d). ``seed`` draws the samples from a
+        fresh generator."""
+        V = as_views(queries)
         gen = None if seed is None else torch.Generator().manual_seed(seed)
-        _, actions, rows = self._sample(q, n, exclude, with_mean=True, generator=gen)
-        r = self.rewards(q, rows, reward_fn)
-        pick = (np.arange(len(q)), r.argmax(1))
+        _, _, sub, rows = self._sample(V, n, exclude, with_mean=True, generator=gen)
+        r = self.rewards(V[:, 0], rows, reward_fn)
+        pick = (np.arange(len(V)), r.argmax(1))
         if not subqueries:
             return rows[pick], r[pick]
-        sub = normalise((q[:, None, :] + actions.numpy()[pick]).reshape(-1, q.shape[1]))
-        return rows[pick], r[pick], sub.reshape(len(q), self.k, -1)
+        return rows[pick], r[pick], sub[pick]
 
 
 # -- persistence and training on a stored dataset -------------------------------------------
@@ -165,27 +192,28 @@ def hypernym_queries(store, dataset: str, seed: int = 0, min_members: int = 5):
     return {k: ([keep[i][0] for i in v], [keep[i][1] for i in v]) for k, v in parts.items()}
 
 
-def hypernym_query_vectors(store, dataset: str, embedding: str, rows: list[int],
-                           progress: bool = False) -> np.ndarray:
-    """Query vectors for hypernym rows: MiniLM embeddings of "lemma, lemma: gloss" (what a user
-    would type; the issue's reference top-10 recall was measured this way) when the dataset has
-    WordNet's lemmas/gloss columns and is embedded with MiniLM; otherwise the rows' stored
-    embeddings (the hypernym's own gloss vector — a harder query)."""
-    from curate.embedding import MODEL_NAME, embed_texts
+def hypernym_query_views(store, dataset: str, embedding: str, rows: list[int],
+                         progress: bool = False) -> np.ndarray:
+    """(m, V, d) query views for hypernym rows: the MiniLM views of "lemma, lemma: gloss"
+    (full text, lemmas, gloss; what a user would type — the issue's reference top-10 recall was
+    measured on the full text) when the dataset has WordNet's lemmas/gloss columns and is
+    embedded with MiniLM; otherwise the rows' stored embeddings, repeated (one view)."""
+    from curate.embedding import MODEL_NAME
+    from retrieval.views import text_views
 
     frame = store.samples(dataset)
     if embedding == MODEL_NAME and {"lemmas", "gloss"} <= set(frame.columns):
         sub = frame[rows]
         texts = [", ".join(lem).replace("_", " ") + ": " + g for lem, g in
                  zip(sub["lemmas"].to_list(), sub["gloss"].to_list(), strict=True)]
-        return embed_texts(texts, progress=progress)
-    return normalise(np.asarray(store.embeddings(dataset, embedding)[0])[rows])
+        return text_views(texts, progress=progress)
+    return as_views(np.asarray(store.embeddings(dataset, embedding)[0])[rows])
 
 
 def train_teacher(store, index_name: str, *, k: int = 10, regime: str = "open",
-                  steps: int = 200, group: int = 8, batch: int = 32, lr: float = 3e-3,
-                  sigma: float | None = None, beta: float = 0.01, seed: int = 0,
-                  progress: bool = False) -> dict:
+                  steps: int = 200, group: int = 8, batch: int = 32, lr: float = 1e-2,
+                  sigma: float | None = None, tau: float = 0.3, beta: float = 0.01,
+                  seed: int = 0, progress: bool = False) -> dict:
     """``curate fanout train-teacher``: GRPO on the training hypernyms of the index's dataset;
     ``regime="open"`` rewards the composite objective, ``"weak"`` the recall of the hyponyms.
     The hypernym itself is never returned (it is not one of its hyponyms)."""
@@ -204,8 +232,8 @@ def train_teacher(store, index_name: str, *, k: int = 10, regime: str = "open",
         raise MissingInputError(f"only {len(q_rows)} training hypernyms have all their members "
                                 f"in {meta['dataset']!r}; index a fuller dataset "
                                 "(`curate init --default --full`)")
-    teacher = Teacher(index, X, k=k, sigma=sigma, beta=beta, seed=seed)
-    Q = hypernym_query_vectors(store, meta["dataset"], meta["embedding"], q_rows, progress)
+    teacher = Teacher(index, X, k=k, sigma=sigma, tau=tau, beta=beta, seed=seed)
+    Q = hypernym_query_views(store, meta["dataset"], meta["embedding"], q_rows, progress)
     reward_fn = None
     if regime == "weak":
         def reward_fn(i, rows):
@@ -214,7 +242,8 @@ def train_teacher(store, index_name: str, *, k: int = 10, regime: str = "open",
     history = teacher.train(Q, steps=steps, group=group, batch=batch, lr=lr,
                             reward_fn=reward_fn, exclude=np.asarray(q_rows), progress=progress)
     info = {"index": index_name, "k": k, "regime": regime, "steps": steps, "group": group,
-            "batch": batch, "lr": lr, "sigma": teacher.sigma, "beta": teacher.beta,
+            "batch": batch, "lr": lr, "sigma": teacher.sigma, "tau": teacher.tau,
+            "beta": teacher.beta,
             "seed": seed, "train_s": time.perf_counter() - t0,
             "n_train_queries": len(q_rows), "reward_first": history[0],
             "reward_last": float(np.mean(history[-5:])), "reward_history": history}
@@ -236,6 +265,7 @@ def load_teacher(store, model_id: str, index: VectorIndex, vectors: np.ndarray) 
     if meta.get("kind") != "teacher":
         raise SchemaError(f"model {model_id!r} is a {meta.get('kind')!r} model, not a teacher")
     teacher = Teacher(index, vectors, k=int(meta["k"]), sigma=float(meta["sigma"]),
-                      beta=float(meta["beta"]), seed=int(meta["seed"]))
+                      tau=float(meta.get("tau", 0.3)), beta=float(meta["beta"]),
+                      seed=int(meta["seed"]))
     teacher.policy.load_state_dict(torch.load(path / "policy.pt", weights_only=True))
     return teacher

@@ -234,7 +234,8 @@ def test_r4t_pipeline_from_the_cli(tmp_path, capsys):
 
     Qs, Zs, _ = load_synthesis(st, synth["synthesis_id"])
     _, Ts, _ = load_synthesis(st, synth["synthesis_id"], "items")
-    assert Zs.shape == Ts.shape == (synth["n_kept"], 5, 16) and Qs.shape == (synth["n_kept"], 16)
+    assert Zs.shape == Ts.shape == (synth["n_kept"], 5, 16)
+    assert Qs.shape == (synth["n_kept"], 3, 16)              # views: copies of the vector
     assert np.allclose(np.linalg.norm(Zs, axis=2), 1, atol=1e-5)
     with pytest.raises(InvalidParameterError, match="target must be one of"):
         load_synthesis(st, synth["synthesis_id"], "vectors")
@@ -275,3 +276,42 @@ def test_r4t_pipeline_from_the_cli(tmp_path, capsys):
                                         "model": diff["model_id"]})
     assert r.status_code == 200 and r.json()["model_version"] == diff["model_id"]
     assert {i["sub_query"] for i in r.json()["items"]} == set(range(5))
+
+
+def test_query_views_golden():
+    from retrieval.views import as_views, split_query
+
+    assert split_query("city, metropolis: a large urban area") == ("city, metropolis",
+                                                                   "a large urban area")
+    assert split_query("no colon here") == ("no colon here", "no colon here")
+    assert split_query(": body only") == (": body only", ": body only")
+    V = as_views(np.array([[3.0, 4.0]]))
+    assert V.shape == (1, 3, 2) and np.allclose(V, [[0.6, 0.8]] * 3)
+
+
+def test_teacher_learns_to_mix_query_views(vec_store):
+    """The reference sets sit around each query's 'head' view; GRPO on recall moves the
+    mixing weights towards it, so the deterministic (mean) fan-out beats top-k of the full
+    view — the mechanism behind the WordNet result."""
+    from retrieval.teacher import Teacher
+
+    st, X = vec_store
+    build_index(st, "d", factory="Flat", name="teachv")
+    idx = load_index(st, "teachv")
+    rng = np.random.default_rng(3)
+    full = normalise(X[rng.choice(3000, 40, replace=False)])
+    head = normalise(X[rng.choice(3000, 40, replace=False)])
+    views = np.stack([full, head, full], axis=1)
+    _, near = idx.search(normalise(full + head), 8)
+    refs = [set(r.tolist()) for r in near]
+
+    def recall(i, rows_):
+        return len(refs[i] & set(rows_.tolist())) / len(refs[i])
+
+    teacher = Teacher(idx, X, k=8, tau=0.3, beta=0.0, seed=0)
+    base, _ = teacher.best_of_n(views, n=1, reward_fn=recall)
+    teacher.train(views, steps=40, group=8, batch=16, lr=1e-2, reward_fn=recall)
+    after, _ = teacher.best_of_n(views, n=1, reward_fn=recall)
+    r0 = np.mean([recall(i, base[i]) for i in range(40)])
+    r1 = np.mean([recall(i, after[i]) for i in range(40)])
+    assert r1 > r0 + 0.2
