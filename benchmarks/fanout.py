@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -154,6 +155,9 @@ def main() -> None:
             "teacher": {k: v for k, v in t.items() if k != "reward_history"},
             "synthesis": syn, "diffusion": dif}
         teacher = load_teacher(st, t["model_id"], index, X)
+        mix, _ = teacher.policy(torch.as_tensor(Qv))          # learned view-mixing weights
+        pipeline[regime]["teacher_mean_mix_lemmas_gloss"] = \
+            mix.mean((0, 1)).detach().numpy().round(4).tolist()
         model = load_diffusion(st, dif["model_id"])[0]
         methods[f"teacher-{regime}"] = (
             lambda q, e, s, tch=teacher: tch.best_of_n(q, n=8, exclude=e, seed=s)[0],
