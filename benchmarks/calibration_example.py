@@ -30,12 +30,11 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, machine, write_json, write_markdown  # noqa: E402
+from common import FULL_STORE, RESULTS, full_store, machine, write_json, write_markdown  # noqa: E402, E501
 
 from curate.calibration import FAITHFULNESS, RELEVANCE, select_calibration  # noqa: E402
 from curate.defaults import wordnet_path  # noqa: E402
 from curate.embedding import embed_texts  # noqa: E402
-from stores import Store  # noqa: E402
 
 N_INSTANCES, N_RETRIEVED = 400, 16
 
@@ -51,7 +50,7 @@ def rouge1(a: str, b: str) -> float:
 
 def build_pools(store_dir: Path) -> pl.DataFrame:
     syn = pl.read_parquet(wordnet_path())
-    st = Store.open(store_dir)
+    st = full_store(store_dir)
     X = np.ascontiguousarray(st.embeddings("wordnet")[0], dtype=np.float32)
     ids = st.samples("wordnet", ["sample_id"])["sample_id"].to_list()
     row_of = {s: i for i, s in enumerate(ids)}
@@ -86,7 +85,7 @@ def build_pools(store_dir: Path) -> pl.DataFrame:
 
 
 def main() -> None:
-    store = Path(__file__).parent / ".cache" / "wordnet-full"
+    store = FULL_STORE
     pools = build_pools(store)
     metrics = {"rouge1": 1.0, "cosine": 1.0}
     results = []

@@ -11,6 +11,18 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+FULL_STORE = Path(__file__).parent / ".cache" / "wordnet-full"
+
+
+def full_store(path: Path = FULL_STORE):
+    """The all-WordNet benchmark store (117,659 glosses, MiniLM embeddings, 20-epoch proxy
+    signals), built on first use (~10 min on 2 cores) and reused after."""
+    from curate.defaults import init_default
+    from stores import Store
+
+    if not (Path(path) / "catalog.duckdb").exists():
+        init_default(Store.create(path), sample=None, epochs=20, progress=True)
+    return Store.open(path)
 
 
 def read_idx(path: Path) -> np.ndarray:

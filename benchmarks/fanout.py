@@ -43,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, machine, write_json, write_markdown  # noqa: E402
+from common import RESULTS, full_store, machine, write_json, write_markdown  # noqa: E402
 
 from retrieval import build_index, load_index  # noqa: E402
 from retrieval.baselines import MMRRetriever, TopKRetriever  # noqa: E402
@@ -57,7 +57,6 @@ from retrieval.teacher import (  # noqa: E402
     load_teacher,
     train_teacher,
 )
-from stores import Store  # noqa: E402
 
 K, POOL, INDEX = 10, 500, "wordnet-hnsw32"
 
@@ -127,7 +126,7 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--regimes", default="open,weak")
     args = ap.parse_args()
-    st = Store.open(Path(__file__).parent / ".cache" / "wordnet-full")
+    st = full_store()
     if INDEX not in st.indices():
         build_index(st, "wordnet", factory="HNSW32", name=INDEX)
     index = load_index(st, INDEX)

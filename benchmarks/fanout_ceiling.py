@@ -23,16 +23,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, machine, write_json  # noqa: E402
+from common import RESULTS, full_store, machine, write_json  # noqa: E402
 
 from retrieval import load_index  # noqa: E402
 from retrieval.index import normalise  # noqa: E402
 from retrieval.teacher import hypernym_queries, hypernym_query_views  # noqa: E402
-from stores import Store  # noqa: E402
 
 
 def main() -> None:
-    st = Store.open(Path(__file__).parent / ".cache" / "wordnet-full")
+    st = full_store()
     index = load_index(st, "wordnet-hnsw32")
     X = normalise(np.asarray(st.embeddings("wordnet")[0]))
     splits = hypernym_queries(st, "wordnet", seed=0)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import (  # noqa: E402
     RESULTS,
     SHARED,
+    full_store,
     group,
     machine,
     mean_std,
@@ -40,7 +41,6 @@ from curate.subsets import (  # noqa: E402
     split,
     train_set_model,
 )
-from stores import Store  # noqa: E402
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--hidden", type=int, default=64)
     args = ap.parse_args()
-    st = Store.open(args.store)
+    st = full_store(args.store)
     X = np.asarray(st.embeddings("wordnet")[0])
     ids = st.samples("wordnet", ["sample_id"])["sample_id"].to_list()
     sets = pl.read_parquet(SHARED / "wordnet" / "hyponym_sets.parquet")

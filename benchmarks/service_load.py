@@ -25,9 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, machine, write_json, write_markdown  # noqa: E402
-
-from stores import Store  # noqa: E402
+from common import RESULTS, full_store, machine, write_json, write_markdown  # noqa: E402
 
 STORE = Path(__file__).parent / ".cache" / "wordnet-full"
 
@@ -89,7 +87,7 @@ def main() -> None:
     pipeline = json.loads((RESULTS / "fanout.json").read_text())["pipeline"]["open"]
     methods = [("topk", None), ("mmr", None), ("teacher", pipeline["teacher"]["model_id"]),
                ("diffusion", pipeline["diffusion"]["model_id"])]
-    vectors = np.asarray(Store.open(STORE).embeddings("wordnet")[0][:5000])
+    vectors = np.asarray(full_store(STORE).embeddings("wordnet")[0][:5000])
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "--store", str(STORE), "serve",
                              "--index", args.index, "--port", str(port),

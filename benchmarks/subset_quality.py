@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import (  # noqa: E402
     RESULTS,
+    full_store,
     group,
     machine,
     mean_std,
@@ -42,12 +43,10 @@ from common import (  # noqa: E402
 )
 
 from curate import CandidateSignals, SelectionInput, make_selector  # noqa: E402
-from curate.defaults import init_default  # noqa: E402
 from curate.evaluate import downstream_accuracy  # noqa: E402
 from curate.inputs import encode_labels  # noqa: E402
 from curate.progress import bar  # noqa: E402
 from curate.signals import train_proxy  # noqa: E402
-from stores import Store  # noqa: E402
 
 # label → (registered method, parameters)
 METHODS = {
@@ -67,9 +66,7 @@ def load(store_dir: Path, sample: int | None):
     """Embeddings, label codes, class count and split rows of the full-WordNet store; with
     ``sample``, a class-stratified subsample of it (seed 0; splits kept, so the protocol is
     the same and the embeddings are reused)."""
-    if not (store_dir / "catalog.duckdb").exists():
-        init_default(Store.create(store_dir), sample=None, epochs=20, progress=True)
-    st = Store.open(store_dir)
+    st = full_store(store_dir)
     X = np.asarray(st.embeddings("wordnet")[0])
     s = st.samples("wordnet", ["row_idx", "split", "lexname"])
     if sample is not None and sample < s.height:
