@@ -100,7 +100,7 @@ class FanoutEngine:
         if text is not None:
             if not text.strip():
                 raise InvalidParameterError("the query text is empty")
-            from curate.embedding import MODEL_NAME
+            from curate.embedding import MODEL_NAME, embed_texts
             from retrieval.views import text_views
 
             if self.index.meta.get("embedding") != MODEL_NAME:
@@ -110,7 +110,9 @@ class FanoutEngine:
                     f"need {MODEL_NAME} embeddings — pass a query vector instead, or index a "
                     "dataset embedded with `curate embed`")
             t0 = time.perf_counter()
-            views = text_views([text])                                  # (1, V, d)
+            # the baselines read the full text only; fan-out methods get all views
+            views = (text_views([text]) if method in ("teacher", "diffusion")
+                     else as_views(embed_texts([text])))                  # (1, V, d)
             timings["embed_s"] = time.perf_counter() - t0
         else:
             vec = np.asarray(vector, dtype=np.float32).reshape(-1)
