@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", ["01_explore_subsets.ipynb", "02_set_selection.ipynb"])
+@pytest.mark.parametrize("name", ["01_explore_subsets.ipynb", "02_set_selection.ipynb",
+                                  "03_fanout_retrieval.ipynb"])
 def test_notebook_executes(name, wordnet_home, tmp_path, monkeypatch):
     monkeypatch.setenv("CURATE_HOME", str(wordnet_home))
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -26,6 +27,9 @@ def test_notebook_executes(name, wordnet_home, tmp_path, monkeypatch):
         images = [o for c in nb.cells for o in c.get("outputs", [])
                   if "image/png" in o.get("data", {})]
         assert len(images) >= 3            # class balance, histogram, PCA map
-    else:
+    elif name.startswith("02"):
         text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
         assert "QUERY" in text and "test MJC" in text
+    else:
+        text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+        assert "QUERY" in text and "recall@10" in text and "diffusion" in text
