@@ -20,8 +20,9 @@ The policy starts at μ ≡ 0: every sub-query is the full query and the mean fa
 top-k. ``sigma`` defaults to 0.3/√d (a sampled offset moves a sub-query ≈ 0.3 away), ``tau`` to
 0.3. ``exclude`` (B,) drops one row per query from grounding (the benchmark's hypernym itself).
 The mean fan-out is always one of the best-of-N candidates, so N = 1 is the deterministic
-policy. Simplification: the paper's teacher is a language model writing text sub-queries; ours
-acts in embedding space and mixes the query's own text views.
+policy. Simplification: the policy acts in embedding space only (DESIGN §4: "policy-gradient
+RL in embedding space"); the only text it sees is the query's own views — it writes no new
+sub-query text.
 """
 
 from __future__ import annotations
