@@ -32,7 +32,7 @@ from stores import files
 
 
 def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk: int = 64,
-               progress: bool = False) -> dict:
+               seed: int = 0, progress: bool = False) -> dict:
     if not 0 < keep <= 1:
         raise InvalidParameterError(f"keep must be in (0, 1]; got {keep!r}")
     if n < 1:
@@ -56,7 +56,8 @@ def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk:
                 def fn(i, rows, s=s):
                     return len(refs[s + i] & set(rows.tolist())) / len(refs[s + i])
             sets[sl], _, subs[sl] = teacher.best_of_n(Q[sl], n=n, reward_fn=fn,
-                                                      exclude=exclude[sl], subqueries=True)
+                                                      exclude=exclude[sl], subqueries=True,
+                                                      seed=seed * 1_000_003 + s)
             b.advance(len(Q[sl]))
     _, pool = index.search(Q[:, 0], POOL)
     obj = set_objectives(Q[:, 0], X[sets], X[np.clip(pool, 0, None)], teacher.weights)
@@ -69,7 +70,7 @@ def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk:
                           "recall": recall[kept],
                           **{m: v[kept] for m, v in obj.items()}})
     info = {"teacher": teacher_id, "index": index.meta.get("name", tmeta["index"]),
-            "regime": tmeta["regime"], "k": teacher.k, "n": n, "keep": keep,
+            "regime": tmeta["regime"], "k": teacher.k, "n": n, "keep": keep, "seed": seed,
             "threshold": threshold, "n_queries": len(Q), "n_kept": int(len(kept)),
             "mean_reward_all": float(reward.mean()), "mean_reward_kept": float(reward[kept].mean()),
             "synthesis_s": time.perf_counter() - t0}
