@@ -49,7 +49,7 @@ from retrieval import build_index, load_index  # noqa: E402
 from retrieval.baselines import MMRRetriever, TopKRetriever  # noqa: E402
 from retrieval.diffusion import DiffusionRetriever, load_diffusion  # noqa: E402
 from retrieval.index import normalise  # noqa: E402
-from retrieval.objectives import set_objectives, vendi  # noqa: E402
+from retrieval.objectives import reference_recall, set_objectives, vendi  # noqa: E402
 from retrieval.synthesis import synthesize, train_diffusion_from_store  # noqa: E402
 from retrieval.teacher import (  # noqa: E402
     hypernym_queries,
@@ -84,8 +84,7 @@ def grown_pool(index, X, rows: np.ndarray, size: int = POOL) -> list[list[int]]:
 
 
 def recall(refs, sets, cap: int | None = None) -> float:
-    return float(np.mean([len(r & set(s)) / (min(len(r), cap) if cap else len(r))
-                          for r, s in zip(refs, sets, strict=True)]))
+    return float(np.mean([reference_recall(s, r, cap) for r, s in zip(refs, sets, strict=True)]))
 
 
 def evaluate(name, fn, Q, ex, refs, index, X, pool_rows, seeds) -> dict:

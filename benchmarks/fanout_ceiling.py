@@ -27,6 +27,7 @@ from common import RESULTS, full_store, machine, write_json  # noqa: E402
 
 from retrieval import load_index  # noqa: E402
 from retrieval.index import normalise  # noqa: E402
+from retrieval.objectives import reference_recall  # noqa: E402
 from retrieval.teacher import hypernym_queries, hypernym_query_views  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     def recall(Q: np.ndarray) -> float:
         _, rows = index.search(normalise(Q), 11)
         sets = [[r for r in row if r != q][:10] for row, q in zip(rows, te_rows, strict=True)]
-        return float(np.mean([len(y & set(s)) / len(y) for y, s in
+        return float(np.mean([reference_recall(s, y) for y, s in
                               zip(te_refs, sets, strict=True)]))
 
     centroid = normalise(np.stack([X[list(y)].mean(0) for y in tr_refs]))

@@ -14,7 +14,7 @@ dot product is a cosine.
 - coherence(S)         = mean_i cos(s_i, centroid(S)): the set stays on one topic
 - composite            = Σ w_m · m with the paper's default 0.6 groundedness + 0.2 diversity
                          (Vendi / k, in [1/k, 1]) + 0.2 alignment
-- reference_recall(R, Y) = |Y ∩ R| / |Y| (weak supervision)
+- reference_recall(R, Y) = |Y ∩ R| / |Y| (weak supervision); with ``cap``, / min(|Y|, cap)
 """
 
 from __future__ import annotations
@@ -57,9 +57,14 @@ def coherence(S: np.ndarray) -> np.ndarray:
     return np.einsum("bkd,bd->bk", S, c).mean(1)
 
 
-def reference_recall(retrieved: list, reference: list) -> float:
-    ref = set(reference)
-    return len(ref & set(retrieved)) / len(ref) if ref else float("nan")
+def reference_recall(retrieved, reference, cap: int | None = None) -> float:
+    """|Y ∩ R| / |Y| for a retrieved set R and reference set Y (any iterables of ids; numpy
+    arrays too); ``cap`` divides by min(|Y|, cap) instead (the most a k-set can reach)."""
+    ref = set(np.asarray(list(reference)).tolist())
+    if not ref:
+        return float("nan")
+    hits = len(ref & set(np.asarray(retrieved).tolist()))
+    return hits / (min(len(ref), cap) if cap else len(ref))
 
 
 def set_objectives(q: np.ndarray, S: np.ndarray, pool: np.ndarray,

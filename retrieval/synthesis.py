@@ -26,7 +26,7 @@ from curate.errors import InvalidParameterError
 from curate.progress import bar
 from retrieval.fanout import POOL
 from retrieval.index import load_index, normalise
-from retrieval.objectives import set_objectives
+from retrieval.objectives import reference_recall, set_objectives
 from retrieval.teacher import hypernym_queries, hypernym_query_views, load_teacher
 from stores import files
 
@@ -54,15 +54,14 @@ def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk:
             fn = None
             if tmeta["regime"] == "weak":
                 def fn(i, rows, s=s):
-                    return len(refs[s + i] & set(rows.tolist())) / len(refs[s + i])
+                    return reference_recall(rows, refs[s + i])
             sets[sl], _, subs[sl] = teacher.best_of_n(Q[sl], n=n, reward_fn=fn,
                                                       exclude=exclude[sl], subqueries=True,
                                                       seed=seed * 1_000_003 + s)
             b.advance(len(Q[sl]))
     _, pool = index.search(Q[:, 0], POOL)
     obj = set_objectives(Q[:, 0], X[sets], X[np.clip(pool, 0, None)], teacher.weights)
-    recall = np.array([len(r & set(row)) / len(r) for r, row in
-                       zip(refs, sets.tolist(), strict=True)])
+    recall = np.array([reference_recall(row, r) for r, row in zip(refs, sets, strict=True)])
     reward = recall if tmeta["regime"] == "weak" else obj["composite"]
     threshold = float(np.quantile(reward, 1 - keep)) if keep < 1 else float(reward.min())
     kept = np.flatnonzero(reward >= threshold)

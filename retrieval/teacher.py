@@ -37,7 +37,7 @@ from torch import nn
 
 from curate.models import init_linear_layers
 from retrieval.index import VectorIndex, ground, normalise
-from retrieval.objectives import set_objectives
+from retrieval.objectives import reference_recall, set_objectives
 from retrieval.views import VIEWS, as_views
 
 
@@ -238,7 +238,7 @@ def train_teacher(store, index_name: str, *, k: int = 10, regime: str = "open",
     reward_fn = None
     if regime == "weak":
         def reward_fn(i, rows):
-            return len(refs[i] & set(rows.tolist())) / len(refs[i])
+            return reference_recall(rows, refs[i])
     t0 = time.perf_counter()
     history = teacher.train(Q, steps=steps, group=group, batch=batch, lr=lr,
                             reward_fn=reward_fn, exclude=np.asarray(q_rows), progress=progress)

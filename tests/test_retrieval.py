@@ -315,3 +315,12 @@ def test_teacher_learns_to_mix_query_views(vec_store):
     r0 = np.mean([recall(i, base[i]) for i in range(40)])
     r1 = np.mean([recall(i, after[i]) for i in range(40)])
     assert r1 > r0 + 0.2
+
+
+def test_reference_recall_golden():
+    from retrieval.objectives import reference_recall
+
+    assert reference_recall([1, 2, 3], {2, 3, 4, 5}) == 0.5
+    assert reference_recall(np.array([1, 2, 3]), {2, 3, 4, 5}, cap=2) == 1.0
+    assert reference_recall([9], range(20), cap=10) == 0.1
+    assert np.isnan(reference_recall([1], []))
