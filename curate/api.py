@@ -63,7 +63,8 @@ def select(*, method: str, budget: Budget, dataset: str | None = None,
     sid = selection_id(result)
     if st.has_selection(sid):  # same request, same data: the stored one is the answer
         return load_selection(st, sid)
-    path = st.write_selection(sid, result.to_frame(), result.provenance.to_json(), run)
+    path = st.write_selection(sid, result.to_frame(), result.provenance.to_json(), run,
+                             exist_ok=True)
     return result.with_location(sid, path, run)
 
 

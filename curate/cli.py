@@ -33,6 +33,8 @@ app.add_typer(fanout_app, name="fanout")
 
 out = Console(soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace the output file if it exists.")]
 DatasetArg = Annotated[str | None, typer.Argument(
     help="Dataset name (default: the store's default dataset).")]
 
@@ -437,6 +439,7 @@ def calibrate(
     reference: Annotated[str, typer.Option(
         help="Faithfulness: positive, ensure or remove.")] = "positive",
     seed: Annotated[int, typer.Option(help="Seed for sampled subsets.")] = 0,
+    overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Choose calibration sets per instance; write them and their diagnostics."""
@@ -446,8 +449,9 @@ def calibrate(
     fmt = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}.get(out_path.suffix)
     if fmt is None:
         raise InvalidParameterError(f"--out must end in .parquet, .csv or .jsonl; got {out_path}")
-    if not out_path.parent.exists():
-        raise InvalidParameterError(f"cannot write {out_path}: folder does not exist")
+    diag_path = out_path.with_name(f"{out_path.stem}.diagnostics{out_path.suffix}")
+    for p, what in ((out_path, "the calibration sets"), (diag_path, "the diagnostics")):
+        files.check_output_path(p, overwrite=overwrite, what=what)
     weights = {}
     for item in metrics.split(","):
         name, _, w = item.strip().partition("=")
@@ -460,7 +464,6 @@ def calibrate(
                 from None
     rows, diag = select_calibration(read_table(path), metrics=weights, mode=mode,
                                     strategy=strategy, k=k, reference=reference, seed=seed)
-    diag_path = out_path.with_name(f"{out_path.stem}.diagnostics{out_path.suffix}")
     files.write_frame(out_path, rows, fmt)
     files.write_frame(diag_path, diag, fmt)
     summary = {c: diag[c].mean() for c in ("margin", "diversity", "likelihood", "surprise",
@@ -514,11 +517,12 @@ def export(selection_id: Annotated[str, typer.Argument(help="Selection id.")],
            fmt: Annotated[str, typer.Option("--format", "-f",
                                             help="parquet, jsonl, csv or npy.")] = "parquet",
            out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file.")] = ...,
+           overwrite: OverwriteOpt = False,
            json_out: JsonOpt = False) -> None:
     """Export a selection's rows (joined with the samples) or its indices (npy)."""
     from curate.training import export_selection
 
-    path = export_selection(_store(), selection_id, fmt, out_path)
+    path = export_selection(_store(), selection_id, fmt, out_path, overwrite=overwrite)
     _emit({"selection_id": selection_id, "format": fmt, "path": str(path)}, json_out)
 
 
@@ -563,6 +567,37 @@ def methods(json_out: JsonOpt = False) -> None:
         out.print(_table(pl.DataFrame(rows), "selection methods"))
 
     _emit(rows, json_out, human)
+
+
+@app.command()
+def gc(
+    all_hosts: Annotated[bool, typer.Option(
+        "--all-hosts", help="Also remove temp leftovers of writers on other hosts "
+        "(only when no other node is writing).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recover after killed writers: remove temp leftovers, register or remove orphan
+    folders, drop catalog rows whose folders were deleted."""
+    from stores.recovery import recover
+
+    rep = recover(_store(), wait=True, drop_dangling=True, all_hosts=all_hosts)
+    _emit(rep.to_json(), json_out)
+
+
+@app.command()
+def verify(
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Hash large files by sampled blocks (as reads do), not whole.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check every artefact's files against the content hashes in the catalog."""
+    st = _store()
+    problems = st.verify(full=not quick)
+    _emit({"store": str(st.root), "ok": not problems, "problems": problems}, json_out)
+    if problems:
+        from stores.integrity import CorruptArtefactError
+
+        raise CorruptArtefactError(f"{len(problems)} damaged artefact(s); first: {problems[0]}")
 
 
 @app.command()

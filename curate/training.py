@@ -55,15 +55,15 @@ class SelectionSampler(Sampler[int]):
         yield from self.indices[picks].tolist()
 
 
-def export_selection(store: Store, selection_id: str, fmt: str, out: str | Path) -> Path:
+def export_selection(store: Store, selection_id: str, fmt: str, out: str | Path, *,
+                     overwrite: bool = False) -> Path:
     """Write a selection's rows (joined with their samples) as parquet/jsonl/csv, or its
-    ``row_idx`` as an int64 ``.npy``. The write is atomic."""
+    ``row_idx`` as an int64 ``.npy``. The write is atomic; ``out`` may not lie inside a store
+    nor replace an existing file unless ``overwrite``."""
     if fmt not in EXPORT_FORMATS:
         raise InvalidParameterError(f"export format must be one of {', '.join(EXPORT_FORMATS)}; "
                                     f"got {fmt!r}")
-    out = Path(out)
-    if not out.parent.exists():
-        raise InvalidParameterError(f"cannot export to {out}: folder {out.parent} does not exist")
+    out = files.check_output_path(out, overwrite=overwrite, what="the export")
     table, prov = store.read_selection(selection_id)
     if fmt == "npy":
         return files.write_npy(out, table["row_idx"].to_numpy().astype(np.int64))

@@ -1,9 +1,15 @@
 """The DuckDB catalog: metadata about datasets, embeddings, signals and selections.
 
 Bulk data never enters DuckDB (vectors in LIST columns blow its memory); the catalog holds
-one row per artefact and the path of its files. Reads open the file read-only, so looking
-at a store never changes a byte of it. Writes happen in one transaction, after the files
-they describe exist.
+one row per artefact, the path of its folder *relative to the store root* (so a store is a
+folder that can be copied or moved), and a content manifest (``stores.integrity``) that reads
+check. Reads open the file read-only, so looking at a store never changes a byte of it.
+Writes happen in one transaction, after the files they describe exist. Every connection holds
+the store's lock (``stores.lock``): shared to read, exclusive to write, so concurrent
+processes wait for each other instead of failing on DuckDB's file lock.
+
+Schema versions: 1 stored absolute paths and no manifests; 2 (current) stores relative paths
+and a ``manifest`` column. ``Catalog.migrate`` upgrades a version-1 catalog on open.
 """
 
 from __future__ import annotations
@@ -11,15 +17,19 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from stores import files
 from stores.errors import StoreError
+from stores.lock import store_lock
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Top-level folders of a store: an old absolute path is re-rooted at the rightmost of these.
+TOP_FOLDERS = ("datasets", "selections", "models", "indices")
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS settings (key VARCHAR PRIMARY KEY, value VARCHAR)""",
@@ -44,35 +54,76 @@ _DDL = [
 ]
 
 TABLES = ("settings", "datasets", "embeddings", "signals", "selections", "models", "indices")
-MODELS_DDL = _DDL[-2]
-INDICES_DDL = _DDL[-1]
+ARTEFACT_TABLES = ("datasets", "embeddings", "signals", "selections", "models", "indices")
+
+
+def relative_path(stored: str) -> str:
+    """A catalog path as a store-relative POSIX path (legacy absolute paths re-rooted)."""
+    p = PurePosixPath(stored)
+    if not p.is_absolute():
+        return str(p)
+    parts = p.parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in TOP_FOLDERS:
+            return str(PurePosixPath(*parts[i:]))
+    raise StoreError(f"catalog path {stored!r} is not inside a store folder")
 
 
 class Catalog:
     """Thin wrapper over ``catalog.duckdb``: short-lived connections, typed helpers."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, lock_root: Path | None = None):
         self.path = Path(path)
+        self.lock_root = Path(lock_root) if lock_root is not None else self.path.parent
 
     def create(self) -> None:
-        with self._connect(read_only=False) as con:
+        """Create the tables in a new catalog file (no lock: the file is not published yet)."""
+        con = duckdb.connect(str(self.path))
+        try:
             for ddl in _DDL:
                 con.execute(ddl)
-            con.execute(
-                "INSERT OR REPLACE INTO settings VALUES ('schema_version', ?)",
-                [str(SCHEMA_VERSION)],
-            )
+            for table in ARTEFACT_TABLES:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS manifest VARCHAR")
+            con.execute("INSERT OR REPLACE INTO settings VALUES ('schema_version', ?)",
+                        [str(SCHEMA_VERSION)])
+        finally:
+            con.close()
+
+    def migrate(self) -> bool:
+        """Upgrade an older catalog in place (one transaction); True if anything changed."""
+        version = self.get_setting("schema_version")
+        if version is not None and int(version) >= SCHEMA_VERSION:
+            return False
+        with self.transaction() as con:
+            for ddl in _DDL:  # tables added after version 1 (models, indices)
+                con.execute(ddl)
+            for table in ARTEFACT_TABLES:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS manifest VARCHAR")
+                keys = _KEYS[table]
+                rows = con.execute(f"SELECT {', '.join(keys)}, path FROM {table}").fetchall()
+                for *key, path in rows:
+                    if path is None:
+                        continue
+                    rel = relative_path(path)
+                    if rel != path:
+                        where = " AND ".join(f"{k} = ?" for k in keys)
+                        con.execute(f"UPDATE {table} SET path = ? WHERE {where}", [rel, *key])
+            con.execute("INSERT OR REPLACE INTO settings VALUES ('schema_version', ?)",
+                        [str(SCHEMA_VERSION)])
+        return True
 
     @contextlib.contextmanager
     def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        try:
-            con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open catalog {self.path}: {exc}") from exc
-        try:
-            yield con
-        finally:
-            con.close()
+        with store_lock(self.lock_root, exclusive=not read_only):
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open catalog {self.path}: "
+                                 f"{str(exc).splitlines()[0]}") from exc
+            try:
+                yield con
+            finally:
+                con.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -81,6 +132,7 @@ class Catalog:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
+                files.fault_point("catalog-insert")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -98,7 +150,7 @@ class Catalog:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        values = [json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
+        values = [json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict) else v
                   for v in row.values()]
         con.execute(f"{verb} INTO {table} ({cols}) VALUES ({marks})", values)
 
@@ -109,3 +161,8 @@ class Catalog:
     def set_setting(self, key: str, value: str) -> None:
         with self.transaction() as con:
             con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, value])
+
+
+_KEYS = {"datasets": ("name",), "embeddings": ("dataset", "model"),
+         "signals": ("dataset", "name"), "selections": ("id",), "models": ("id",),
+         "indices": ("id",)}

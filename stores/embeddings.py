@@ -1,5 +1,9 @@
-"""Embeddings on disk: ``embeddings/<model>.npy`` (float32, N×d, row-aligned by ``row_idx``)
-plus a JSON sidecar ``<model>.json`` (model name, dim, normalised, fingerprint of inputs).
+"""Embeddings on disk: one folder per version, ``embeddings/<model>@<hex>/`` holding
+``vectors.npy`` (float32, N×d, row-aligned by ``row_idx``) and ``embedding.json`` (model name,
+dim, normalised, fingerprint of inputs). A new version is published beside the old one and
+the catalog switched to it in one transaction, so a crash never leaves vectors that disagree
+with their catalog row. Stores written before versioning hold ``embeddings/<model>.npy`` with
+a ``<model>.json`` sidecar; ``read_embeddings`` reads both layouts.
 
 The array is memory-mapped on read, so a 1M×384 matrix costs no RAM until it is touched.
 """
@@ -37,22 +41,30 @@ class EmbeddingMeta:
         return asdict(self)
 
 
-def write_embeddings(folder: Path, array: np.ndarray, meta: EmbeddingMeta) -> Path:
-    """Validate and write ``array`` (N×d) and its sidecar atomically; return the .npy path."""
+VECTORS = "vectors.npy"
+SIDECAR = "embedding.json"
+
+
+def write_embeddings(folder: Path, array: np.ndarray, meta: EmbeddingMeta) -> None:
+    """Validate ``array`` (N×d) and write it with its sidecar into ``folder`` (a staged
+    version folder)."""
     if array.ndim != 2 or array.shape != (meta.n_rows, meta.dim):
         raise SchemaError(f"embeddings for {meta.model!r} must have shape "
                           f"({meta.n_rows}, {meta.dim}); got {array.shape}")
     check_finite(array, f"embeddings {meta.model!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = file_stem(meta.model)
-    npy = files.write_npy(folder / f"{stem}.npy", np.ascontiguousarray(array, dtype=np.float32))
-    files.write_json(folder / f"{stem}.json", meta.to_json())
-    return npy
+    files.write_npy(folder / VECTORS, np.ascontiguousarray(array, dtype=np.float32))
+    files.write_json(folder / SIDECAR, meta.to_json())
 
 
-def read_embeddings(folder: Path, model: str,
-                    mmap: bool = True) -> tuple[np.ndarray, EmbeddingMeta]:
-    stem = file_stem(model)
-    meta = EmbeddingMeta(**files.read_json(folder / f"{stem}.json"))
-    arr = np.load(folder / f"{stem}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+def embedding_files(path: Path) -> tuple[Path, Path]:
+    """(vectors, sidecar) of a version folder, or of a legacy ``<model>.npy`` file."""
+    if path.suffix == ".npy":
+        return path, path.with_suffix(".json")
+    return path / VECTORS, path / SIDECAR
+
+
+def read_embeddings(path: Path, mmap: bool = True) -> tuple[np.ndarray, EmbeddingMeta]:
+    npy, sidecar = embedding_files(path)
+    meta = EmbeddingMeta(**files.read_json(sidecar))
+    arr = np.load(npy, mmap_mode="r" if mmap else None, allow_pickle=False)
     return arr, meta

@@ -10,8 +10,13 @@ Layout of a workspace (default ``./.curate``; ``--store DIR`` or ``CURATE_HOME``
     selections/<id>/selection.parquet      row_idx, sample_id, rank, weight, score
     selections/<id>/selection.json         provenance
 
-Every write builds its files first (atomically) and registers them in the catalog in one
-transaction afterwards; readers go through the catalog, so they never see half a write.
+Every write builds its files in a staged temp folder first, then, holding the store's
+exclusive lock (``stores.lock``), renames the folder into place and registers it in the
+catalog in one transaction; readers go through the catalog, so they never see half a write.
+Catalog paths are relative to the root (a store is a folder: copy or move it whole), and
+each artefact's catalog row holds a content manifest that reads verify
+(``stores.integrity``). ``Store.open`` runs a quick recovery pass (``stores.recovery``) that
+removes dead writers' temp folders and resolves orphan folders.
 """
 
 from __future__ import annotations
@@ -30,12 +35,20 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from stores import files
-from stores.catalog import TABLES, Catalog
-from stores.embeddings import EmbeddingMeta, file_stem, read_embeddings, write_embeddings
+from stores import files, integrity
+from stores.catalog import TABLES, Catalog, relative_path
+from stores.embeddings import (
+    EmbeddingMeta,
+    embedding_files,
+    file_stem,
+    read_embeddings,
+    write_embeddings,
+)
 from stores.errors import AlreadyExistsError, NotFoundError, SchemaError, StoreError, UsageError
 from stores.ingest import IngestSpec, extract_vectors, prepare_samples, read_table
+from stores.lock import store_lock
 from stores.signals import Signals
+from stores.sql import run_readonly_sql
 
 DEFAULT_ROOT = ".curate"
 RESERVED_NAMES = frozenset(TABLES) | {"selection_rows"}
@@ -79,16 +92,24 @@ class Store:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.catalog = Catalog(self.root / "catalog.duckdb")
+        self.catalog = Catalog(self.root / "catalog.duckdb", lock_root=self.root)
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    def open(cls, root: str | Path | None = None) -> Store:
+    def open(cls, root: str | Path | None = None, recover: bool = True) -> Store:
+        """Open an existing store: migrate an older catalog, then (``recover``) remove dead
+        writers' leftovers if no other process is writing."""
         path = resolve_root(root)
         if not (path / "catalog.duckdb").is_file():
             raise NotFoundError(f"no Curate store at {path}: run `curate init` "
                                 "(or `curate init --default`), or pass --store DIR")
-        return cls(path)
+        st = cls(path)
+        st._migrate()
+        if recover:
+            from stores.recovery import recover as _recover
+
+            _recover(st, wait=False)
+        return st
 
     @classmethod
     def create(cls, root: str | Path | None = None, exist_ok: bool = True) -> Store:
@@ -96,30 +117,72 @@ class Store:
         if (path / "catalog.duckdb").is_file():
             if not exist_ok:
                 raise AlreadyExistsError(f"a Curate store already exists at {path}")
-            return cls(path)
+            return cls.open(path)
         if path.exists() and not path.is_dir():
             raise UsageError(f"cannot create a store at {path}: it is a file")
         path.mkdir(parents=True, exist_ok=True)
         for sub in ("datasets", "selections"):
             (path / sub).mkdir(exist_ok=True)
         # Build the catalog under a temp name, then rename: no half-made store on a crash.
-        tmp = path / f"{files.TMP_PREFIX}catalog.duckdb"
-        tmp.unlink(missing_ok=True)
-        Catalog(tmp).create()
-        os.replace(tmp, path / "catalog.duckdb")
+        with store_lock(path, exclusive=True):
+            if not (path / "catalog.duckdb").is_file():  # another process may have won
+                tmp = path / f"{files.TMP_PREFIX}catalog.duckdb"
+                tmp.unlink(missing_ok=True)
+                Catalog(tmp, lock_root=path).create()
+                os.replace(tmp, path / "catalog.duckdb")
+                files.fsync_dir(path)
         return cls(path)
+
+    def _migrate(self) -> None:
+        try:
+            self.catalog.migrate()
+        except StoreError:
+            raise
+        except (duckdb.Error, OSError) as exc:
+            raise StoreError(f"cannot upgrade the catalog of {self.root}: "
+                             f"{str(exc).splitlines()[0]}") from exc
+
+    # -- paths ---------------------------------------------------------------------------
+    def abspath(self, stored: str) -> Path:
+        """The absolute path of a catalog path (relative to the root; legacy absolute
+        paths are re-rooted here, so a copied old store never reads the original)."""
+        return self.root / relative_path(stored)
+
+    def relpath(self, path: Path) -> str:
+        return Path(path).relative_to(self.root).as_posix()
+
+    def _publish(self, tmp: Path, final: Path, register) -> None:
+        """Holding the exclusive lock: rename staged ``tmp`` onto ``final`` and run
+        ``register(con)`` in one catalog transaction; undo the rename if registering fails.
+        A folder already at ``final`` here is an orphan (publishing happens only under this
+        lock, so no live writer owns it) and is replaced."""
+        if final.exists():
+            files.remove_path(final)
+        files.publish_dir(tmp, final)
+        try:
+            with self.catalog.transaction() as con:
+                register(con)
+        except BaseException:
+            files.remove_path(final)
+            raise
+        files.fault_point("registered")
+
+    def _writing(self):
+        return store_lock(self.root, exclusive=True)
 
     # -- datasets ------------------------------------------------------------------------
     def datasets(self) -> pl.DataFrame:
-        return self.catalog.query("SELECT * FROM datasets ORDER BY name")
+        return self.catalog.query("SELECT * EXCLUDE (manifest) FROM datasets ORDER BY name")
 
     def has_dataset(self, name: str) -> bool:
         return bool(self.catalog.rows("SELECT 1 FROM datasets WHERE name = ?", [name]))
 
     def dataset_info(self, name: str | None = None) -> DatasetInfo:
         name = self.resolve_dataset(name)
-        rows = self.catalog.rows("SELECT * FROM datasets WHERE name = ?", [name])
-        return DatasetInfo(**rows[0])
+        row = self.catalog.rows("SELECT * EXCLUDE (manifest) FROM datasets WHERE name = ?",
+                                [name])[0]
+        row["path"] = str(self.abspath(row["path"]))
+        return DatasetInfo(**row)
 
     def resolve_dataset(self, name: str | None) -> str:
         """``name`` if it exists; the store's default when ``name`` is None."""
@@ -143,63 +206,109 @@ class Store:
 
     def ingest(self, path: str | Path, name: str, spec: IngestSpec) -> DatasetInfo:
         """Read, validate and add a file as dataset ``name``. Vectors (if any) become the
-        embedding ``"ingested"``."""
+        embedding ``"ingested"``; samples and vectors are registered in one transaction."""
+        check_name(name)
+        if self.has_dataset(name):
+            raise AlreadyExistsError(f"dataset {name!r} already exists in {self.root}; "
+                                     "choose another --name")
         frame = read_table(path)
         vectors = (extract_vectors(frame, spec.vector_column, str(path))
                    if spec.vector_column else None)
-        info = self.add_dataset(frame, name, spec, source=str(Path(path).absolute()))
-        if vectors is not None:
-            self.write_embeddings(name, "ingested", vectors, normalized=False)
-        return info
+        return self.add_dataset(frame, name, spec, source=str(Path(path).absolute()),
+                                vectors=vectors)
 
     def add_dataset(self, frame: pl.DataFrame, name: str, spec: IngestSpec,
-                    source: str = "<frame>") -> DatasetInfo:
+                    source: str = "<frame>", vectors: np.ndarray | None = None) -> DatasetInfo:
         check_name(name)
         if self.has_dataset(name):
             raise AlreadyExistsError(f"dataset {name!r} already exists in {self.root}; "
                                      "choose another --name")
         samples = prepare_samples(frame, spec, source)
         final = self.root / "datasets" / name
-        if final.exists():  # left by a crash before registration: not in the catalog
-            raise StoreError(f"{final} exists but is not in the catalog; remove it and retry")
-        with files.atomic_dir(final) as tmp:
+        with files.staged_dir(final) as tmp:
             files.write_parquet(tmp / "samples.parquet", samples)
             fingerprint = files.sha256_file(tmp / "samples.parquet")
             files.write_json(tmp / "dataset.json", {"spec": asdict(spec), "source": source,
                                                     "fingerprint": fingerprint})
-        info = DatasetInfo(name=name, n_rows=samples.height, text_column=spec.text_column,
-                           label_column=spec.label_column, id_column=spec.id_column,
-                           fingerprint=fingerprint, source=source, path=str(final),
-                           created_at=now_iso())
-        try:
-            with self.catalog.transaction() as con:
-                self.catalog.insert(con, "datasets", asdict(info))
-        except BaseException:
-            shutil.rmtree(final, ignore_errors=True)
-            raise
+            info = DatasetInfo(name=name, n_rows=samples.height, text_column=spec.text_column,
+                               label_column=spec.label_column, id_column=spec.id_column,
+                               fingerprint=fingerprint, source=source, path=str(final),
+                               created_at=now_iso())
+            emb_row = None
+            if vectors is not None:  # staged inside the dataset folder, registered with it
+                emb_dir = tmp / "embeddings" / f"{file_stem('ingested')}@{_hex()}"
+                emb_dir.mkdir(parents=True)
+                meta = self._embedding_meta("ingested", vectors, samples.height, fingerprint,
+                                            normalized=False)
+                write_embeddings(emb_dir, vectors, meta)
+                emb_row = self._embedding_row(name, meta, f"datasets/{name}/embeddings/"
+                                              f"{emb_dir.name}", integrity.manifest(emb_dir))
+            manifest = integrity.manifest(tmp, [tmp / "samples.parquet", tmp / "dataset.json"])
+
+            def register(con) -> None:
+                self.catalog.insert(con, "datasets", {**asdict(info),
+                                                      "path": f"datasets/{name}",
+                                                      "manifest": manifest})
+                if emb_row is not None:
+                    self.catalog.insert(con, "embeddings", emb_row)
+
+            with self._writing():
+                if self.has_dataset(name):
+                    raise AlreadyExistsError(f"dataset {name!r} already exists in "
+                                             f"{self.root}; choose another --name")
+                self._publish(tmp, final, register)
         return info
+
+    def _dataset_folder(self, name: str) -> Path:
+        """The dataset's folder, after checking its samples against the manifest."""
+        row = self.catalog.rows("SELECT path, manifest FROM datasets WHERE name = ?", [name])[0]
+        folder = self.abspath(row["path"])
+        integrity.verify(folder, _load(row["manifest"]), f"dataset {name!r}")
+        return folder
 
     def samples(self, name: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
         return self.dataset(name).select(columns or pl.all()).collect()
 
     def dataset(self, name: str | None = None) -> pl.LazyFrame:
         """The sample table as a lazy Polars frame (join selections on ``row_idx``)."""
-        info = self.dataset_info(name)
-        return pl.scan_parquet(Path(info.path) / "samples.parquet")
+        name = self.resolve_dataset(name)
+        return pl.scan_parquet(self._dataset_folder(name) / "samples.parquet")
 
     # -- embeddings ----------------------------------------------------------------------
+    @staticmethod
+    def _embedding_meta(model: str, array: np.ndarray, n_rows: int, fingerprint: str,
+                        normalized: bool) -> EmbeddingMeta:
+        return EmbeddingMeta(model=model, dim=int(array.shape[1]) if array.ndim == 2 else -1,
+                             n_rows=n_rows, normalized=normalized,
+                             source_fingerprint=fingerprint, created_at=now_iso())
+
+    @staticmethod
+    def _embedding_row(dataset: str, meta: EmbeddingMeta, rel: str,
+                       manifest: dict[str, Any]) -> dict[str, Any]:
+        return {"dataset": dataset, "model": meta.model, "dim": meta.dim,
+                "n_rows": meta.n_rows, "path": rel,
+                "fingerprint": manifest["vectors.npy"]["sha256"],
+                "created_at": meta.created_at, "manifest": manifest}
+
     def write_embeddings(self, dataset: str, model: str, array: np.ndarray,
                          normalized: bool) -> EmbeddingMeta:
+        """Store ``array`` (N×d) as embedding ``model``, replacing an older version
+        atomically (the old version's files are deleted after the catalog switched)."""
         info = self.dataset_info(dataset)
-        meta = EmbeddingMeta(model=model, dim=int(array.shape[1]) if array.ndim == 2 else -1,
-                             n_rows=info.n_rows, normalized=normalized,
-                             source_fingerprint=info.fingerprint, created_at=now_iso())
-        npy = write_embeddings(Path(info.path) / "embeddings", array, meta)
-        with self.catalog.transaction() as con:
-            self.catalog.insert(con, "embeddings", {
-                "dataset": info.name, "model": model, "dim": meta.dim, "n_rows": meta.n_rows,
-                "path": str(npy), "fingerprint": files.sha256_file(npy),
-                "created_at": meta.created_at}, replace=True)
+        meta = self._embedding_meta(model, array, info.n_rows, info.fingerprint, normalized)
+        final = Path(info.path) / "embeddings" / f"{file_stem(model)}@{_hex()}"
+        with files.staged_dir(final) as tmp:
+            write_embeddings(tmp, array, meta)
+            row = self._embedding_row(info.name, meta, self.relpath(final),
+                                      integrity.manifest(tmp))
+            with self._writing():
+                old = self.catalog.rows("SELECT path FROM embeddings WHERE dataset = ? AND "
+                                        "model = ?", [info.name, model])
+                self._publish(tmp, final, lambda con: self.catalog.insert(
+                    con, "embeddings", row, replace=True))
+                for r in old:  # the catalog no longer points at the old version
+                    for p in embedding_files(self.abspath(r["path"])):
+                        files.remove_path(p if r["path"].endswith(".npy") else p.parent)
         return meta
 
     def embedding_models(self, dataset: str | None = None) -> list[str]:
@@ -220,7 +329,13 @@ class Store:
         elif model not in models:
             raise NotFoundError(f"dataset {info.name!r} has no embedding {model!r}; "
                                 f"it has: {', '.join(models) or 'none'}")
-        return read_embeddings(Path(info.path) / "embeddings", model)
+        row = self.catalog.rows("SELECT path, manifest FROM embeddings WHERE dataset = ? AND "
+                                "model = ?", [info.name, model])[0]
+        path = self.abspath(row["path"])
+        base = path.parent if path.suffix == ".npy" else path
+        integrity.verify(base, _load(row["manifest"]),
+                         f"embedding {model!r} of dataset {info.name!r}")
+        return read_embeddings(path)
 
     # -- signals -------------------------------------------------------------------------
     def write_signals(self, dataset: str, name: str, signals: Signals) -> None:
@@ -228,21 +343,20 @@ class Store:
         info = self.dataset_info(dataset)
         check_name(name, "signal")
         signals.validate(info.n_rows)
-        parent = Path(info.path) / "signals"
-        parent.mkdir(exist_ok=True)
-        version = f"{name}@{uuid.uuid4().hex[:8]}"
-        with files.atomic_dir(parent / version) as tmp:
+        final = Path(info.path) / "signals" / f"{name}@{_hex()}"
+        with files.staged_dir(final) as tmp:
             signals.write(tmp)
-        old = self.catalog.rows("SELECT path FROM signals WHERE dataset = ? AND name = ?",
-                                [info.name, name])
-        with self.catalog.transaction() as con:
-            self.catalog.insert(con, "signals", {
-                "dataset": info.name, "name": name, "n_checkpoints": signals.n_checkpoints,
-                "n_train": len(signals.train_rows), "n_val": len(signals.val_rows),
-                "path": str(parent / version), "meta": signals.meta,
-                "created_at": now_iso()}, replace=True)
-        for row in old:  # the catalog no longer points at the old version
-            shutil.rmtree(row["path"], ignore_errors=True)
+            row = {"dataset": info.name, "name": name, "n_checkpoints": signals.n_checkpoints,
+                   "n_train": len(signals.train_rows), "n_val": len(signals.val_rows),
+                   "path": self.relpath(final), "meta": signals.meta,
+                   "created_at": now_iso(), "manifest": integrity.manifest(tmp)}
+            with self._writing():
+                old = self.catalog.rows("SELECT path FROM signals WHERE dataset = ? AND "
+                                        "name = ?", [info.name, name])
+                self._publish(tmp, final, lambda con: self.catalog.insert(
+                    con, "signals", row, replace=True))
+                for r in old:  # the catalog no longer points at the old version
+                    files.remove_path(self.abspath(r["path"]))
 
     def signal_names(self, dataset: str | None = None) -> list[str]:
         name = self.resolve_dataset(dataset)
@@ -260,60 +374,72 @@ class Store:
         elif name not in names:
             raise NotFoundError(f"dataset {info.name!r} has no signal {name!r}; it has: "
                                 f"{', '.join(names) or 'none'}")
-        row = self.catalog.rows("SELECT path FROM signals WHERE dataset = ? AND name = ?",
-                                [info.name, name])[0]
-        return Signals.read(Path(row["path"]))
+        row = self.catalog.rows("SELECT path, manifest FROM signals WHERE dataset = ? AND "
+                                "name = ?", [info.name, name])[0]
+        folder = self.abspath(row["path"])
+        integrity.verify(folder, _load(row["manifest"]),
+                         f"signal {name!r} of dataset {info.name!r}")
+        return Signals.read(folder)
 
     # -- selections ----------------------------------------------------------------------
     def has_selection(self, selection_id: str) -> bool:
         return bool(self.catalog.rows("SELECT 1 FROM selections WHERE id = ?", [selection_id]))
 
     def write_selection(self, selection_id: str, table: pl.DataFrame,
-                        provenance: dict[str, Any], run: dict[str, Any]) -> Path:
+                        provenance: dict[str, Any], run: dict[str, Any],
+                        exist_ok: bool = False) -> Path:
         """Write ``selections/<id>/`` (table + provenance) and register it. Immutable: an
-        existing id is an error."""
-        if self.has_selection(selection_id):
+        existing id is an error, or (``exist_ok``, for content-addressed ids) the answer."""
+        check_name(selection_id, "selection")
+        if self.has_selection(selection_id) and not exist_ok:
             raise AlreadyExistsError(f"selection {selection_id!r} already exists")
         required = ["row_idx", "sample_id", "rank", "weight", "score"]
         if table.columns != required:
             raise SchemaError(f"selection table must have columns {required}; got {table.columns}")
         final = self.root / "selections" / selection_id
-        if final.exists():
-            raise StoreError(f"{final} exists but is not in the catalog; remove it and retry")
-        with files.atomic_dir(final) as tmp:
+        with files.staged_dir(final) as tmp:
             files.write_parquet(tmp / "selection.parquet", table)
             files.write_json(tmp / "selection.json", {**provenance, "run": run})
-        try:
-            with self.catalog.transaction() as con:
-                self.catalog.insert(con, "selections", {
-                    "id": selection_id, "dataset": provenance["dataset"],
-                    "method": provenance["method"], "budget": str(provenance["budget"]),
-                    "n_candidates": provenance["n_candidates"],
-                    "n_selected": table.height, "seed": provenance["seed"],
-                    "params": provenance["params"], "path": str(final),
-                    "created_at": run["created_at"], "wall_time_s": run["wall_time_s"]})
-        except BaseException:
-            shutil.rmtree(final, ignore_errors=True)
-            raise
+            row = selection_row(selection_id, self.relpath(final), table.height, provenance,
+                                run, integrity.manifest(tmp))
+            with self._writing():
+                if self.has_selection(selection_id):  # a concurrent writer made the same one
+                    if exist_ok:
+                        return final
+                    raise AlreadyExistsError(f"selection {selection_id!r} already exists")
+                self._publish(tmp, final,
+                              lambda con: self.catalog.insert(con, "selections", row))
         return final
 
     def selections(self, dataset: str | None = None) -> pl.DataFrame:
+        cols = "* EXCLUDE (manifest)"
         if dataset is None:
-            return self.catalog.query("SELECT * FROM selections ORDER BY created_at, id")
-        return self.catalog.query("SELECT * FROM selections WHERE dataset = ? "
-                                  "ORDER BY created_at, id", [self.resolve_dataset(dataset)])
+            frame = self.catalog.query(f"SELECT {cols} FROM selections ORDER BY created_at, id")
+        else:
+            frame = self.catalog.query(f"SELECT {cols} FROM selections WHERE dataset = ? "
+                                       "ORDER BY created_at, id",
+                                       [self.resolve_dataset(dataset)])
+        return frame.with_columns(pl.col("path").map_elements(
+            lambda p: str(self.abspath(p)), return_dtype=pl.String))
 
-    def selection_path(self, selection_id: str) -> Path:
-        rows = self.catalog.rows("SELECT path FROM selections WHERE id = ?", [selection_id])
+    def _selection_row(self, selection_id: str) -> dict[str, Any]:
+        rows = self.catalog.rows("SELECT path, manifest FROM selections WHERE id = ?",
+                                 [selection_id])
         if not rows:
-            ids = self.selections()["id"].to_list()
+            ids = self.catalog.query("SELECT id FROM selections")["id"].to_list()
             close = difflib.get_close_matches(selection_id, ids, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else "; see `curate list`"
             raise NotFoundError(f"selection {selection_id!r} not found{hint}")
-        return Path(rows[0]["path"])
+        return rows[0]
+
+    def selection_path(self, selection_id: str) -> Path:
+        return self.abspath(self._selection_row(selection_id)["path"])
 
     def read_selection(self, selection_id: str) -> tuple[pl.DataFrame, dict[str, Any]]:
-        path = self.selection_path(selection_id)
+        """(rows, provenance), after checking both files against the catalog's manifest."""
+        row = self._selection_row(selection_id)
+        path = self.abspath(row["path"])
+        integrity.verify(path, _load(row["manifest"]), f"selection {selection_id!r}")
         return (pl.read_parquet(path / "selection.parquet"),
                 files.read_json(path / "selection.json"))
 
@@ -322,38 +448,36 @@ class Store:
                         sidecar: str, artifact_id: str | None = None) -> str:
         """Build ``<table>/<id>/`` with ``write(folder)`` plus a JSON sidecar, atomically, and
         register it (tables: ``models``, ``indices``)."""
-        from stores import catalog
-
-        ddl = {"models": catalog.MODELS_DDL, "indices": catalog.INDICES_DDL}[table]
         artifact_id = artifact_id or f"{check_name(kind, 'kind')}-{uuid.uuid4().hex[:10]}"
         check_name(artifact_id, "artefact")
         final = self.root / table / artifact_id
-        if final.exists():
-            raise AlreadyExistsError(f"{sidecar} {artifact_id!r} already exists in {self.root}")
-        final.parent.mkdir(exist_ok=True)
-        with files.atomic_dir(final) as tmp:
+        taken = f"{sidecar} {artifact_id!r} already exists in {self.root}"
+        if self._artifact_row(table, artifact_id) is not None:
+            raise AlreadyExistsError(taken)
+        with files.staged_dir(final) as tmp:
             write(tmp)
             files.write_json(tmp / f"{sidecar}.json", {"id": artifact_id, "kind": kind, **meta})
-        try:
-            with self.catalog.transaction() as con:
-                con.execute(ddl)  # stores made before this table existed
-                self.catalog.insert(con, table, {"id": artifact_id, "kind": kind,
-                                                 "path": str(final), "meta": meta,
-                                                 "created_at": now_iso()})
-        except BaseException:
-            shutil.rmtree(final, ignore_errors=True)
-            raise
+            row = {"id": artifact_id, "kind": kind, "path": self.relpath(final), "meta": meta,
+                   "created_at": now_iso(), "manifest": integrity.manifest(tmp)}
+            with self._writing():
+                if self._artifact_row(table, artifact_id) is not None:
+                    raise AlreadyExistsError(taken)
+                self._publish(tmp, final, lambda con: self.catalog.insert(con, table, row))
         return artifact_id
 
+    def _artifact_row(self, table: str, artifact_id: str) -> dict[str, Any] | None:
+        rows = self.catalog.rows(f"SELECT path, manifest FROM {table} WHERE id = ?",
+                                 [artifact_id])
+        return rows[0] if rows else None
+
     def _artifact_path(self, table: str, artifact_id: str, hint: str) -> Path:
-        try:
-            rows = self.catalog.rows(f"SELECT path FROM {table} WHERE id = ?", [artifact_id])
-        except duckdb.CatalogException:
-            rows = []
-        if not rows:
-            raise NotFoundError(f"{'model' if table == 'models' else 'index'} {artifact_id!r} "
-                                f"not found in {self.root}; {hint}")
-        return Path(rows[0]["path"])
+        what = "model" if table == "models" else "index"
+        row = self._artifact_row(table, artifact_id)
+        if row is None:
+            raise NotFoundError(f"{what} {artifact_id!r} not found in {self.root}; {hint}")
+        path = self.abspath(row["path"])
+        integrity.verify(path, _load(row["manifest"]), f"{what} {artifact_id!r}")
+        return path
 
     def write_model(self, kind: str, write, meta: dict[str, Any]) -> str:
         """Write ``models/<kind>-<hex>/`` (``write(folder)`` + ``model.json``); return its id."""
@@ -371,54 +495,70 @@ class Store:
 
     def models(self) -> pl.DataFrame:
         """Stored models (INSET/EquiVSet, teachers, syntheses, diffusion checkpoints)."""
-        try:
-            return self.catalog.query("SELECT id, kind, created_at FROM models ORDER BY "
-                                      "created_at, id")
-        except duckdb.CatalogException:
-            return pl.DataFrame(schema={"id": pl.String, "kind": pl.String,
-                                        "created_at": pl.String})
+        return self.catalog.query("SELECT id, kind, created_at FROM models ORDER BY "
+                                  "created_at, id")
 
     def indices(self) -> list[str]:
-        try:
-            return [r["id"] for r in self.catalog.rows("SELECT id FROM indices ORDER BY id")]
-        except duckdb.CatalogException:
-            return []
+        return [r["id"] for r in self.catalog.rows("SELECT id FROM indices ORDER BY id")]
+
+    # -- integrity -----------------------------------------------------------------------
+    def verify(self, full: bool = True) -> list[str]:
+        """Check every registered artefact against its manifest; one line per problem."""
+        problems = []
+        for table, what in (("datasets", "name"), ("embeddings", "dataset || '/' || model"),
+                            ("signals", "dataset || '/' || name"), ("selections", "id"),
+                            ("models", "id"), ("indices", "id")):
+            for row in self.catalog.rows(f"SELECT {what} AS key, path, manifest FROM {table}"):
+                path = self.abspath(row["path"])
+                base = path.parent if path.suffix == ".npy" else path
+                try:
+                    integrity.verify(base, _load(row["manifest"]),
+                                     f"{table[:-1]} {row['key']!r}", full=full)
+                except StoreError as exc:
+                    problems.append(str(exc))
+        return problems
 
     # -- SQL for notebooks ---------------------------------------------------------------
     def sql(self, query: str) -> pl.DataFrame:
-        """Run read-only SQL. Views: the catalog tables (datasets, embeddings, signals,
-        selections, settings), one view per dataset named after it (its samples), and
-        ``selection_rows`` (every selection's rows with a ``selection_id`` column)."""
-        con = duckdb.connect(":memory:")
-        try:
-            con.execute(f"ATTACH '{self.catalog.path}' AS cat (READ_ONLY)")
-            present = {r[0] for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'cat'").fetchall()}
-            for table in TABLES:
-                if table in present:
-                    con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM cat."{table}"')
-            for row in con.execute("SELECT name, path FROM cat.datasets").fetchall():
-                samples = Path(row[1]) / "samples.parquet"
-                con.execute(f"CREATE VIEW \"{row[0]}\" AS SELECT * FROM "
-                            f"read_parquet('{_sql_str(samples)}')")
-            sel = [r[0] for r in con.execute("SELECT path FROM cat.selections").fetchall()]
-            if sel:
-                paths = ", ".join(f"'{_sql_str(Path(p) / 'selection.parquet')}'" for p in sel)
-                con.execute("CREATE VIEW selection_rows AS SELECT "
-                            "regexp_extract(filename, '([^/]+)/selection.parquet$', 1) "
-                            "AS selection_id, * EXCLUDE (filename) "
-                            f"FROM read_parquet([{paths}], filename = true)")
+        """Run read-only SQL (see ``stores.sql``). Views: the catalog tables (datasets,
+        embeddings, signals, selections, models, indices, settings), one view per dataset
+        named after it (its samples), and ``selection_rows`` (every selection's rows with a
+        ``selection_id`` column)."""
+        catalog = {}
+        with store_lock(self.root, exclusive=False):
+            con = duckdb.connect(str(self.catalog.path), read_only=True)
             try:
-                return con.sql(query).pl()
-            except duckdb.Error as exc:
-                raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from exc
-        finally:
-            con.close()
+                for table in TABLES:
+                    catalog[table] = con.sql(f'SELECT * FROM "{table}"').to_arrow_table()
+            finally:
+                con.close()
+        datasets = {row["name"]: self.abspath(row["path"]) / "samples.parquet"
+                    for row in catalog["datasets"].to_pylist()}
+        selections = {row["id"]: self.abspath(row["path"]) / "selection.parquet"
+                      for row in catalog["selections"].to_pylist()}
+        return run_readonly_sql(query, catalog, datasets, selections)
 
 
-def _sql_str(path: Path) -> str:
-    return str(path).replace("'", "''")
+def selection_row(selection_id: str, rel: str, n_selected: int, provenance: dict[str, Any],
+                  run: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """The catalog row of a selection (also used by recovery to register an orphan)."""
+    return {"id": selection_id, "dataset": provenance["dataset"],
+            "method": provenance["method"], "budget": str(provenance["budget"]),
+            "n_candidates": provenance["n_candidates"], "n_selected": n_selected,
+            "seed": provenance["seed"], "params": provenance["params"], "path": rel,
+            "created_at": run["created_at"], "wall_time_s": run["wall_time_s"],
+            "manifest": manifest}
+
+
+def _hex() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _load(manifest: str | None) -> dict[str, Any] | None:
+    import json
+
+    return json.loads(manifest) if manifest else None
 
 
 __all__ = ["DEFAULT_ROOT", "DatasetInfo", "Store", "check_name", "file_stem", "now_iso",
-           "resolve_root"]
+           "resolve_root", "selection_row"]

@@ -57,16 +57,7 @@ def synthetic_store(tmp_path, synthetic_store_template) -> Store:
     import shutil
 
     root = tmp_path / "store"
-    shutil.copytree(synthetic_store_template, root)
-    # paths in the catalog are absolute: rewrite them for the copy
-    old = str(synthetic_store_template)
-    import duckdb
-
-    con = duckdb.connect(str(root / "catalog.duckdb"))
-    for table, col in (("datasets", "path"), ("embeddings", "path"), ("signals", "path"),
-                       ("selections", "path")):
-        con.execute(f"UPDATE {table} SET {col} = replace({col}, ?, ?)", [old, str(root)])
-    con.close()
+    shutil.copytree(synthetic_store_template, root)  # a store is a folder: copy it whole
     return Store.open(root)
 
 

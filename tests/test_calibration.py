@@ -134,7 +134,8 @@ def test_calibrate_cli_writes_sets_and_diagnostics(tmp_path, capsys):
     assert res["instances"] == 2 and res["rows"] == 8
     assert pl.read_parquet(out).height == 8
     assert pl.read_parquet(tmp_path / "cal.diagnostics.parquet").height == 2
-    assert main(["calibrate", str(src), "--metrics", "nope=1", "--out", str(out)]) == 2
+    assert main(["calibrate", str(src), "--metrics", "nope=1", "--out", str(out),
+                 "--overwrite"]) == 2
     assert "metric column(s) nope not found" in capsys.readouterr().err
 
 
