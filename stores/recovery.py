@@ -168,7 +168,7 @@ def recover(st: Store, *, wait: bool = True, drop_dangling: bool = False,
                     where = " AND ".join(f"{k} = ?" for k in keys)
                     con.execute(f"DELETE FROM {table} WHERE {where}", values)
                     report.dropped_rows.append(f"{table}:{cols}")
-            for table, p in orphans:
+            for _table, p in orphans:
                 if st.relpath(p) not in report.registered:
                     files.remove_path(p)
                     report.removed_orphans.append(st.relpath(p))

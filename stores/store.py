@@ -25,7 +25,6 @@ import datetime as _dt
 import difflib
 import os
 import re
-import shutil
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
