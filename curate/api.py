@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from curate.budget import Budget
-from curate.errors import MissingInputError
+from curate.checks import check_seed
+from curate.errors import InvalidParameterError, MissingInputError
 from curate.inputs import load_input
 from curate.selection import Selection
 from curate.selector import make_selector
@@ -46,9 +47,15 @@ def select(*, method: str, budget: Budget, dataset: str | None = None,
     """Run ``method`` on ``dataset`` (the store's default if None) and save the selection.
 
     Returns the ``Selection`` with ``id`` and ``path`` set (unless ``save=False``).
+    The seed (an integer in [0, 2**63)) and the method's parameters are checked before the
+    store is opened or any input loaded.
     """
-    st = open_store(store)
+    seed = check_seed(seed)
+    if params is not None and not isinstance(params, dict):
+        raise InvalidParameterError(f"params must be a dict of method parameters; got "
+                                    f"{type(params).__name__}")
     selector = make_selector(method, **(params or {}))
+    st = open_store(store)
     name = st.resolve_dataset(dataset)
     needs = selector.needs
     _check_available(st, name, selector.name, needs.embeddings, needs.signals)

@@ -128,7 +128,8 @@ def init(
 
 @app.command()
 def ingest(
-    path: Annotated[Path, typer.Argument(help="Parquet, CSV, JSONL file or HF dataset folder.")],
+    path: Annotated[Path, typer.Argument(
+        help="Parquet, CSV or JSONL file, a folder of Parquet shards, or an HF dataset folder.")],
     name: Annotated[str, typer.Option("--name", help="Dataset name.")],
     text_column: Annotated[str | None, typer.Option(help="Column with text to embed.")] = None,
     label_column: Annotated[str | None, typer.Option(help="Column with class labels.")] = None,
@@ -150,7 +151,7 @@ def ingest(
                       vector_column=vector_column, split_column=split_column,
                       val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     st = _store(create=True)
-    info = st.ingest(path, name, spec)
+    info = st.ingest(path, name, spec, progress=not json_out)
     if set_default or st.default_dataset is None:
         st.set_default(name)
     _emit({"dataset": info.name, "n_rows": info.n_rows, "fingerprint": info.fingerprint,

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from curate.budget import largest_remainder
+from curate.checks import check_int, check_seed
 from curate.embedding import embed_dataset
 from curate.errors import InvalidParameterError
 from curate.signals import train_signals
@@ -38,6 +39,9 @@ def hyponym_sets_path() -> Path:
 def load_wordnet(sample: int | None = DEFAULT_SAMPLE, seed: int = 0) -> pl.DataFrame:
     """The bundled synsets, or a class-stratified sample of ``sample`` rows (proportional
     quotas by largest remainder; every class keeps at least one row)."""
+    seed = check_seed(seed)
+    if sample is not None:
+        check_int("", "sample", sample)
     frame = pl.read_parquet(wordnet_path()).select("synset_id", "pos", "lexname", "lemmas",
                                                    "gloss")
     if sample is None or sample >= frame.height:
@@ -55,7 +59,10 @@ def load_wordnet(sample: int | None = DEFAULT_SAMPLE, seed: int = 0) -> pl.DataF
 
 def init_default(store: Store, *, sample: int | None = DEFAULT_SAMPLE, epochs: int = 20,
                  seed: int = 0, progress: bool = False) -> dict:
-    """Build the default ``wordnet`` dataset in ``store`` (ingest → embed → signals)."""
+    """Build the default ``wordnet`` dataset in ``store`` (ingest → embed → signals). The seed,
+    sample size and epochs are checked before anything is read or written."""
+    seed = check_seed(seed)
+    check_int("", "epochs", epochs)
     frame = load_wordnet(sample, seed)
     info = store.add_dataset(frame, DEFAULT_NAME, WORDNET_SPEC, source=str(wordnet_path()))
     emb = embed_dataset(store, DEFAULT_NAME, progress=progress)

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from curate.checks import check_int
 from curate.errors import MissingInputError
 from curate.progress import bar
 from stores import Store
@@ -34,8 +35,11 @@ def embed_texts(texts: list[str], *, batch_size: int = 32, device: str = "cpu",
     """(N, 384) float32, L2-normalised.
 
     Texts go to the model in chunks of ``chunk_size`` (sentence-transformers sorts each chunk
-    by length, so batches pad little) and the bar advances per chunk.
+    by length, so batches pad little) and the bar advances per chunk. ``batch_size`` and
+    ``chunk_size`` must be integers ≥ 1 (checked before the model loads).
     """
+    check_int("", "batch_size", batch_size)
+    check_int("", "chunk_size", chunk_size)
     model = load_text_encoder(device)
     out = np.empty((len(texts), DIM), dtype=np.float32)
     with bar("embedding", total=len(texts), enabled=progress) as b:
@@ -51,6 +55,7 @@ def embed_texts(texts: list[str], *, batch_size: int = 32, device: str = "cpu",
 def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int = 32,
                   device: str = "cpu", progress: bool = False) -> dict:
     """Embed the dataset's text column and store it as embedding ``all-MiniLM-L6-v2``."""
+    check_int("", "batch_size", batch_size)
     info = store.dataset_info(dataset)
     if not info.text_column:
         raise MissingInputError(f"dataset {info.name!r} has no text column to embed; ingest it "

@@ -17,11 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from curate.api import load_selection, open_store
-from curate.errors import InvalidParameterError
+from curate.checks import check_bool, check_int, check_seed
 from curate.inputs import labelled_splits
 from curate.models import accuracy, fit_softmax_lbfgs
 from curate.progress import bar
 from stores import Store
+
+#: random baselines drawn at most (each is one downstream fit)
+MAX_SEEDS = 1000
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,14 @@ def evaluate_selection(store: Store | str | Path | None, selection_id: str, *, s
                        seed: int = 0, full: bool = True,
                        progress: bool = False) -> EvaluationReport:
     """Accuracy on the test split for the selection, ``seeds`` random subsets of its size
-    (drawn with seeds ``seed .. seed+seeds-1``) and, if ``full``, the whole candidate pool."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise InvalidParameterError(f"seeds must be an integer ≥ 1; got {seeds!r}")
+    (drawn with seeds ``seed .. seed+seeds-1``) and, if ``full``, the whole candidate pool.
+
+    Checked before the store is opened: ``seeds`` is an integer in [1, MAX_SEEDS], ``seed``
+    and the last seed drawn, ``seed + seeds − 1``, are valid seeds (``check_seed``)."""
+    check_int("", "seeds", seeds, 1, MAX_SEEDS)
+    seed = check_seed(seed)
+    check_seed(seed + seeds - 1, where=f"seed + seeds − 1 (seed={seed}, seeds={seeds})")
+    check_bool("", "full", full)
     st = open_store(store)
     sel = load_selection(st, selection_id)
     info = st.dataset_info(sel.provenance.dataset)

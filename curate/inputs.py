@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.errors import MissingInputError, SchemaError
+from curate.errors import InvalidParameterError, MissingInputError, SchemaError
 from stores import Store
 
 
@@ -63,21 +63,74 @@ class SelectionInput:
     def from_arrays(cls, *, labels: Any = None, embeddings: Any = None,
                     signals: CandidateSignals | None = None, n: int | None = None,
                     row_idx: Any = None) -> SelectionInput:
-        """Build an input from in-memory arrays; string labels are coded in sorted order."""
-        if n is None:
-            for arr in (row_idx, labels, embeddings):
-                if arr is not None:
-                    n = len(arr)
-                    break
-            else:
-                if signals is not None:
-                    n = signals.train_losses.shape[1]
-        if n is None:
+        """Build an input from in-memory arrays; string labels are coded in sorted order.
+
+        Checked: every array given has one row per candidate (``row_idx`` and ``labels``
+        1-D, ``embeddings`` 2-D and numeric, ``signals.train_losses`` (E, n)), ``n`` agrees
+        with them, ``row_idx`` holds unique integers. A mismatch raises ``SchemaError``
+        naming both lengths (no array is silently cut or broadcast).
+        """
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                              or n < 0):
+            raise InvalidParameterError(f"from_arrays: n must be an integer ≥ 0; got {n!r}")
+        arrays: dict[str, np.ndarray] = {}
+        if row_idx is not None:
+            rows = np.asarray(row_idx)
+            if rows.ndim != 1 or not (np.issubdtype(rows.dtype, np.integer) or len(rows) == 0):
+                raise SchemaError(f"from_arrays: row_idx must be a 1-D array of integers; got "
+                                  f"shape {rows.shape} of {rows.dtype}")
+            if len(np.unique(rows)) != len(rows):
+                raise SchemaError("from_arrays: row_idx must hold unique values; got "
+                                  f"{len(rows) - len(np.unique(rows))} duplicate(s)")
+            arrays["row_idx"] = rows
+        if labels is not None:
+            lab = np.asarray(labels)
+            if lab.ndim != 1:
+                raise SchemaError(f"from_arrays: labels must be 1-D (one per candidate); got "
+                                  f"shape {lab.shape}")
+            arrays["labels"] = lab
+        if embeddings is not None:
+            try:
+                emb = np.asarray(embeddings, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise SchemaError(f"from_arrays: embeddings must be a numeric (n, d) array: "
+                                  f"{exc}") from None
+            if emb.ndim != 2:
+                raise SchemaError(f"from_arrays: embeddings must be 2-D (n, d); got shape "
+                                  f"{emb.shape}")
+            arrays["embeddings"] = emb
+        if signals is not None:
+            losses = np.asarray(signals.train_losses)
+            if losses.ndim != 2:
+                raise SchemaError(f"from_arrays: signals.train_losses must be 2-D (E, n); got "
+                                  f"shape {losses.shape}")
+            arrays["signals.train_losses (columns)"] = losses.T
+        lengths = {name: len(a) for name, a in arrays.items()}
+        if n is not None:
+            lengths = {"n": int(n), **lengths}
+        if not lengths:
             raise MissingInputError("give at least one of row_idx, labels, embeddings, signals")
-        codes, classes = (None, None) if labels is None else encode_labels(np.asarray(labels))
-        emb = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
-        rows = np.arange(n, dtype=np.int64) if row_idx is None else np.asarray(row_idx, np.int64)
-        return cls(row_idx=rows, labels=codes, classes=classes, embeddings=emb, signals=signals)
+        if len(set(lengths.values())) > 1:
+            parts = ", ".join(f"{name} has {m}" for name, m in lengths.items())
+            raise SchemaError(f"from_arrays: every array must have one row per candidate; "
+                              f"got {parts}")
+        n = next(iter(lengths.values()))
+        codes, classes = (None, None) if labels is None else encode_labels(arrays["labels"])
+        rows = (np.arange(n, dtype=np.int64) if row_idx is None
+                else arrays["row_idx"].astype(np.int64))
+        return cls(row_idx=rows, labels=codes, classes=classes,
+                   embeddings=arrays.get("embeddings"), signals=signals)
+
+
+def positions(haystack: np.ndarray, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position of each needle in ``haystack``, the needles not found), by one sort and a
+    binary search: O((n + m) log n), no per-row Python."""
+    order = np.argsort(haystack, kind="stable")
+    ranked = haystack[order]
+    at = np.searchsorted(ranked, needles)
+    found = at < len(ranked)
+    found[found] = ranked[at[found]] == needles[found]
+    return order[np.minimum(at, max(len(ranked) - 1, 0))], needles[~found]
 
 
 def _array_fingerprint(*arrays: np.ndarray) -> str:
@@ -87,15 +140,18 @@ def _array_fingerprint(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
     for a in arrays:
         h.update(str(a.shape).encode())
-        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(np.ascontiguousarray(a))  # the buffer itself: no copy of a memory map
     return h.hexdigest()[:16]
 
 
-def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Integer codes (sorted class order) and the class names."""
-    as_str = np.asarray([str(v) for v in labels], dtype=object)
-    classes, codes = np.unique(as_str, return_inverse=True)
-    return codes.astype(np.int64), tuple(str(c) for c in classes)
+def encode_labels(labels: Any) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer codes (sorted class order) and the class names, vectorised (Polars): labels
+    are compared as strings, so ``1`` and ``"1"`` are one class."""
+    series = labels if isinstance(labels, pl.Series) else pl.Series(np.asarray(labels))
+    as_str = series.cast(pl.String)
+    codes = (as_str.rank("dense") - 1).to_numpy().astype(np.int64)
+    classes = as_str.unique().sort().to_list()
+    return codes, tuple(classes)
 
 
 @dataclass(frozen=True)
@@ -120,7 +176,7 @@ def labelled_splits(store: Store, dataset: str | None, purpose: str) -> Labelled
         raise MissingInputError(f"{purpose} needs labels: dataset {info.name!r} has no label "
                                 "column (ingest with --label-column)")
     samples = store.samples(info.name, ["row_idx", "split", info.label_column])
-    codes, classes = encode_labels(samples[info.label_column].to_numpy())
+    codes, classes = encode_labels(samples[info.label_column])
     rows = {k: samples.filter(pl.col("split") == k)["row_idx"].to_numpy()
             for k in ("train", "val", "test")}
     return LabelledSplits(labels=codes, classes=classes, rows=rows)
@@ -152,7 +208,7 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
     codes = classes = all_codes = None
     # labels are one column: load them whenever they exist (some methods use them optionally)
     if info.label_column:
-        all_codes, classes = encode_labels(samples[info.label_column].to_numpy())
+        all_codes, classes = encode_labels(samples[info.label_column])
         codes = all_codes[rows]
     elif labels:
         raise MissingInputError(f"dataset {info.name!r} has no label column; ingest it "
@@ -169,13 +225,13 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
     sig = None
     if signals:
         raw = store.signals(info.name, signal)
-        pos = {int(r): i for i, r in enumerate(raw.train_rows)}
-        missing = [int(r) for r in rows if int(r) not in pos]
-        if missing:
+        take, missing = positions(np.asarray(raw.train_rows), rows)
+        if len(missing):
             raise SchemaError(f"signals do not cover {len(missing)} candidate row(s) of "
-                              f"{info.name!r} (e.g. row {missing[0]}); run "
+                              f"{info.name!r} (e.g. row {int(missing[0])}); run "
                               f"`curate signals train {info.name}` again")
-        take = np.fromiter((pos[int(r)] for r in rows), dtype=np.int64, count=len(rows))
+        if len(take) == len(raw.train_rows) and (take == np.arange(len(take))).all():
+            take = slice(None)  # candidates in the signal's own order: keep the memory maps
         sig = CandidateSignals(
             train_losses=raw.train_losses[:, take],
             val_losses=raw.val_losses,
@@ -187,7 +243,7 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
         used["signal_fingerprint"] = _array_fingerprint(raw.train_losses, raw.val_losses)
     groups = None
     if group_column is not None:
-        groups = encode_labels(cand[group_column].to_numpy())[0]
+        groups = encode_labels(cand[group_column])[0]
         used["group_column"] = group_column
     tgt = None
     if target is not None:

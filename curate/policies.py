@@ -9,7 +9,8 @@ score per candidate (higher = the paper's top-k keeps it first) and hands it to 
   ``beta`` fraction at the suspicious end of the scores (the hardest / likeliest-mislabelled
   samples), cut the rest into ``strata`` equal-width score bins, then repeatedly give the
   smallest remaining bin min(|bin|, ⌊k_left / bins_left⌋) uniformly drawn samples, so the
-  subset covers the whole score range instead of one end of it.
+  subset covers the whole score range instead of one end of it. ``strata`` is at most
+  ``MAX_STRATA`` (10,000): the bin edges are allocated, so it is bounded before use.
 - ``auto`` — ``topk`` up to a method-specific fraction of the candidates, ``ccs`` above it
   (``ScoreSelector.auto_ccs_above``), set from ``benchmarks/results/subset_quality.md``:
   for CLD top-k wins at 5–10% and CCS at 30%, so CLD switches above 10%; for the difficulty
@@ -22,19 +23,20 @@ from __future__ import annotations
 import numpy as np
 
 from curate.budget import class_groups
+from curate.checks import check_int, check_number
 from curate.errors import InvalidParameterError
 
 POLICIES = ("topk", "ccs", "auto")
+#: CCS score bins at most: the bin edges are allocated, so ``strata`` is bounded
+MAX_STRATA = 10_000
 
 
 def check_policy(method: str, policy: str, beta: float, strata: int) -> None:
     if policy not in POLICIES:
         raise InvalidParameterError(f"{method}: policy must be one of {', '.join(POLICIES)}; "
                                     f"got {policy!r}")
-    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not 0 <= beta < 1:
-        raise InvalidParameterError(f"{method}: beta must be in [0, 1); got {beta!r}")
-    if isinstance(strata, bool) or not isinstance(strata, int) or strata < 1:
-        raise InvalidParameterError(f"{method}: strata must be an integer ≥ 1; got {strata!r}")
+    check_number(method, "beta", beta, 0.0, 1.0, high_open=True)
+    check_int(method, "strata", strata, 1, MAX_STRATA)
 
 
 def resolve_policy(policy: str, k: int, n: int, ccs_above: float = 0.0) -> str:
@@ -65,8 +67,10 @@ def ccs(scores: np.ndarray, k: int, rng: np.random.Generator, *, beta: float = 0
     lo, hi = float(s.min()), float(s.max())
     edges = np.linspace(lo, hi, strata + 1)
     bins = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, strata - 1)
-    groups = [keep[bins == b] for b in range(strata)]
-    groups = sorted((g for g in groups if len(g)), key=len)
+    # the non-empty bins in bin order, members in ``keep`` order: O(n log n), not O(strata·n)
+    order = np.argsort(bins, kind="stable")
+    _, starts = np.unique(bins[order], return_index=True)
+    groups = sorted(np.split(keep[order], starts[1:]), key=len)
     picked, left = [], k
     for i, g in enumerate(groups):
         take = min(len(g), left // (len(groups) - i))

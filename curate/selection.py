@@ -122,10 +122,25 @@ class Selection:
 
         With weights: draws ``num_samples`` (default k) rows with probability ∝ weight
         (``replacement`` as given). Without weights: a random permutation of the selection.
-        ``seed`` fixes the order through a private ``torch.Generator``.
+        ``seed`` fixes the order through a private ``torch.Generator``. Checked here:
+        ``seed`` in [0, 2**63), ``num_samples`` an integer ≥ 1 whose draw fits in memory.
         """
+        from curate.checks import check_int, check_memory, check_seed
         from curate.training import SelectionSampler
 
+        if seed is not None:
+            seed = check_seed(seed)
+        if num_samples is not None:
+            check_int("", "num_samples", num_samples)
+            if not replacement and self.weights is not None and num_samples > len(self):
+                from curate.errors import InvalidParameterError
+
+                raise InvalidParameterError(f"num_samples must be ≤ {len(self)} (the "
+                                            "selection's size) when drawing weighted rows "
+                                            f"without replacement; got {num_samples}")
+            # each pass draws all num_samples indices at once (int64, plus torch's buffers)
+            check_memory(f"to_sampler: num_samples={num_samples}", 24.0 * num_samples,
+                         "draw fewer samples per epoch")
         return SelectionSampler(self.indices, self.weights, num_samples=num_samples,
                                 replacement=replacement, seed=seed)
 

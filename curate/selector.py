@@ -5,15 +5,19 @@ parameters in ``__init__`` (no work, no I/O), and implements one hook::
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks
 
-The base class owns everything else: input validation, the budget rule, the random
-generator (``numpy.random.default_rng(seed)``; no global state), checking the picks, and
-building the immutable ``Selection`` with its provenance.
+The base class owns everything else: parameter types (from the constructor's annotations:
+``k="5"`` or ``k=True`` for an ``int`` is refused, never coerced), the seed check
+(``check_seed``: an integer in [0, 2**63)), input validation (every array one row per
+candidate, finite vectors and losses), the budget rule, the random generator
+(``numpy.random.default_rng(seed)``; no global state), checking the picks, and building the
+immutable ``Selection`` with its provenance. A method's ``_check_params`` only checks ranges.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -21,6 +25,7 @@ import numpy as np
 
 from curate._version import __version__
 from curate.budget import Budget, resolve_budget
+from curate.checks import check_annotated, check_seed
 from curate.errors import (
     EmptyDatasetError,
     InvalidParameterError,
@@ -78,6 +83,23 @@ class Selector:
     def get_params(self) -> dict[str, Any]:
         return {p: getattr(self, p) for p in self.param_names()}
 
+    def check_params(self) -> None:
+        """Raise InvalidParameterError for a parameter of the wrong type (checked against the
+        constructor's annotation) or out of range (``_check_params``). NumPy scalars of the
+        right kind are accepted and stored as the Python ``bool``/``int``/``float`` they
+        hold (FAISS, torch and JSON want those); nothing else is converted."""
+        try:
+            hints = typing.get_type_hints(type(self).__init__)
+        except Exception:  # an annotation that does not resolve: check ranges only
+            hints = {}
+        for name in self.param_names():
+            value = getattr(self, name)
+            if name in hints:
+                check_annotated(self.name, name, value, hints[name])
+            if isinstance(value, np.generic) and isinstance(value, (np.bool_, np.number)):
+                setattr(self, name, value.item())
+        self._check_params()
+
     def _check_params(self) -> None:
         """Raise InvalidParameterError for out-of-range parameters (override)."""
 
@@ -86,18 +108,20 @@ class Selector:
 
     # -- the public entry ------------------------------------------------------------------
     def select(self, data: SelectionInput, budget: Budget, *, seed: int = 0) -> Selection:
-        """Select ``budget`` of ``data``'s candidates. Same seed → identical result."""
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidParameterError(f"seed must be an integer ≥ 0; got {seed!r}")
-        self._check_params()
+        """Select ``budget`` of ``data``'s candidates. Same seed → identical result.
+
+        Checked before any work: the seed, the parameters, the input arrays, the budget.
+        """
+        seed = check_seed(seed)
+        self.check_params()
         self._validate(data)
         k = resolve_budget(budget, data.n)
-        picks = self._select(data, k, np.random.default_rng(int(seed)))
+        picks = self._select(data, k, np.random.default_rng(seed))
         positions = np.asarray(picks.positions, dtype=np.int64)
         self._check_picks(positions, picks, data.n, k)
         prov = Provenance(
             method=self.name, params=self.get_params(), budget=budget,
-            n_selected=len(positions), n_candidates=data.n, seed=int(seed),
+            n_selected=len(positions), n_candidates=data.n, seed=seed,
             dataset=data.dataset, dataset_fingerprint=data.fingerprint,
             inputs=dict(data.inputs), info=dict(picks.info), library_version=__version__)
         return Selection(
@@ -116,6 +140,7 @@ class Selector:
             raise EmptyDatasetError(f"{self.name}: no candidates to select from "
                                     f"(dataset {data.dataset!r} has no 'train' rows)")
         where = f" of {data.dataset!r}" if data.dataset != "<memory>" else ""
+        self._check_aligned(data)
         if self.needs.labels and data.labels is None:
             raise MissingInputError(f"{self.name} needs labels: the dataset{where} has no label "
                                     "column (ingest with --label-column)")
@@ -152,9 +177,34 @@ class Selector:
         if self.needs.target and (len(data.target) == 0
                                   or not np.isfinite(data.target).all()):
             raise SchemaError(f"{self.name}: the target set is empty or has NaN/inf values")
-        if data.labels is not None and len(data.labels) != data.n:
-            raise SchemaError(f"{self.name}: {len(data.labels)} labels for {data.n} candidates")
         self._check_input(data)
+
+    def _check_aligned(self, data: SelectionInput) -> None:
+        """Every per-candidate array has exactly one row per candidate (whether or not this
+        method uses it), ``row_idx`` is 1-D with unique values, labels are codes ≥ 0."""
+        rows = np.asarray(data.row_idx)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise SchemaError(f"{self.name}: row_idx must be a 1-D integer array; got shape "
+                              f"{rows.shape} of {rows.dtype}")
+        if len(np.unique(rows)) != len(rows):
+            raise SchemaError(f"{self.name}: row_idx must be unique; got "
+                              f"{len(rows) - len(np.unique(rows))} duplicated value(s)")
+        per_row = {"labels": data.labels, "embeddings": data.embeddings, "groups": data.groups,
+                   "sample_ids": data.sample_ids,
+                   "signals.train_losses (columns)": None if data.signals is None
+                   else np.asarray(data.signals.train_losses).T}
+        for what, arr in per_row.items():
+            if arr is not None and (np.ndim(arr) == 0 or len(arr) != data.n):
+                got = "a scalar" if np.ndim(arr) == 0 else f"{len(arr)} rows"
+                raise SchemaError(f"{self.name}: {what} must have one row per candidate "
+                                  f"(n={data.n}); got {got}")
+        if data.labels is not None:
+            labels = np.asarray(data.labels)
+            if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) \
+                    or (len(labels) and labels.min() < 0):
+                raise SchemaError(f"{self.name}: labels must be a 1-D array of integer class "
+                                  f"codes ≥ 0 (SelectionInput.from_arrays encodes any labels); "
+                                  f"got {labels.dtype} of shape {labels.shape}")
 
     def _check_picks(self, positions: np.ndarray, picks: Picks, n: int, k: int) -> None:
         # Internal invariants: a failure here is a bug in the method, not the user's input.
@@ -220,7 +270,7 @@ def make_selector(name: str, **params: Any) -> Selector:
         raise InvalidParameterError(f"{cls.name} has no parameter {unknown[0]!r}; "
                                     f"parameters: {', '.join(allowed) or 'none'}")
     selector = cls(**params)
-    selector._check_params()
+    selector.check_params()
     return selector
 
 

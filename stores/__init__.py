@@ -1,10 +1,12 @@
 """stores: Curate's dataset store (DuckDB catalog + Parquet/npy files on disk)."""
 
+from stores.checks import check_seed
 from stores.embeddings import EmbeddingMeta
 from stores.errors import (
     AlreadyExistsError,
     CurateError,
     EmptyDatasetError,
+    InvalidParameterError,
     NotFoundError,
     SchemaError,
     StoreError,
@@ -16,6 +18,6 @@ from stores.store import DatasetInfo, Store, resolve_root
 
 __all__ = [
     "AlreadyExistsError", "CurateError", "DatasetInfo", "EmbeddingMeta", "EmptyDatasetError",
-    "IngestSpec", "NotFoundError", "SchemaError", "Signals", "Store", "StoreError",
-    "UsageError", "assign_splits", "read_table", "resolve_root",
+    "IngestSpec", "InvalidParameterError", "NotFoundError", "SchemaError", "Signals", "Store",
+    "StoreError", "UsageError", "assign_splits", "check_seed", "read_table", "resolve_root",
 ]

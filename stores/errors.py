@@ -5,6 +5,7 @@
 
     CurateError                      any failure Curate explains in one line (exit 1)
     ├── UsageError                   the caller's input is wrong (exit 2)
+    │   ├── InvalidParameterError    a parameter is unknown, of the wrong type or out of range
     │   ├── SchemaError              a file or table lacks what is needed / is malformed
     │   ├── EmptyDatasetError        nothing to work on
     │   ├── NotFoundError            unknown dataset, selection, embedding or signal
@@ -27,6 +28,11 @@ class UsageError(CurateError):
     """The input (arguments, files, parameters) is wrong; fixing it is the caller's move."""
 
     exit_code = 2
+
+
+class InvalidParameterError(UsageError):
+    """A parameter is unknown, of the wrong type, or out of range (``curate.errors`` adds
+    ``BudgetError`` below it)."""
 
 
 class SchemaError(UsageError):

@@ -5,17 +5,29 @@ Formats: Parquet, CSV, JSONL (``.jsonl``/``.ndjson``), and a Hugging Face datase
 0..N-1), ``sample_id`` (stable string), ``split`` (train/val/test) and the user's columns.
 Anything silently wrong (missing columns, duplicate ids, empty files, null labels,
 NaN/inf vectors) is refused with one line that says what and where.
+
+Checked, before anything is written (``check_spec`` and ``prepare_samples``):
+- the spec: column names are strings or None, ``val_fraction``/``test_fraction`` finite
+  numbers in [0, 1) with a sum below 1, ``seed`` an integer in [0, 2**63) (``check_seed``);
+- the table: at least one row; ``row_idx``/``sample_id`` reserved (unless the id column), and
+  ``split`` too unless it is the split column (it would be silently replaced); the named
+  columns exist; labels, ids and splits are scalar (no list/struct) and not null, float
+  labels not NaN; text is strings without nulls; ids unique;
+- vectors (``extract_vectors``): a list/array column of numbers (not strings or bools, which
+  would be coerced), every row the same length ≥ 1, no null, NaN or inf once in float32.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from stores.errors import EmptyDatasetError, SchemaError
+from stores.checks import check_seed
+from stores.errors import EmptyDatasetError, InvalidParameterError, SchemaError
 
 RESERVED = ("row_idx", "sample_id")
 SPLITS = ("train", "val", "test")
@@ -78,29 +90,64 @@ def _read_one(path: Path, fmt: str) -> pl.DataFrame:
         raise SchemaError(f"cannot read {path} as {fmt}: {reason}") from exc
 
 
+def check_spec(spec: IngestSpec) -> None:
+    """Types and ranges of an ``IngestSpec`` (``InvalidParameterError``), before any I/O."""
+    if not isinstance(spec, IngestSpec):
+        raise InvalidParameterError(f"spec must be an IngestSpec; got {type(spec).__name__}")
+    for field in ("text_column", "label_column", "id_column", "vector_column", "split_column"):
+        value = getattr(spec, field)
+        if value is not None and not isinstance(value, str):
+            raise InvalidParameterError(f"IngestSpec.{field} must be a column name (a string) "
+                                        f"or None; got {value!r}")
+    check_fractions(spec.val_fraction, spec.test_fraction)
+    check_seed(spec.seed, "IngestSpec.seed")
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(f, (bool, np.bool_)) or not isinstance(f, numbers.Real) \
+                or not 0 <= float(f) < 1:
+            raise InvalidParameterError(f"{name} must be a number in [0, 1); got {f!r}")
+    if val_fraction + test_fraction >= 1:
+        raise InvalidParameterError("val_fraction + test_fraction must be below 1; got "
+                                    f"{val_fraction + test_fraction}")
+
+
+def _scalar(frame: pl.DataFrame, col: str, role: str, source: str) -> None:
+    dtype = frame[col].dtype
+    if dtype.is_nested() or dtype in (pl.Object, pl.Null, pl.Binary):
+        raise SchemaError(f"cannot ingest {source}: {role} column {col!r} has type {dtype}; "
+                          "expected one scalar value (string, integer, boolean) per row")
+
+
 def prepare_samples(frame: pl.DataFrame, spec: IngestSpec, source: str) -> pl.DataFrame:
     """Validate ``frame`` against ``spec`` and return the normalised sample table."""
+    check_spec(spec)
     if frame.height == 0:
         raise EmptyDatasetError(f"cannot ingest {source}: it has no rows")
-    for col in RESERVED:
-        if col in frame.columns and col != spec.id_column:
-            raise SchemaError(f"cannot ingest {source}: column {col!r} is reserved by Curate; "
-                              "rename it or pass it as --id-column")
-    for role, col in (("text", spec.text_column), ("label", spec.label_column),
-                      ("id", spec.id_column), ("vector", spec.vector_column)):
-        if col is not None and col not in frame.columns:
-            raise SchemaError(f"cannot ingest {source}: {role} column {col!r} not found; "
-                              f"columns are {', '.join(frame.columns)}")
+    check_columns(frame.columns, spec, source)
     if spec.label_column is not None:
-        n_null = frame[spec.label_column].null_count()
+        _scalar(frame, spec.label_column, "label", source)
+        labels = frame[spec.label_column]
+        n_null = labels.null_count()
+        if labels.dtype.is_float():
+            n_null += int(labels.is_nan().sum())
         if n_null:
             raise SchemaError(f"cannot ingest {source}: label column {spec.label_column!r} "
-                              f"has {n_null} null value(s)")
-    if spec.text_column is not None and frame[spec.text_column].dtype != pl.String:
-        raise SchemaError(f"cannot ingest {source}: text column {spec.text_column!r} has type "
-                          f"{frame[spec.text_column].dtype}, expected strings")
+                              f"has {n_null} null or NaN value(s)")
+    if spec.text_column is not None:
+        if frame[spec.text_column].dtype != pl.String:
+            raise SchemaError(f"cannot ingest {source}: text column {spec.text_column!r} has "
+                              f"type {frame[spec.text_column].dtype}, expected strings")
+        n_null = frame[spec.text_column].null_count()
+        if n_null:
+            raise SchemaError(f"cannot ingest {source}: text column {spec.text_column!r} has "
+                              f"{n_null} null value(s)")
+    if spec.split_column and spec.split_column in frame.columns:
+        _scalar(frame, spec.split_column, "split", source)
 
     if spec.id_column is not None:
+        _scalar(frame, spec.id_column, "id", source)
         ids = frame[spec.id_column].cast(pl.String)
         if ids.null_count():
             raise SchemaError(f"cannot ingest {source}: id column {spec.id_column!r} has "
@@ -110,7 +157,7 @@ def prepare_samples(frame: pl.DataFrame, spec: IngestSpec, source: str) -> pl.Da
             raise SchemaError(f"cannot ingest {source}: id column {spec.id_column!r} has "
                               f"{dup.n_unique()} duplicated id(s), e.g. {dup[0]!r}")
     else:
-        ids = pl.Series([f"{i:08d}" for i in range(frame.height)], dtype=pl.String)
+        ids = pl.int_range(0, frame.height, eager=True).cast(pl.String).str.zfill(8)
 
     # vectors live in embeddings/*.npy, never in the sample table
     drop = [c for c in (spec.vector_column,) if c is not None]
@@ -132,8 +179,9 @@ def _splits(frame: pl.DataFrame, spec: IngestSpec, source: str) -> pl.Series:
                               f"has value {bad[0]!r}; allowed: {', '.join(SPLITS)}")
         return split
     labels = frame[spec.label_column] if spec.label_column else None
-    return pl.Series(assign_splits(frame.height, labels, spec.val_fraction,
-                                   spec.test_fraction, spec.seed), dtype=pl.String)
+    codes = split_codes(frame.height, labels, spec.val_fraction, spec.test_fraction, spec.seed)
+    return pl.Series("split", codes).replace_strict(dict(enumerate(SPLITS)),
+                                                    return_dtype=pl.String)
 
 
 def assign_splits(n: int, labels: pl.Series | None, val_fraction: float,
@@ -141,45 +189,60 @@ def assign_splits(n: int, labels: pl.Series | None, val_fraction: float,
     """Stratified (per label) random split into train/val/test; every class keeps ≥1 train row.
 
     Each class gets ``round(n_c * fraction)`` rows in val and in test, drawn at random with
-    ``numpy.random.default_rng(seed)``.
+    ``numpy.random.default_rng(seed)``. The fractions (numbers in [0, 1), sum below 1) and
+    the seed (an integer in [0, 2**63)) are checked first (``InvalidParameterError``).
     """
-    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 <= f < 1:
-            raise SchemaError(f"{name} must be in [0, 1); got {f}")
-    if val_fraction + test_fraction >= 1:
-        raise SchemaError("val_fraction + test_fraction must be below 1; got "
-                          f"{val_fraction + test_fraction}")
-    rng = np.random.default_rng(seed)
-    out = np.full(n, "train", dtype=object)
+    return np.asarray(SPLITS)[split_codes(n, labels, val_fraction, test_fraction, seed)]
+
+
+def split_codes(n: int, labels: pl.Series | None, val_fraction: float,
+                test_fraction: float, seed: int) -> np.ndarray:
+    """``assign_splits`` as int8 codes into ``SPLITS`` (0 train, 1 val, 2 test), vectorised:
+    one stable sort groups the rows by class (a loop over classes, never over rows)."""
+    check_fractions(val_fraction, test_fraction)
+    rng = np.random.default_rng(check_seed(seed))
+    out = np.zeros(n, dtype=np.int8)
     groups = (np.zeros(n, dtype=np.int64) if labels is None
               else labels.cast(pl.String).rank("dense").to_numpy().astype(np.int64))
-    for g in np.unique(groups):
-        members = rng.permutation(np.flatnonzero(groups == g))
+    order = np.argsort(groups, kind="stable")  # members of each class in row order
+    starts = np.flatnonzero(np.r_[True, np.diff(groups[order]) != 0]) if n else []
+    for start, stop in zip(starts, [*starts[1:], n], strict=True):
+        members = rng.permutation(order[start:stop])
         n_val = int(round(len(members) * val_fraction))
         n_test = int(round(len(members) * test_fraction))
         if n_val + n_test >= len(members):  # tiny class: keep one row for training
             n_test = max(0, min(n_test, len(members) - 1 - n_val))
             n_val = max(0, min(n_val, len(members) - 1))
-        out[members[:n_val]] = "val"
-        out[members[n_val:n_val + n_test]] = "test"
+        out[members[:n_val]] = 1
+        out[members[n_val:n_val + n_test]] = 2
     return out
 
 
 def extract_vectors(frame: pl.DataFrame, column: str, source: str) -> np.ndarray:
     """Turn a list-of-floats column into an (N, d) float32 array, refusing ragged/NaN input."""
+    if column not in frame.columns:
+        raise SchemaError(f"cannot ingest {source}: vector column {column!r} not found; "
+                          f"columns are {', '.join(frame.columns)}")
     col = frame[column]
-    if not isinstance(col.dtype, (pl.List, pl.Array)):
+    if not isinstance(col.dtype, (pl.List, pl.Array)) or not col.dtype.inner.is_numeric():
         raise SchemaError(f"cannot ingest {source}: vector column {column!r} has type "
                           f"{col.dtype}, expected a list of numbers")
-    lengths = col.list.len() if isinstance(col.dtype, pl.List) else None
-    if lengths is not None and (lengths.null_count() or lengths.n_unique() != 1):
-        raise SchemaError(f"cannot ingest {source}: vector column {column!r} has rows of "
-                          "different lengths or nulls")
-    try:
+    if col.null_count():
+        raise SchemaError(f"cannot ingest {source}: vector column {column!r} has "
+                          f"{col.null_count()} null row(s)")
+    if isinstance(col.dtype, pl.List):
+        lengths = col.list.len()
+        if lengths.n_unique() != 1:
+            raise SchemaError(f"cannot ingest {source}: vector column {column!r} has rows of "
+                              f"different lengths ({lengths.min()} to {lengths.max()})")
+    if col.explode().null_count():
+        raise SchemaError(f"cannot ingest {source}: vector column {column!r} has null "
+                          "values inside its vectors")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf, refused below
         arr = np.asarray(col.to_list(), dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise SchemaError(f"cannot ingest {source}: vector column {column!r} is not "
-                          f"numeric: {exc}") from exc
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise SchemaError(f"cannot ingest {source}: vector column {column!r} must hold one "
+                          f"non-empty vector per row; got shape {arr.shape}")
     check_finite(arr, f"vector column {column!r} of {source}")
     return arr
 
@@ -190,3 +253,22 @@ def check_finite(arr: np.ndarray, what: str) -> None:
         rows = np.flatnonzero(bad.reshape(len(arr), -1).any(axis=1))
         raise SchemaError(f"{what} has NaN/inf values in {len(rows)} row(s), "
                           f"first at row {int(rows[0])}")
+
+
+def check_columns(columns: list[str], spec: IngestSpec, source: str) -> None:
+    """The checks that need only the column names: reserved names, and every named column
+    present (used by the streaming ingest before it reads a row)."""
+    if not columns:
+        raise EmptyDatasetError(f"cannot ingest {source}: it has no columns")
+    for col in RESERVED:
+        if col in columns and col != spec.id_column:
+            raise SchemaError(f"cannot ingest {source}: column {col!r} is reserved by Curate; "
+                              "rename it or pass it as --id-column")
+    if "split" in columns and spec.split_column != "split":
+        raise SchemaError(f"cannot ingest {source}: column 'split' would be replaced by the "
+                          "split Curate assigns; rename it or pass it as the split column")
+    for role, col in (("text", spec.text_column), ("label", spec.label_column),
+                      ("id", spec.id_column), ("vector", spec.vector_column)):
+        if col is not None and col not in columns:
+            raise SchemaError(f"cannot ingest {source}: {role} column {col!r} not found; "
+                              f"columns are {', '.join(columns)}")

@@ -10,7 +10,8 @@ A signal folder ``datasets/<name>/signals/<signal>/`` holds::
     train_probs.npy   (N_train, C)   float32  optional: class probabilities at the last one
     signal.json                               checkpoints, model, seed, split, classes, ...
 
-Rows of each array are aligned with the ``*_rows`` array, not with the dataset.
+Rows of each array are aligned with the ``*_rows`` array, not with the dataset. ``read``
+memory-maps every array (read-only).
 """
 
 from __future__ import annotations
@@ -94,5 +95,7 @@ class Signals:
         loaded = {}
         for name in _ARRAYS:
             p = folder / f"{name}.npy"
-            loaded[name] = np.load(p, allow_pickle=False) if p.exists() else None
+            # memory-mapped: a (E, N) loss matrix costs no RAM until a method reads it
+            loaded[name] = np.load(p, mmap_mode="r", allow_pickle=False) if p.exists() \
+                else None
         return cls(meta=files.read_json(folder / "signal.json"), **loaded)

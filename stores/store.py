@@ -37,6 +37,8 @@ import polars as pl
 from stores import files, integrity
 from stores.catalog import TABLES, Catalog, relative_path
 from stores.embeddings import (
+    SIDECAR,
+    VECTORS,
     EmbeddingMeta,
     embedding_files,
     file_stem,
@@ -44,10 +46,11 @@ from stores.embeddings import (
     write_embeddings,
 )
 from stores.errors import AlreadyExistsError, NotFoundError, SchemaError, StoreError, UsageError
-from stores.ingest import IngestSpec, extract_vectors, prepare_samples, read_table
+from stores.ingest import IngestSpec, check_finite, check_spec, prepare_samples
 from stores.lock import store_lock
 from stores.signals import Signals
 from stores.sql import run_readonly_sql
+from stores.stream import BATCH_ROWS, open_source, stream_ingest
 
 DEFAULT_ROOT = ".curate"
 RESERVED_NAMES = frozenset(TABLES) | {"selection_rows"}
@@ -203,21 +206,36 @@ class Store:
     def set_default(self, name: str) -> None:
         self.catalog.set_setting("default_dataset", self.resolve_dataset(name))
 
-    def ingest(self, path: str | Path, name: str, spec: IngestSpec) -> DatasetInfo:
-        """Read, validate and add a file as dataset ``name``. Vectors (if any) become the
-        embedding ``"ingested"``; samples and vectors are registered in one transaction."""
+    def ingest(self, path: str | Path, name: str, spec: IngestSpec,
+               batch_rows: int = BATCH_ROWS, progress: bool = False) -> DatasetInfo:
+        """Stream a file or a folder of shards into dataset ``name`` (``stores.stream``):
+        validated batch by batch, never held whole. Vectors (if any) become the embedding
+        ``"ingested"``; samples and vectors are registered in one transaction, and bad input
+        anywhere (any shard, any batch) leaves the store unchanged."""
+        from stores.progress import bar
+
         check_name(name)
+        check_spec(spec)
         if self.has_dataset(name):
             raise AlreadyExistsError(f"dataset {name!r} already exists in {self.root}; "
                                      "choose another --name")
-        frame = read_table(path)
-        vectors = (extract_vectors(frame, spec.vector_column, str(path))
-                   if spec.vector_column else None)
-        return self.add_dataset(frame, name, spec, source=str(Path(path).absolute()),
-                                vectors=vectors)
+        source = open_source(path)
+        final = self.root / "datasets" / name
+        with files.staged_dir(final) as tmp:
+            emb_dir = tmp / "embeddings" / f"{file_stem('ingested')}@{_hex()}"
+            if spec.vector_column:
+                emb_dir.mkdir(parents=True)
+            with bar(f"ingest {name}", total=source.n_rows, enabled=progress) as b:
+                n, dim = stream_ingest(source, spec, tmp / "samples.parquet",
+                                       emb_dir / VECTORS if spec.vector_column else None,
+                                       batch_rows=batch_rows, progress=b.advance)
+            return self._finish_dataset(tmp, final, name, spec, str(Path(path).absolute()),
+                                        n, emb_dir if spec.vector_column else None,
+                                        (n, dim))
 
     def add_dataset(self, frame: pl.DataFrame, name: str, spec: IngestSpec,
                     source: str = "<frame>", vectors: np.ndarray | None = None) -> DatasetInfo:
+        """Add an in-memory frame (and optional (N, d) vectors) as dataset ``name``."""
         check_name(name)
         if self.has_dataset(name):
             raise AlreadyExistsError(f"dataset {name!r} already exists in {self.root}; "
@@ -226,36 +244,52 @@ class Store:
         final = self.root / "datasets" / name
         with files.staged_dir(final) as tmp:
             files.write_parquet(tmp / "samples.parquet", samples)
-            fingerprint = files.sha256_file(tmp / "samples.parquet")
-            files.write_json(tmp / "dataset.json", {"spec": asdict(spec), "source": source,
-                                                    "fingerprint": fingerprint})
-            info = DatasetInfo(name=name, n_rows=samples.height, text_column=spec.text_column,
-                               label_column=spec.label_column, id_column=spec.id_column,
-                               fingerprint=fingerprint, source=source, path=str(final),
-                               created_at=now_iso())
-            emb_row = None
-            if vectors is not None:  # staged inside the dataset folder, registered with it
+            emb_dir = None
+            if vectors is not None:
+                if vectors.ndim != 2 or len(vectors) != samples.height:
+                    raise SchemaError(f"vectors must have shape ({samples.height}, d); got "
+                                      f"{vectors.shape}")
+                check_finite(vectors, "vectors")
                 emb_dir = tmp / "embeddings" / f"{file_stem('ingested')}@{_hex()}"
                 emb_dir.mkdir(parents=True)
-                meta = self._embedding_meta("ingested", vectors, samples.height, fingerprint,
-                                            normalized=False)
-                write_embeddings(emb_dir, vectors, meta)
-                emb_row = self._embedding_row(name, meta, f"datasets/{name}/embeddings/"
-                                              f"{emb_dir.name}", integrity.manifest(emb_dir))
-            manifest = integrity.manifest(tmp, [tmp / "samples.parquet", tmp / "dataset.json"])
+                files.write_npy(emb_dir / VECTORS,
+                                np.ascontiguousarray(vectors, dtype=np.float32))
+            return self._finish_dataset(tmp, final, name, spec, source, samples.height,
+                                        emb_dir, None if vectors is None else vectors.shape)
 
-            def register(con) -> None:
-                self.catalog.insert(con, "datasets", {**asdict(info),
-                                                      "path": f"datasets/{name}",
-                                                      "manifest": manifest})
-                if emb_row is not None:
-                    self.catalog.insert(con, "embeddings", emb_row)
+    def _finish_dataset(self, tmp: Path, final: Path, name: str, spec: IngestSpec,
+                        source: str, n_rows: int, emb_dir: Path | None,
+                        shape: tuple[int, int] | None) -> DatasetInfo:
+        """Fingerprint and describe a staged dataset folder, then publish and register it
+        (with its ingested vectors, if any) in one transaction."""
+        fingerprint = files.sha256_file(tmp / "samples.parquet")
+        files.write_json(tmp / "dataset.json", {"spec": asdict(spec), "source": source,
+                                                "fingerprint": fingerprint})
+        info = DatasetInfo(name=name, n_rows=n_rows, text_column=spec.text_column,
+                           label_column=spec.label_column, id_column=spec.id_column,
+                           fingerprint=fingerprint, source=source, path=str(final),
+                           created_at=now_iso())
+        emb_row = None
+        if emb_dir is not None:
+            meta = EmbeddingMeta(model="ingested", dim=int(shape[1]), n_rows=n_rows,
+                                 normalized=False, source_fingerprint=fingerprint,
+                                 created_at=now_iso())
+            files.write_json(emb_dir / SIDECAR, meta.to_json())
+            emb_row = self._embedding_row(name, meta, f"datasets/{name}/embeddings/"
+                                          f"{emb_dir.name}", integrity.manifest(emb_dir))
+        manifest = integrity.manifest(tmp, [tmp / "samples.parquet", tmp / "dataset.json"])
 
-            with self._writing():
-                if self.has_dataset(name):
-                    raise AlreadyExistsError(f"dataset {name!r} already exists in "
-                                             f"{self.root}; choose another --name")
-                self._publish(tmp, final, register)
+        def register(con) -> None:
+            self.catalog.insert(con, "datasets", {**asdict(info), "path": f"datasets/{name}",
+                                                  "manifest": manifest})
+            if emb_row is not None:
+                self.catalog.insert(con, "embeddings", emb_row)
+
+        with self._writing():
+            if self.has_dataset(name):
+                raise AlreadyExistsError(f"dataset {name!r} already exists in "
+                                         f"{self.root}; choose another --name")
+            self._publish(tmp, final, register)
         return info
 
     def _dataset_folder(self, name: str) -> Path:
@@ -300,15 +334,24 @@ class Store:
             write_embeddings(tmp, array, meta)
             row = self._embedding_row(info.name, meta, self.relpath(final),
                                       integrity.manifest(tmp))
-            with self._writing():
-                old = self.catalog.rows("SELECT path FROM embeddings WHERE dataset = ? AND "
-                                        "model = ?", [info.name, model])
-                self._publish(tmp, final, lambda con: self.catalog.insert(
-                    con, "embeddings", row, replace=True))
-                for r in old:  # the catalog no longer points at the old version
-                    for p in embedding_files(self.abspath(r["path"])):
-                        files.remove_path(p if r["path"].endswith(".npy") else p.parent)
+            self._replace_version("embeddings", "model", row, tmp, final)
         return meta
+
+    def _replace_version(self, table: str, key: str, row: dict[str, Any], tmp: Path,
+                         final: Path) -> None:
+        """Publish a new version folder of an embedding or signal (``row``: its catalog row,
+        keyed by ``dataset`` and ``key``), switch the catalog to it, then delete the versions
+        it replaced (a kill before that leaves orphans for recovery, never a broken row)."""
+        with self._writing():
+            old = self.catalog.rows(f"SELECT path FROM {table} WHERE dataset = ? AND "
+                                    f"{key} = ?", [row["dataset"], row[key]])
+            self._publish(tmp, final,
+                          lambda con: self.catalog.insert(con, table, row, replace=True))
+            for r in old:  # the catalog no longer points at the old version
+                path = self.abspath(r["path"])
+                targets = embedding_files(path) if path.suffix == ".npy" else (path,)
+                for p in targets:
+                    files.remove_path(p)
 
     def embedding_models(self, dataset: str | None = None) -> list[str]:
         name = self.resolve_dataset(dataset)
@@ -349,13 +392,7 @@ class Store:
                    "n_train": len(signals.train_rows), "n_val": len(signals.val_rows),
                    "path": self.relpath(final), "meta": signals.meta,
                    "created_at": now_iso(), "manifest": integrity.manifest(tmp)}
-            with self._writing():
-                old = self.catalog.rows("SELECT path FROM signals WHERE dataset = ? AND "
-                                        "name = ?", [info.name, name])
-                self._publish(tmp, final, lambda con: self.catalog.insert(
-                    con, "signals", row, replace=True))
-                for r in old:  # the catalog no longer points at the old version
-                    files.remove_path(self.abspath(r["path"]))
+            self._replace_version("signals", "name", row, tmp, final)
 
     def signal_names(self, dataset: str | None = None) -> list[str]:
         name = self.resolve_dataset(dataset)

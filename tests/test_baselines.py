@@ -87,7 +87,9 @@ def test_auto_policy_switches_with_budget():
     data = SelectionInput.from_arrays(labels=np.arange(100) % 2,
                                       signals=CandidateSignals(
                                           train_losses=np.random.default_rng(0).random((4, 100)),
-                                          val_losses=np.ones((4, 4)),
+                                          # moving, not flat: flat losses make every CLD
+                                          # score 0, which CLD refuses
+                                          val_losses=np.random.default_rng(1).random((4, 4)),
                                           val_labels=np.array([0, 1, 0, 1])))
     assert make_selector("cld", policy="auto").select(data, 5, seed=0) \
         .provenance.info["policy"] == "topk"

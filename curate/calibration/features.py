@@ -16,33 +16,56 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections import Counter
 from itertools import combinations
 
 import numpy as np
 import polars as pl
 
-from curate.errors import SchemaError
+from curate.errors import InvalidParameterError, SchemaError
 
 
 def tokens(text: str) -> list[str]:
     return str(text).lower().split()
 
 
+def check_weights(metrics: dict[str, float]) -> None:
+    """Metric weights are finite numbers (not bools or strings) with a positive sum
+    (``InvalidParameterError``: they are an argument, not part of the pool)."""
+    if not isinstance(metrics, dict) or not metrics:
+        raise InvalidParameterError(f"metrics must be a non-empty mapping {{column: weight}}; "
+                                    f"got {metrics!r}")
+    for m, w in metrics.items():
+        if not isinstance(m, str):
+            raise InvalidParameterError(f"metric names must be column names (strings); "
+                                        f"got {m!r}")
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real) \
+                or not math.isfinite(float(w)):
+            raise InvalidParameterError(f"metric weight for {m!r} must be a finite number; "
+                                        f"got {w!r}")
+    total = float(sum(metrics.values()))
+    if not (total > 0 and math.isfinite(total)):
+        raise InvalidParameterError(f"metric weights must sum to a positive finite number; "
+                                    f"got {total:g}")
+
+
 def zscore_score(frame: pl.DataFrame, metrics: dict[str, float]) -> pl.Series:
-    """Weighted mean of dataset-level z-scores of the metric columns."""
+    """Weighted mean of dataset-level z-scores of the metric columns (each numeric, finite)."""
+    check_weights(metrics)
     missing = [m for m in metrics if m not in frame.columns]
     if missing:
         raise SchemaError(f"metric column(s) {', '.join(missing)} not found; columns are "
                           f"{', '.join(frame.columns)}")
-    total = sum(metrics.values())
-    if total <= 0:
-        raise SchemaError("metric weights must sum to a positive number")
+    total = float(sum(metrics.values()))
     parts = []
     for m, w in metrics.items():
+        if not (frame[m].dtype.is_numeric() or frame[m].dtype == pl.Boolean):
+            raise SchemaError(f"metric column {m!r} must be numeric; got {frame[m].dtype}")
         col = frame[m].cast(pl.Float64)
-        if col.null_count() or col.is_nan().any():
-            raise SchemaError(f"metric column {m!r} has null/NaN values")
+        if col.null_count() or (~col.is_finite()).any():
+            raise SchemaError(f"metric column {m!r} has null, NaN or infinite values")
         std = col.std(ddof=0) or 0.0
         z = (col - col.mean()) / std if std > 0 else col * 0.0
         parts.append(z * (w / total))

@@ -25,6 +25,20 @@ random (seeded). An instance with fewer candidates than needed is padded by dupl
 the paper does; ``padded`` in the diagnostics says how many slots are duplicates.
 Output: the chosen candidates (metric order within each instance) and one diagnostics row
 per instance (margin, diversity, mean likelihood, surprise, extractive density, length).
+
+Checked before any work (``SchemaError`` for the pool, ``InvalidParameterError`` for the
+arguments, one line each): the required columns, no nulls in them, ``role`` one of
+reference/positive/negative/mixed, ``candidate_id`` unique within each instance,
+``likelihood``/``model_rank`` and every metric column numeric and finite, ``text`` (and
+``source``) strings; ``metrics`` a non-empty {column: finite weight} with a positive sum;
+``seed`` in [0, 2**63); in faithfulness mode, every instance has a positive or negative
+candidate (else its set would be empty); ``k`` an integer in [2, max(4, the largest
+instance's candidate count)] — a larger k would only pad every instance with duplicates,
+and the padding is allocated (the paper's set size, 4, is always allowed).
+
+Faithfulness subset searches draw their capped sample by rank, without listing every
+pair-of-positives × pair-of-negatives combination (O(|pos|²·|neg|²)); the draw equals
+indexing that list, so results are unchanged.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ import numpy as np
 import polars as pl
 
 from curate.calibration import features as F
+from curate.checks import check_choice, check_seed, is_int
 from curate.errors import InvalidParameterError, SchemaError
 
 RELEVANCE = ("random", "extreme", "average", "max_metric", "min_metric", "max_margin",
@@ -47,6 +62,9 @@ FAITHFULNESS = ("random", "average", "max_margin", "min_margin", "max_diversity"
 REFERENCE_POLICIES = ("positive", "ensure", "remove")
 CAPS = {"margin": 5000, "diversity": 200, "surprise": 100, "extractive_gap": 5000}
 REQUIRED = ("instance_id", "candidate_id", "text", "role", "likelihood", "model_rank")
+ROLES = ("reference", "positive", "negative", "mixed")
+SET_SIZE = 4  # the paper's calibration set size: always allowed, padded if need be
+MODES = ("relevance", "faithfulness")
 
 
 @dataclass
@@ -136,6 +154,25 @@ def faithfulness(inst: Instance, strategy: str, rng: np.random.Generator,
             return [_pad(pool, pool, m, inst.score)]
         return [np.array(c) for c in combinations(pool, m)]
 
+    def n_pairs(pool: np.ndarray, m: int) -> int:
+        return 1 if len(pool) <= m else comb(len(pool), m)
+
+    def pair(pool: np.ndarray, m: int, r: int) -> np.ndarray:
+        """The r-th entry of ``pairs(pool, m)`` without listing them (lexicographic
+        unranking, the order of itertools.combinations)."""
+        if len(pool) <= m:
+            return _pad(pool, pool, m, inst.score)
+        out, start = [], 0
+        for left in range(m, 0, -1):
+            for i in range(start, len(pool)):
+                c = comb(len(pool) - i - 1, left - 1)
+                if r < c:
+                    out.append(pool[i])
+                    start = i + 1
+                    break
+                r -= c
+        return np.array(out)
+
     if strategy in ("random", "average", "easy", "hard"):
         if strategy == "random":
             p = rng.choice(pos, n_pos, replace=False) if len(pos) > n_pos else pos
@@ -157,16 +194,29 @@ def faithfulness(inst: Instance, strategy: str, rng: np.random.Generator,
     if kind == "extractive_gap" and inst.density is None:
         raise SchemaError(f"strategy {strategy!r} needs a 'source' column (the document each "
                           "candidate is extracted from)")
-    combos = [np.concatenate([forced, a, b]) for a in pairs(pos, n_pos) for b in pairs(neg, 2)]
-    if len(combos) > CAPS[kind]:
-        combos = [combos[i] for i in rng.choice(len(combos), CAPS[kind], replace=False)]
-    npos = len(forced) + n_pos
+    # draw the capped sample by rank: the full list of pairs × pairs is never built (it is
+    # O(|pos|²·|neg|²)), and the draw is the same as indexing that list
+    n_a, n_b = n_pairs(pos, n_pos), n_pairs(neg, 2)
+    if n_a * n_b <= CAPS[kind]:
+        combos = [np.concatenate([forced, a, b]) for a in pairs(pos, n_pos)
+                  for b in pairs(neg, 2)]
+    elif n_a * n_b < 2**62:
+        combos = [np.concatenate([forced, pair(pos, n_pos, a), pair(neg, 2, b)])
+                  for a, b in (divmod(int(r), n_b)
+                               for r in rng.choice(n_a * n_b, CAPS[kind], replace=False))]
+    else:  # astronomically many: independent uniform draws
+        combos = [np.concatenate([forced, np.sort(rng.choice(pos, n_pos, replace=False)),
+                                  np.sort(rng.choice(neg, 2, replace=False))])
+                  for _ in range(CAPS[kind])]
+    npos = len(forced) + (n_pos if len(pos) else 0)  # no positives: the set is negatives
 
     def objective(s):
-        if kind == "margin":
-            return inst.score[s[:npos]].mean() - inst.score[s[npos:]].mean()
         if kind == "diversity":
             return F.diversity([inst.toks[i] for i in s])
+        if npos == 0 or npos == len(s):  # one side is empty: no margin or gap to compare
+            return float("nan")
+        if kind == "margin":
+            return inst.score[s[:npos]].mean() - inst.score[s[npos:]].mean()
         return inst.density[s[npos:]].mean() - inst.density[s[:npos]].mean()
 
     return _best(combos, objective, strategy.startswith("max"))
@@ -188,27 +238,85 @@ def _diagnostics(inst: Instance, chosen: np.ndarray, mode: str, padded: int) -> 
             "padded": padded}
 
 
-def select_calibration(frame: pl.DataFrame, *, metrics: dict[str, float], mode: str = "relevance",
-                       strategy: str = "max_margin", k: int = 4, reference: str = "positive",
-                       seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Choose calibration candidates per instance. Returns (chosen rows, diagnostics)."""
-    if mode not in ("relevance", "faithfulness"):
-        raise InvalidParameterError(f"mode must be 'relevance' or 'faithfulness'; got {mode!r}")
-    allowed = RELEVANCE if mode == "relevance" else FAITHFULNESS
-    if strategy not in allowed:
-        raise InvalidParameterError(f"{mode} strategy must be one of {', '.join(allowed)}; "
-                                    f"got {strategy!r}")
-    if reference not in REFERENCE_POLICIES:
-        raise InvalidParameterError(f"reference must be one of {', '.join(REFERENCE_POLICIES)};"
-                                    f" got {reference!r}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise InvalidParameterError(f"k must be an integer ≥ 2; got {k!r}")
+def check_pool(frame: pl.DataFrame, metrics: dict[str, float]) -> None:
+    """Validate a candidate pool and the metric weights (see the module docstring)."""
+    if not isinstance(frame, pl.DataFrame):
+        raise SchemaError(f"calibration pool must be a Polars DataFrame; got "
+                          f"{type(frame).__name__}")
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise SchemaError(f"calibration pool lacks column(s) {', '.join(missing)}; "
                           f"columns are {', '.join(frame.columns)}")
     if frame.height == 0:
         raise SchemaError("calibration pool is empty")
+    for col in REQUIRED:
+        n_null = frame[col].null_count()
+        if n_null:
+            raise SchemaError(f"calibration pool: column {col!r} has {n_null} null value(s)")
+    for col in ("text", "role", "source"):
+        if col in frame.columns and frame[col].dtype != pl.String:
+            raise SchemaError(f"calibration pool: column {col!r} must hold strings; got "
+                              f"{frame[col].dtype}")
+    bad = frame.filter(~pl.col("role").is_in(list(ROLES)))
+    if bad.height:
+        raise SchemaError(f"calibration pool: role must be one of {', '.join(ROLES)}; got "
+                          f"{bad['role'][0]!r} ({bad.height} row(s))")
+    dup = frame.group_by("instance_id", "candidate_id").len().filter(pl.col("len") > 1)
+    if dup.height:
+        raise SchemaError(f"calibration pool: candidate_id must be unique within an instance; "
+                          f"{dup['candidate_id'][0]!r} appears {dup['len'][0]} times in "
+                          f"instance {dup['instance_id'][0]!r} ({dup.height} duplicate(s))")
+    for col in ("likelihood", "model_rank"):
+        check_numeric_column(frame, col, "column")
+    F.check_weights(metrics)
+    for m in metrics:
+        if m not in frame.columns:
+            break  # zscore_score names every missing column
+        check_numeric_column(frame, m, "metric column")
+
+
+def check_numeric_column(frame: pl.DataFrame, col: str, what: str) -> None:
+    """``frame[col]`` is numeric (or boolean) with no null, NaN or infinite value."""
+    series = frame[col]
+    if not (series.dtype.is_numeric() or series.dtype == pl.Boolean):
+        raise SchemaError(f"calibration pool: {what} {col!r} must be numeric; got "
+                          f"{series.dtype}")
+    values = series.cast(pl.Float64)
+    n_bad = values.null_count() + int((~values.drop_nulls().is_finite()).sum())
+    if n_bad:
+        raise SchemaError(f"calibration pool: {what} {col!r} has {n_bad} null, NaN or "
+                          "infinite value(s)")
+
+
+def select_calibration(frame: pl.DataFrame, *, metrics: dict[str, float], mode: str = "relevance",
+                       strategy: str = "max_margin", k: int = 4, reference: str = "positive",
+                       seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Choose calibration candidates per instance. Returns (chosen rows, diagnostics).
+    Everything is validated first (see the module docstring)."""
+    check_choice("", "mode", mode, MODES)
+    check_choice("", f"{mode} strategy", strategy,
+                 RELEVANCE if mode == "relevance" else FAITHFULNESS)
+    check_choice("", "reference", reference, REFERENCE_POLICIES)
+    if not is_int(k) or k < 2:
+        raise InvalidParameterError(f"k must be an integer ≥ 2; got {k!r}")
+    seed = check_seed(seed)
+    check_pool(frame, metrics)
+    if mode == "relevance":
+        largest = int(frame["instance_id"].value_counts()["count"].max())
+        if k > max(SET_SIZE, largest):
+            raise InvalidParameterError(f"k must be an integer in [2, {max(SET_SIZE, largest)}] "
+                                        f"(the largest instance has {largest} candidates; a "
+                                        f"larger k only pads with duplicates); got {k}")
+    if mode == "faithfulness":
+        usable = ["positive", "negative"] + ([] if reference == "remove" else ["reference"])
+        counts = frame.group_by("instance_id", maintain_order=True).agg(
+            pl.col("role").is_in(usable).sum().alias("usable"))
+        empty = counts.filter(pl.col("usable") == 0)
+        if empty.height:
+            raise SchemaError(f"faithfulness mode needs positive or negative candidates; "
+                              f"instance {empty['instance_id'][0]!r} has none ("
+                              f"{empty.height} such instance(s); roles used: "
+                              f"{', '.join(usable)})")
     frame = frame.with_columns(F.zscore_score(frame, metrics))
     rng = np.random.default_rng(seed)
     chosen_rows, diag = [], []

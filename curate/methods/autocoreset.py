@@ -17,6 +17,10 @@ most |Q|+1 points per class — ``fill=True`` tops up with uniform points, mixin
 estimates with weights |C|/k and 1 − |C|/k so the weighted sum stays unbiased); budgets at
 or above a class's size take the whole class instead of crashing; the multiclass loss is
 −log p(y|x) (the reference had a sign error).
+
+Bounds checked before any fit: ``n_initial`` ≤ 100, ``max_rounds`` and ``patience`` ≤ 1000
+(each is a full model fit), and the loss matrix, n × (n_initial + max_rounds) float64, and
+k-means' n × n_clusters distances must fit ``check_memory``.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from __future__ import annotations
 import numpy as np
 
 from curate.budget import class_groups
-from curate.checks import check_bool, check_choice, check_int
+from curate.checks import check_bool, check_choice, check_int, check_memory
 from curate.coresets import PROBLEMS, SUMMARISERS, make_problem, summarise
 from curate.errors import MissingInputError
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
+
+MAX_INITIAL = 100    # the paper starts from 3 models
+MAX_ROUNDS = 1000    # the paper stops after 5 rounds without improvement
 
 
 @register("autocoreset")
@@ -53,12 +60,23 @@ class AutoCoresetSelector(Selector):
     def _check_params(self) -> None:
         check_choice(self.name, "problem", self.problem, PROBLEMS)
         check_choice(self.name, "summarizer", self.summarizer, SUMMARISERS)
-        for name in ("n_initial", "patience", "max_rounds", "n_clusters"):
-            check_int(self.name, name, getattr(self, name))
+        # each initial model and each round is a full fit: the counts are bounded
+        check_int(self.name, "n_initial", self.n_initial, 1, MAX_INITIAL)
+        check_int(self.name, "max_rounds", self.max_rounds, 1, MAX_ROUNDS)
+        check_int(self.name, "patience", self.patience, 1, MAX_ROUNDS)
+        check_int(self.name, "n_clusters", self.n_clusters)
         for name in ("fill", "per_class"):
             check_bool(self.name, name, getattr(self, name))
 
     def _check_input(self, data: SelectionInput) -> None:
+        # the loss matrix M (n × models) is stacked each round; k-means holds (n × clusters)
+        check_memory(f"autocoreset: n_initial={self.n_initial} + max_rounds={self.max_rounds} "
+                     f"models for {data.n} rows", 16.0 * data.n * (self.n_initial +
+                                                                   self.max_rounds),
+                     "use fewer models")
+        if self.problem == "kmeans":
+            check_memory(f"autocoreset: n_clusters={self.n_clusters} for {data.n} rows",
+                         24.0 * data.n * min(self.n_clusters, data.n), "use fewer clusters")
         if self.problem != "kmeans" and data.labels is None:
             raise MissingInputError(f"autocoreset with problem={self.problem} needs labels "
                                     "(or use --param problem=kmeans)")

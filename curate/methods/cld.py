@@ -17,13 +17,19 @@ Differences from the reference code: positions are mapped back to real ``row_idx
 the candidate pool (the reference indexes the wrong space); classes with no validation rows
 score 0 (reported in ``info['classes_without_val']``) instead of raising.
 ``reverse=True`` keeps the *bottom* k_c per class (the paper's "bottom-CLD" sanity check).
+
+Refused: when *every* candidate scores 0 — flat train trajectories (zero std of Δ_i for all
+i), flat class-mean validation trajectories, or no candidate's class has validation rows —
+CLD has nothing to rank by and top-k would silently return the first k rows, so
+``DegenerateInputError`` is raised instead. The usual cause is a one-class dataset: its
+proxy's cross-entropy is identically 0.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from curate.errors import MissingInputError
+from curate.errors import DegenerateInputError, MissingInputError, SchemaError
 from curate.inputs import SelectionInput
 from curate.score_selector import ScoreSelector
 from curate.selector import Needs, register
@@ -86,8 +92,15 @@ class CLDSelector(ScoreSelector):
         if s.val_labels is None or len(s.val_labels) == 0:
             raise MissingInputError("cld needs labelled validation rows in the signals "
                                     "(a 'val' split); none were found")
-        if s.val_losses.shape[1] != len(s.val_labels):
-            raise MissingInputError("cld: validation losses and labels are not aligned")
+        if s.val_losses.ndim != 2 or s.val_losses.shape != (s.n_checkpoints, len(s.val_labels)):
+            raise SchemaError(f"cld: val_losses must be (E={s.n_checkpoints}, "
+                              f"m={len(s.val_labels)}) to match the train losses and val_labels; "
+                              f"got {s.val_losses.shape}")
+        val_labels = np.asarray(s.val_labels)
+        if val_labels.ndim != 1 or not np.issubdtype(val_labels.dtype, np.integer) \
+                or val_labels.min() < 0:
+            raise SchemaError(f"cld: val_labels must be a 1-D array of class codes ≥ 0; got "
+                              f"{val_labels.dtype} of shape {val_labels.shape}")
 
     def _scores(self, data: SelectionInput) -> tuple[np.ndarray, dict]:
         s = data.signals
@@ -96,4 +109,20 @@ class CLDSelector(ScoreSelector):
                                   n_classes)
         missing = [data.classes[c] if data.classes else int(c)
                    for c in np.unique(data.labels) if not seen[c]]
+        if not scores.any():
+            raise DegenerateInputError(f"cld: all {data.n} candidates score 0, so any "
+                                       f"selection would be arbitrary: {_why_flat(data, seen)}")
         return scores, {"classes_without_val": missing, "n_checkpoints": s.n_checkpoints}
+
+
+def _why_flat(data: SelectionInput, seen: np.ndarray) -> str:
+    s = data.signals
+    n_classes = len(np.unique(data.labels))
+    if not seen[data.labels].any():
+        return "no candidate's class has validation rows"
+    if not (np.diff(s.train_losses.astype(np.float64), axis=0).std(axis=0) > 1e-12).any():
+        one = " (one class: a proxy's cross-entropy is then always 0)" if n_classes == 1 else ""
+        return (f"every train loss trajectory changes by a constant step{one}; CLD needs "
+                "losses that vary over training, from a proxy trained on ≥ 2 classes")
+    return ("the class-mean validation loss changes by a constant step in every class; "
+            "CLD needs validation losses that vary over training")

@@ -8,7 +8,9 @@ F is monotone submodular, so greedy is a (1 − 1/e)-approximation and lazy eval
 exact. The graph is built with FAISS (exact ``IndexFlatIP`` up to ``exact_max`` rows,
 ``HNSW32`` above) on L2-normalised embeddings: memory O(n·neighbors), never N×N.
 With ``per_class`` (default) each class is solved on its own graph with a largest-remainder
-quota. Score = the marginal gain when picked.
+quota. Score = the marginal gain when picked. Before the graph is built, its size —
+(neighbors + 1) entries for each row of the largest class — is checked with
+``check_memory``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from curate.budget import class_groups
-from curate.checks import check_bool, check_int
+from curate.checks import check_bool, check_int, check_memory
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
 
@@ -89,9 +91,13 @@ class FacilityLocationSelector(Selector):
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         groups = (class_groups(data.labels, k) if self.per_class and data.labels is not None
                   else [(np.arange(data.n), k)])
+        largest = max(len(idx) for idx, _ in groups)
+        # the kNN graph holds (neighbours + 1) entries per row: ~40 bytes each while built
+        check_memory(f"facility_location: neighbors={self.neighbors} for {largest} rows",
+                     40.0 * largest * min(self.neighbors + 1, largest), "use fewer neighbors")
         pos, gains = [], []
         for idx, q in groups:
-            p, g = lazy_greedy(knn_graph(data.embeddings[idx], self.neighbors), q)
+            p, g = lazy_greedy(knn_graph(data.embeddings[idx], int(self.neighbors)), q)
             pos.append(idx[p])
             gains.append(g)
         positions, scores = np.concatenate(pos), np.concatenate(gains)

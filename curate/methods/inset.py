@@ -6,6 +6,10 @@ of the learned set function) is computed over its items and the items with ψ > 
 are selected (``k=N`` takes the top N of each set instead). Across ground sets, picks are
 ranked by ψ and cut at the budget; fewer rows than the budget is normal (``exact_budget`` is
 False): the model decides how many items each set deserves.
+
+Bounds checked before any work: ``steps`` ≤ 1000 (each is a full mean-field update), and
+``samples`` × the largest ground set × the model's width must fit ``check_memory`` (one
+forward pass holds several (samples, items, hidden) tensors).
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from curate.checks import check_int
-from curate.errors import InvalidParameterError
+from curate.checks import check_int, check_memory, check_number
 from curate.inputs import SelectionInput
 from curate.selector import Needs, Picks, Selector, register
+
+MAX_STEPS = 1000  # mean-field updates per ground set (the papers use 1–5)
 
 
 @register("inset")
@@ -34,13 +39,20 @@ class InsetSelector(Selector):
         self.steps = steps
 
     def _check_params(self) -> None:
-        if not isinstance(self.threshold, (int, float)) or not 0 < self.threshold < 1:
-            raise InvalidParameterError(f"inset: threshold must be in (0, 1); "
-                                        f"got {self.threshold!r}")
+        check_number(self.name, "threshold", self.threshold, 0.0, 1.0, low_open=True,
+                     high_open=True)
         if self.k is not None:
             check_int(self.name, "k", self.k)
         check_int(self.name, "samples", self.samples)
-        check_int(self.name, "steps", self.steps)
+        check_int(self.name, "steps", self.steps, 1, MAX_STEPS)
+
+    def _check_input(self, data: SelectionInput) -> None:
+        # one forward pass holds ~12 float32 tensors of (samples, |ground set|, hidden)
+        largest = int(np.unique(data.groups, return_counts=True)[1].max())
+        phi = getattr(data.model, "phi", None)
+        hidden = int(getattr(phi[0], "out_features", 128)) if phi is not None else 128
+        check_memory(f"inset: samples={self.samples} for ground sets of up to {largest} items",
+                     48.0 * self.samples * largest * hidden, "use fewer samples")
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))

@@ -23,7 +23,8 @@ class; groups from later clusters (in FD order) fill a class the searched set la
 FD is estimated on at most ``fd_sample`` rows of each side (seeded draw) for stage I's
 cluster ranking; the prefix and contribution FDs use exact moments of the PCA features.
 Balanced k-means uses a greedy capacity-constrained assignment (nearest free centre first),
-not an optimal transport solve — a simplification.
+not an optimal transport solve — a simplification. Its (groups × clusters × dims) distance
+array is checked with ``check_memory`` before it is allocated.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from curate.budget import class_groups
-from curate.checks import check_bool, check_int
+from curate.checks import check_bool, check_int, check_memory, is_int, is_number
 from curate.errors import InvalidParameterError
 from curate.frechet import Moments, frechet_from_moments
 from curate.inputs import SelectionInput
@@ -85,8 +86,8 @@ class SnPSelector(Selector):
             check_int(self.name, name, getattr(self, name))
         check_bool(self.name, "per_class", self.per_class)
         gb = self.group_budget
-        if gb is not None and (isinstance(gb, bool) or not isinstance(gb, (int, float))
-                               or gb <= 0):
+        if gb is not None and not ((is_int(gb) and gb >= 1) or (
+                is_number(gb) and not is_int(gb) and 0 < float(gb) <= 1)):
             raise InvalidParameterError(f"snp: group_budget must be a count ≥ 1 or a fraction "
                                         f"in (0, 1]; got {gb!r}")
 
@@ -105,6 +106,8 @@ class SnPSelector(Selector):
 
         # Stage I: balanced k-means of group means, rank clusters, best prefix.
         C = min(self.clusters, len(codes))
+        check_memory(f"snp: clusters={self.clusters} for {len(codes)} groups",
+                     8.0 * len(codes) * C * (dim + 3), "use fewer clusters")
         lab = balanced_kmeans(means, C, rng)
         def sample_fd(rows: np.ndarray) -> float:
             if len(rows) > self.fd_sample:
@@ -186,7 +189,7 @@ class SnPSelector(Selector):
         gb = self.group_budget
         if gb is None:
             return available
-        if isinstance(gb, float) and gb <= 1:
+        if not is_int(gb):  # a fraction in (0, 1] (checked in _check_params)
             return max(1, min(available, int(round(gb * available))))
         return max(1, min(available, int(gb)))
 

@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from curate.checks import check_int, check_number, check_seed
 from curate.errors import InvalidParameterError
 
 INITIAL_LOSS = 3.0  # unseen samples look hard (as the reference implementations do)
@@ -62,14 +63,14 @@ class DynamicPruner:
 
     def __init__(self, n: int, epochs: int, *, prune_ratio: float = 0.0, anneal: float = 0.875,
                  seed: int = 0):
-        for what, v, ok in (("n", n, isinstance(n, int) and n >= 1),
-                            ("epochs", epochs, isinstance(epochs, int) and epochs >= 1),
-                            ("prune_ratio", prune_ratio, 0.0 <= prune_ratio < 1.0),
-                            ("anneal", anneal, 0.0 <= anneal <= 1.0)):
-            if not ok or isinstance(v, bool):
-                raise InvalidParameterError(f"{self.name}: invalid {what} {v!r}")
-        self.n, self.epochs, self.prune_ratio = n, epochs, prune_ratio
-        self.anneal, self.seed = anneal, seed
+        """``n`` samples, ``epochs`` ≥ 1, ``prune_ratio`` in [0, 1), ``anneal`` in [0, 1],
+        ``seed`` in [0, 2**63); all checked (types included) here."""
+        check_int(self.name, "n", n)
+        check_int(self.name, "epochs", epochs)
+        check_number(self.name, "prune_ratio", prune_ratio, 0.0, 1.0, high_open=True)
+        check_number(self.name, "anneal", anneal, 0.0, 1.0)
+        self.n, self.epochs, self.prune_ratio = int(n), int(epochs), float(prune_ratio)
+        self.anneal, self.seed = float(anneal), check_seed(seed, f"{self.name}: seed")
         self.scores = np.full(n, INITIAL_LOSS, dtype=np.float64)
         self.weights = np.ones(n, dtype=np.float64)
         self.visits = 0          # sample-iterations planned so far (all ranks together)

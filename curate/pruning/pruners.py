@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from curate.checks import check_int, check_number
 from curate.errors import InvalidParameterError
 from curate.pruning.base import DynamicPruner
 
@@ -75,10 +76,8 @@ class SeTaPruner(DynamicPruner):
     def __init__(self, n: int, epochs: int, *, prune_ratio: float = 0.1, groups: int = 5,
                  window: float = 0.9, anneal: float = 0.875, seed: int = 0):
         super().__init__(n, epochs, prune_ratio=prune_ratio, anneal=anneal, seed=seed)
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise InvalidParameterError(f"seta: groups must be an integer ≥ 1; got {groups!r}")
-        if not 0 < window <= 1:
-            raise InvalidParameterError(f"seta: window must be in (0, 1]; got {window!r}")
+        check_int("seta", "groups", groups)
+        check_number("seta", "window", window, 0.0, 1.0, low_open=True)
         self.groups, self.window = groups, window
         self.window_size = max(1, round(groups * window))
         self.step = 0

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from curate.checks import check_int, check_number, check_seed
 from curate.inputs import labelled_splits
 from curate.models import accuracy, make_model
 from curate.progress import bar
@@ -48,6 +49,10 @@ def train_with_pruner(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarr
                       pruner_params: dict[str, Any] | None = None, model: str = "mlp",
                       lr: float = 1e-3, batch_size: int = 256, seed: int = 0,
                       progress: bool = False) -> dict[str, Any]:
+    seed = check_seed(seed)
+    check_int("", "epochs", epochs)
+    check_int("", "batch_size", batch_size)
+    check_number("", "lr", lr, 0.0, low_open=True)
     n = len(y_train)
     params = dict(pruner_params or {})
     if pruner != "full":
@@ -81,7 +86,10 @@ def train_dataset(store: Store | str | Path | None, dataset: str | None = None, 
                   pruner_params: dict[str, Any] | None = None, model: str = "mlp",
                   seed: int = 0, embedding: str | None = None,
                   progress: bool = False) -> dict[str, Any]:
-    """``curate train``: the stored dataset's train rows → test accuracy with a pruner."""
+    """``curate train``: the stored dataset's train rows → test accuracy with a pruner.
+    The seed and the epochs are checked before the store is read."""
+    check_seed(seed)
+    check_int("", "epochs", epochs)
     st = store if isinstance(store, Store) else Store.open(store)
     info = st.dataset_info(dataset)
     splits = labelled_splits(st, info.name, "train")

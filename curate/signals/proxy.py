@@ -9,6 +9,11 @@ E = epochs. Correctness per epoch and the last epoch's class probabilities are k
 
 The validation rows are the dataset's ``val`` split (a stratified hold-out made at ingest,
 10% by default); they are never selection candidates.
+
+Checked before training: ``seed`` (``check_seed``), ``epochs`` and ``batch_size`` (integers
+≥ 1), ``lr`` (> 0) and ``weight_decay`` (≥ 0) finite numbers, at least 2 classes (with one
+class the cross-entropy is identically 0 and every trajectory is flat), and the memory the
+trajectories take, epochs × (train + val rows) × 9 bytes (``check_memory``).
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from curate.checks import check_choice, check_int, check_memory, check_number, check_seed
 from curate.embedding import MODEL_NAME
-from curate.errors import InvalidParameterError, MissingInputError
+from curate.errors import DegenerateInputError, MissingInputError
 from curate.inputs import labelled_splits
-from curate.models import make_model
+from curate.models import MODEL_KINDS, make_model
 from curate.progress import bar
 from stores import Signals, Store
 from stores.store import now_iso
@@ -34,11 +40,17 @@ def train_proxy(X: np.ndarray, y: np.ndarray, train_rows: np.ndarray, val_rows: 
 
     Shapes: X (N, d) float32 for the whole dataset, y (N,) int64 codes, rows int64 indices.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise InvalidParameterError(f"epochs must be an integer ≥ 1; got {epochs!r}")
+    seed = check_proxy_params(epochs=epochs, lr=lr, batch_size=batch_size,
+                              weight_decay=weight_decay, seed=seed)
     if len(train_rows) == 0:
         raise MissingInputError("proxy training needs 'train' rows; the dataset has none")
-    gen = torch.Generator().manual_seed(int(seed))
+    if n_classes < 2:
+        raise DegenerateInputError(f"proxy training needs at least 2 classes; got {n_classes} "
+                                   "(with one class every loss is 0 and the trajectories "
+                                   "carry nothing)")
+    check_memory(f"signals: epochs={epochs} for {len(train_rows) + len(val_rows)} rows",
+                 9.0 * epochs * (len(train_rows) + len(val_rows)), "use fewer epochs")
+    gen = torch.Generator().manual_seed(seed)
     net = make_model(model, X.shape[1], n_classes, generator=gen)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     ce = nn.CrossEntropyLoss(reduction="none")
@@ -77,10 +89,24 @@ def train_proxy(X: np.ndarray, y: np.ndarray, train_rows: np.ndarray, val_rows: 
                    train_correct=correct, train_probs=probs, meta=meta)
 
 
+def check_proxy_params(*, epochs: int, lr: float, batch_size: int, weight_decay: float,
+                       seed: int) -> int:
+    """Validate the proxy's training parameters; return the seed as an int."""
+    seed = check_seed(seed)
+    check_int("", "epochs", epochs)
+    check_int("", "batch_size", batch_size)
+    check_number("", "lr", lr, 0.0, low_open=True)
+    check_number("", "weight_decay", weight_decay, 0.0)
+    return seed
+
+
 def train_signals(store: Store, dataset: str | None = None, *, name: str = "proxy",
                   model: str = "softmax", epochs: int = 20, seed: int = 0,
                   embedding: str | None = None, lr: float = 1e-2, progress: bool = False) -> dict:
-    """Train a proxy on a stored dataset and store its trajectories as signal ``name``."""
+    """Train a proxy on a stored dataset and store its trajectories as signal ``name``.
+    Parameters are checked (see the module docstring) before the store is read."""
+    check_proxy_params(epochs=epochs, lr=lr, batch_size=256, weight_decay=0.0, seed=seed)
+    check_choice("", "model", model, MODEL_KINDS)
     info = store.dataset_info(dataset)
     splits = labelled_splits(store, info.name, "signals")
     val_rows = splits.need("val", info.name, "for the validation trajectories", "--val-fraction")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from curate.checks import check_int, check_number, check_seed
 from curate.errors import SchemaError
 
 GROUND_SET_SIZE = 30
@@ -42,10 +43,24 @@ class SubsetData:
 def build_pairs(sets: pl.DataFrame, ids: list[str], X: np.ndarray, *, seed: int = 0,
                 size: int = GROUND_SET_SIZE, max_sets: int | None = None) -> SubsetData:
     """Pairs from ``sets`` (hyponym_sets.parquet rows); ``ids``/``X`` = synset ids and their
-    embeddings (row-aligned)."""
+    embeddings (row-aligned).
+
+    Checked first: ``seed``; ``size`` an integer ≥ MAX_SET + 1 that the items can fill (a
+    ground set draws ``size − |S*|`` distinct distractors outside S* and the query, so at
+    least ``size + 1`` items are needed, else the draw could never finish); ``max_sets`` an
+    integer ≥ 1 or None; ``ids`` and ``X`` row-aligned."""
+    seed = check_seed(seed)
+    check_int("", "size", size, MAX_SET + 1)
+    if max_sets is not None:
+        check_int("", "max_sets", max_sets)
     need = {"set_id", "members", "size"}
     if not need <= set(sets.columns):
         raise SchemaError(f"hyponym sets need columns {sorted(need)}; got {sets.columns}")
+    if len(ids) != len(X):
+        raise SchemaError(f"build_pairs: {len(ids)} ids but {len(X)} feature rows")
+    if len(ids) < size + 1:
+        raise SchemaError(f"ground sets of {size} items need at least {size + 1} items to "
+                          f"draw distractors from; the dataset has {len(ids)}")
     row_of = {s: i for i, s in enumerate(ids)}
     rng = np.random.default_rng(seed)
     keep = sets.filter((pl.col("size") >= MIN_SET) & (pl.col("size") <= MAX_SET))
@@ -79,7 +94,9 @@ def build_pairs(sets: pl.DataFrame, ids: list[str], X: np.ndarray, *, seed: int 
 def split(data: SubsetData, seed: int = 0, val: float = 0.1,
           test: float = 0.2) -> tuple[SubsetData, SubsetData, SubsetData]:
     """Split by hypernym (one set per hypernym, so a permutation of the sets)."""
-    order = np.random.default_rng(seed).permutation(len(data))
+    check_number("", "val", val, 0.0, 1.0, high_open=True)
+    check_number("", "test", test, 0.0, 1.0, high_open=True)
+    order = np.random.default_rng(check_seed(seed)).permutation(len(data))
     n_te, n_va = int(round(test * len(data))), int(round(val * len(data)))
     return (data.take(order[n_te + n_va:]), data.take(order[n_te:n_te + n_va]),
             data.take(order[:n_te]))

@@ -40,13 +40,27 @@ def train_from_store(store: Store, data_path: str | Path, kind: str, *,
                      progress: bool = False) -> dict[str, Any]:
     """``curate subsets train``: (V, S*) pairs from a hyponym-sets file (``set_id``,
     ``members``, ``size``) with item features from ``dataset``'s embeddings (items matched on
-    ``sample_id``); train, evaluate on the held-out split, store the model."""
+    ``sample_id``); train, evaluate on the held-out split, store the model. The parameters
+    (seed, epochs, hidden, max_sets, kind) are checked before the store is read."""
     import numpy as np
 
+    from curate.checks import check_choice, check_int
     from curate.subsets.data import build_pairs, split
-    from curate.subsets.train import mean_jaccard, predict, random_mjc, train_set_model
+    from curate.subsets.models import MODELS
+    from curate.subsets.train import (
+        check_set_training,
+        mean_jaccard,
+        predict,
+        random_mjc,
+        train_set_model,
+    )
     from stores import read_table
 
+    check_choice("", "model", kind, MODELS)
+    seed = check_set_training(epochs=epochs, batch_size=64, lr=1e-3, hidden=hidden,
+                              patience=5, seed=seed)
+    if max_sets is not None:
+        check_int("", "max_sets", max_sets)
     info = store.dataset_info(dataset)
     X, emb = store.embeddings(info.name)
     ids = store.samples(info.name, ["sample_id"])["sample_id"].to_list()

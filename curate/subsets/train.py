@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from curate.checks import check_int, check_memory, check_number, check_seed
 from curate.models import init_linear_layers
 from curate.progress import bar
 from curate.subsets.data import SubsetData
@@ -25,8 +26,9 @@ from curate.subsets.models import SetFunction, make_set_model
 def predict(model: SetFunction, feats: np.ndarray, sizes: np.ndarray | None, *,
             seed: int = 0, batch: int = 256) -> np.ndarray:
     """(B, n) 0/1 predictions: top-k by ψ with k = ``sizes``, or ψ > 0.5 if sizes is None."""
+    check_int("", "batch", batch)
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     out = []
     with torch.no_grad():
         for s in range(0, len(feats), batch):
@@ -51,16 +53,39 @@ def mean_jaccard(pred: np.ndarray, target: np.ndarray) -> float:
 
 def random_mjc(target: np.ndarray, seed: int) -> float:
     """Random baseline: |S*| items drawn uniformly from each ground set."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     pred = np.zeros_like(target)
     for j, t in enumerate(target):
         pred[j, rng.choice(len(t), int(t.sum()), replace=False)] = 1
     return mean_jaccard(pred, target)
 
 
+MAX_HIDDEN = 4096  # the set function's width: its ρ layers are hidden × hidden
+
+
+def check_set_training(*, epochs: int, batch_size: int, lr: float, hidden: int, patience: int,
+                       seed: int, ground_set: int = 30, samples: int = 5) -> int:
+    """Validate the training parameters of a set function; return the seed as an int.
+    The memory of one batch (~8 float32 tensors of batch × samples × items × hidden) is
+    checked with ``check_memory``."""
+    seed = check_seed(seed)
+    check_int("", "epochs", epochs)
+    check_int("", "batch_size", batch_size)
+    check_int("", "hidden", hidden, 1, MAX_HIDDEN)
+    check_int("", "patience", patience)
+    check_number("", "lr", lr, 0.0, low_open=True)
+    check_memory(f"subsets: batch_size={batch_size}, hidden={hidden}",
+                 32.0 * batch_size * samples * ground_set * hidden + 48.0 * hidden * hidden,
+                 "use a smaller batch_size or hidden")
+    return seed
+
+
 def train_set_model(kind: str, train: SubsetData, val: SubsetData, *, epochs: int = 30,
                     batch_size: int = 64, lr: float = 1e-3, hidden: int = 128,
                     patience: int = 5, seed: int = 0, progress: bool = False):
+    """Train a set function; parameters are checked first (``check_set_training``)."""
+    seed = check_set_training(epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden,
+                              patience=patience, seed=seed, ground_set=train.targets.shape[-1])
     gen = torch.Generator().manual_seed(seed)
     model = init_linear_layers(make_set_model(kind, train.features.shape[-1], hidden), gen)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
