@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Sampler
 
 from curate.errors import InvalidParameterError
-from stores import Store, files
+from stores import Store, check_seed, files
 
 EXPORT_FORMATS = ("parquet", "jsonl", "csv", "npy")
 
@@ -38,7 +38,7 @@ class SelectionSampler(Sampler[int]):
             raise InvalidParameterError(f"num_samples must be ≥ 1; got {self.num_samples}")
         self.replacement = replacement
         self.generator = torch.Generator()
-        self.generator.manual_seed(0 if seed is None else int(seed))
+        self.generator.manual_seed(0 if seed is None else check_seed(seed, "sampler seed"))
 
     def __len__(self) -> int:
         return self.num_samples

@@ -12,9 +12,10 @@ from stores.errors import (
     StoreError,
     UsageError,
 )
-from stores.ingest import IngestSpec, assign_splits, read_table
+from stores.ingest import IngestSpec, assign_splits
 from stores.signals import Signals
 from stores.store import DatasetInfo, Store, resolve_root
+from stores.stream import read_table
 
 __all__ = [
     "AlreadyExistsError", "CurateError", "DatasetInfo", "EmbeddingMeta", "EmptyDatasetError",

@@ -1,7 +1,7 @@
-"""Read and validate user files into the store's sample table.
+"""Validate a table against an ``IngestSpec`` and build the store's sample table.
 
-Formats: Parquet, CSV, JSONL (``.jsonl``/``.ndjson``), and a Hugging Face dataset saved with
-``save_to_disk`` (a folder of Arrow files). The result is a frame with ``row_idx`` (dense,
+Reading files (Parquet, a folder of shards, CSV, JSONL, a Hugging Face ``save_to_disk``
+folder) is ``stores.stream``'s job; this module holds the rules. The result is a frame with ``row_idx`` (dense,
 0..N-1), ``sample_id`` (stable string), ``split`` (train/val/test) and the user's columns.
 Anything silently wrong (missing columns, duplicate ids, empty files, null labels,
 NaN/inf vectors) is refused with one line that says what and where.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -47,47 +46,6 @@ class IngestSpec:
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     seed: int = 0
-
-
-def read_table(path: str | Path) -> pl.DataFrame:
-    """Read a Parquet/CSV/JSONL file or a saved HF dataset folder into Polars."""
-    path = Path(path)
-    if not path.exists():
-        raise SchemaError(f"cannot ingest {path}: no such file")
-    if path.is_dir():
-        arrows = sorted(path.glob("*.arrow"))
-        if not arrows:
-            raise SchemaError(f"cannot ingest {path}: folder has no .arrow files "
-                              "(expected a Hugging Face dataset saved with save_to_disk)")
-        return pl.concat([_read_one(p, "arrow") for p in arrows])
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise SchemaError(f"cannot ingest {path}: unknown format {path.suffix!r}; "
-                          f"allowed: {', '.join(sorted(FORMATS))}")
-    if path.stat().st_size == 0:
-        raise EmptyDatasetError(f"cannot ingest {path}: the file is empty")
-    return _read_one(path, fmt)
-
-
-def _read_one(path: Path, fmt: str) -> pl.DataFrame:
-    try:
-        if fmt == "parquet":
-            return pl.read_parquet(path)
-        if fmt == "csv":
-            return pl.read_csv(path, infer_schema_length=10_000)
-        if fmt == "jsonl":
-            return pl.read_ndjson(path)
-        import pyarrow as pa  # HF datasets write Arrow IPC streams
-
-        with pa.memory_map(str(path)) as src:
-            try:
-                table = pa.ipc.open_stream(src).read_all()
-            except pa.ArrowInvalid:
-                table = pa.ipc.open_file(src).read_all()
-        return pl.from_arrow(table)
-    except Exception as exc:  # polars/pyarrow raise many types for corrupt input
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SchemaError(f"cannot read {path} as {fmt}: {reason}") from exc
 
 
 def check_spec(spec: IngestSpec) -> None:
@@ -219,32 +177,14 @@ def split_codes(n: int, labels: pl.Series | None, val_fraction: float,
 
 
 def extract_vectors(frame: pl.DataFrame, column: str, source: str) -> np.ndarray:
-    """Turn a list-of-floats column into an (N, d) float32 array, refusing ragged/NaN input."""
+    """An in-memory frame's list column as (N, d) float32, by the same Arrow path (and the
+    same checks) as the streaming ingest (``stores.vectors.arrow_vectors``)."""
+    from stores.vectors import arrow_vectors
+
     if column not in frame.columns:
         raise SchemaError(f"cannot ingest {source}: vector column {column!r} not found; "
                           f"columns are {', '.join(frame.columns)}")
-    col = frame[column]
-    if not isinstance(col.dtype, (pl.List, pl.Array)) or not col.dtype.inner.is_numeric():
-        raise SchemaError(f"cannot ingest {source}: vector column {column!r} has type "
-                          f"{col.dtype}, expected a list of numbers")
-    if col.null_count():
-        raise SchemaError(f"cannot ingest {source}: vector column {column!r} has "
-                          f"{col.null_count()} null row(s)")
-    if isinstance(col.dtype, pl.List):
-        lengths = col.list.len()
-        if lengths.n_unique() != 1:
-            raise SchemaError(f"cannot ingest {source}: vector column {column!r} has rows of "
-                              f"different lengths ({lengths.min()} to {lengths.max()})")
-    if col.explode().null_count():
-        raise SchemaError(f"cannot ingest {source}: vector column {column!r} has null "
-                          "values inside its vectors")
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf, refused below
-        arr = np.asarray(col.to_list(), dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[1] == 0:
-        raise SchemaError(f"cannot ingest {source}: vector column {column!r} must hold one "
-                          f"non-empty vector per row; got shape {arr.shape}")
-    check_finite(arr, f"vector column {column!r} of {source}")
-    return arr
+    return arrow_vectors(frame[column].to_arrow(), column=column, source=source)
 
 
 def check_finite(arr: np.ndarray, what: str) -> None:

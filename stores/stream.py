@@ -95,6 +95,15 @@ def open_source(path: str | Path) -> Source:
     return Source(path=path, fmt=fmt, files=tuple(shards), schema=schema, n_rows=n_rows)
 
 
+def read_table(path: str | Path) -> pl.DataFrame:
+    """A whole (small) table — a calibration pool, a sets file — from any ingest source."""
+    source = open_source(path)
+    batches = list(source.batches())
+    if not batches:
+        raise EmptyDatasetError(f"cannot read {path}: it has no rows")
+    return pl.from_arrow(pa.Table.from_batches(batches))
+
+
 def _file_schema(f: Path, fmt: str) -> pa.Schema:
     if fmt == "parquet":
         return pq.read_schema(f)
