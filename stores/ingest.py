@@ -1,8 +1,9 @@
 """Validate a table against an ``IngestSpec`` and build the store's sample table.
 
 Reading files (Parquet, a folder of shards, CSV, JSONL, a Hugging Face ``save_to_disk``
-folder) is ``stores.stream``'s job; this module holds the rules. The result is a frame with ``row_idx`` (dense,
-0..N-1), ``sample_id`` (stable string), ``split`` (train/val/test) and the user's columns.
+folder) is ``stores.stream``'s job; this module holds the rules. The result is a frame
+with ``row_idx`` (dense, 0..N-1), ``sample_id`` (stable string), ``split``
+(train/val/test) and the user's columns.
 Anything silently wrong (missing columns, duplicate ids, empty files, null labels,
 NaN/inf vectors) is refused with one line that says what and where.
 
