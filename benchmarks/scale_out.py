@@ -8,7 +8,7 @@ Data (seeded, synthetic): N rows × d float32 vectors (a fixed_size_list column)
 100-class Gaussian mixture, an int label, a string id, in shards of 1M rows; loss
 trajectories over 10 checkpoints for the train rows (and the val rows) as an ``.npz`` for
 ``curate signals ingest``. Every stage runs as its own ``curate`` process (the CLI a user
-runs), and records its wall time and its own peak RSS (``ru_maxrss`` of that process).
+runs), and records its wall time and its own peak RSS (``VmHWM`` of that process).
 
 Appends records to ``results/scale_out.json`` — a list of
 ``{executor, n_rows, dim, method, stage, wall_s, peak_rss_mb}`` (+ ``vectors_mb``, the size of
@@ -36,10 +36,13 @@ from common import RESULTS, write_json  # noqa: E402
 SHARD = 1_000_000
 CLASSES = 100
 EPOCHS = 10
-STAGE_RUNNER = ("import json, resource, sys\n"
+# VmHWM (the high-water mark of this process's memory), not ru_maxrss: after fork + exec,
+# ru_maxrss keeps the parent's peak, so every stage would report the generator's.
+STAGE_RUNNER = ("import json, sys\n"
                 "from curate.cli import main\n"
                 "code = main(sys.argv[1:])\n"
-                "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+                "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+                "peak = int(hwm.split()[1]) / 1024\n"
                 "print(json.dumps({'peak_rss_mb': peak}), file=sys.stderr)\n"
                 "sys.exit(code)\n")
 
