@@ -1,24 +1,38 @@
 """Load test of the fan-out service on loopback: concurrent clients for a fixed time.
 
 Starts ``curate serve`` (uvicorn, one process) on 127.0.0.1 over the full-WordNet HNSW32 index
-(built by benchmarks/fanout.py), then runs ``--clients`` threads, each sending POST /v1/fanout
-with a WordNet gloss vector (k = 10) back to back for ``--seconds``, per method: topk, mmr, and
-the open-regime teacher and diffusion models that benchmarks/fanout.py trained (ids read from
-results/fanout.json).
-Reports throughput, latency p50/p99 and the error count. Bounded: fixed duration, loopback
-only, the server is terminated at the end. Writes results/service_load.json and .md.
+(built here, as benchmarks/fanout.py does, when missing), then for each client count of
+``--clients`` (default 8 and 16), each query kind (``vector``: a WordNet gloss vector;
+``text``: a WordNet "lemmas: gloss" text the server embeds) and each method (topk, mmr, and
+the open-regime teacher and diffusion models that benchmarks/fanout.py trained — ids read from
+results/fanout.json; when this store lacks them, the latest ones trained on the index, or new
+ones trained with fanout.py's settings) runs that many threads sending POST /v1/fanout (k = 10)
+back to back for ``--seconds``.
+Reports throughput, latency p50/p99, the error count and the 1-minute load average beside
+every figure (other jobs on the machine slow the server). Writes results/service_load.json
+and .md.
+
+``--soak``: instead, ``--soak-clients`` threads send a mix for ``--soak-seconds`` (default
+600): every method, text and vector queries, seeded and default sampler settings, small
+batches and a share of bad requests (which must get a 4xx). The server's resident memory
+(VmRSS) is sampled every ``--sample-s``; start/end/max are taken after ``--warmup-s``.
+Writes results/service_soak.json and .md. Bounded: fixed duration, loopback only, the server
+is terminated at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, full_store, machine, write_json, write_markdown  # noqa: E402
 
 STORE = Path(__file__).parent / ".cache" / "wordnet-full"
+INDEX = "wordnet-hnsw32"
 
 
 def free_port() -> int:
@@ -36,28 +51,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(method: str, clients: int, seconds: float, port: int, vectors: np.ndarray,
-        model: str | None = None) -> dict:
+def load_avg() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` (VmRSS), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def post(url: str, payload: dict, timeout: float = 30) -> int:
+    """POST ``payload``; the HTTP status (0: no answer)."""
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        return exc.code
+    except OSError:
+        return 0
+
+
+def query(kind: str, rng, vectors: np.ndarray, texts: list[str]) -> dict:
+    """One request's query part: a random gloss vector or text."""
+    i = int(rng.integers(len(texts)))
+    return {"vector": vectors[i].tolist()} if kind == "vector" else {"query": texts[i]}
+
+
+def run(method: str, kind: str, clients: int, seconds: float, port: int,
+        vectors: np.ndarray, texts: list[str], model: str | None = None) -> dict:
     url = f"http://127.0.0.1:{port}/v1/fanout"
     lat: list[float] = []
     errors = [0]
     lock = threading.Lock()
+    load0 = load_avg()
     stop = time.perf_counter() + seconds
 
     def client(seed: int) -> None:
         rng = np.random.default_rng(seed)
         while time.perf_counter() < stop:
-            body = json.dumps({"vector": vectors[rng.integers(len(vectors))].tolist(),
-                               "k": 10, "method": method, "model": model}).encode()
-            req = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"content-type": "application/json"})
+            body = {**query(kind, rng, vectors, texts), "k": 10, "method": method,
+                    **({"model": model} if model else {})}
             t0 = time.perf_counter()
-            try:
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    r.read()
-                    ok = r.status == 200
-            except OSError:
-                ok = False
+            ok = post(url, body) == 200
             with lock:
                 if ok:
                     lat.append(time.perf_counter() - t0)
@@ -72,50 +114,211 @@ def run(method: str, clients: int, seconds: float, port: int, vectors: np.ndarra
         t.join()
     wall = time.perf_counter() - t0
     arr = np.asarray(lat) * 1e3
-    return {"method": method, "clients": clients, "seconds": wall, "requests": len(lat),
-            "errors": errors[0], "throughput_rps": len(lat) / wall,
+    return {"method": method, "query": kind, "clients": clients, "seconds": wall,
+            "requests": len(lat), "errors": errors[0], "throughput_rps": len(lat) / wall,
             "p50_ms": float(np.percentile(arr, 50)) if len(arr) else None,
-            "p99_ms": float(np.percentile(arr, 99)) if len(arr) else None}
+            "p99_ms": float(np.percentile(arr, 99)) if len(arr) else None,
+            "load_avg_start": load0, "load_avg_end": load_avg()}
+
+
+BAD = [{"k": 0}, {"k": "5"}, {"vector": []}, {"method": "rerank"},
+       {"weights": {"diversity": -1}}, {"weights": {"beauty": 1}}, {"mmr_lambda": 2}]
+
+
+def soak(args, port: int, pid: int, vectors: np.ndarray, texts: list[str],
+         models: dict[str, str]) -> dict:
+    """Mixed requests for ``args.soak_seconds``; the server's RSS every ``args.sample_s``."""
+    base = f"http://127.0.0.1:{port}"
+    statuses: Counter = Counter()
+    bad_answered: Counter = Counter()
+    lock = threading.Lock()
+    stop = time.perf_counter() + args.soak_seconds
+    methods = ["topk", "mmr", "teacher", "diffusion"]
+
+    def request(rng) -> tuple[str, dict, bool]:
+        r = rng.random()
+        method = methods[int(rng.integers(4))]
+        one = {**query("text" if rng.random() < 0.5 else "vector", rng, vectors, texts),
+               "k": 10, "method": method, **({"model": models[method]}
+                                               if method in models else {})}
+        if method in models and rng.random() < 0.2:      # a seeded, unbatched call
+            one["seed"] = int(rng.integers(1000))
+        if r < 0.05:
+            return "/v1/fanout", {**one, **BAD[int(rng.integers(len(BAD)))]}, True
+        if r < 0.10:
+            return "/v1/fanout/batch", {"requests": [one] * 4}, False
+        return "/v1/fanout", one, False
+
+    def client(seed: int) -> None:
+        rng = np.random.default_rng(1000 + seed)
+        while time.perf_counter() < stop:
+            path, body, bad = request(rng)
+            status = post(base + path, body)
+            with lock:
+                (bad_answered if bad else statuses)[status] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.soak_clients)]
+    t0 = time.perf_counter()
+    samples = [{"t_s": 0.0, "rss_mb": round(rss_mb(pid), 1), "load_avg": load_avg()}]
+    for t in threads:
+        t.start()
+    while (left := stop - time.perf_counter()) > 0:
+        time.sleep(min(args.sample_s, left))
+        samples.append({"t_s": round(time.perf_counter() - t0, 1),
+                        "rss_mb": round(rss_mb(pid), 1), "load_avg": load_avg()})
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    after = [s for s in samples if s["t_s"] >= args.warmup_s] or samples[-1:]
+    ok = statuses[200]
+    minutes = max((after[-1]["t_s"] - after[0]["t_s"]) / 60, 1e-9)
+    return {"clients": args.soak_clients, "seconds": wall, "warmup_s": args.warmup_s,
+            "requests": sum(statuses.values()) + sum(bad_answered.values()),
+            "ok": ok, "throughput_rps": (sum(statuses.values())
+                                         + sum(bad_answered.values())) / wall,
+            "errors": sum(n for s, n in statuses.items() if s != 200),
+            "statuses": {str(s): n for s, n in sorted(statuses.items())},
+            "bad_requests": {str(s): n for s, n in sorted(bad_answered.items())},
+            "bad_requests_not_4xx": sum(n for s, n in bad_answered.items()
+                                        if not 400 <= s < 500),
+            "rss_start_mb": after[0]["rss_mb"], "rss_end_mb": after[-1]["rss_mb"],
+            "rss_max_mb": max(s["rss_mb"] for s in after),
+            "rss_growth_mb_per_min": (after[-1]["rss_mb"] - after[0]["rss_mb"]) / minutes,
+            "samples": samples}
+
+
+def open_models(store) -> dict[str, str]:
+    """The open-regime teacher and diffusion model ids of results/fanout.json; when this
+    store lacks them, the latest teacher and diffusion trained on the index, or new ones
+    trained with benchmarks/fanout.py's settings (200 GRPO steps, best-of-16 synthesis
+    keeping half, 40 diffusion epochs)."""
+    from stores import files
+
+    pipeline = json.loads((RESULTS / "fanout.json").read_text())["pipeline"]["open"]
+    wanted = {"teacher": pipeline["teacher"]["model_id"],
+              "diffusion": pipeline["diffusion"]["model_id"]}
+    frame = store.models()
+    have = dict(zip(frame["id"].to_list(), frame["kind"].to_list(), strict=True))
+    if all(i in have for i in wanted.values()):
+        return wanted
+    latest = {kind: i for i, kind in have.items() if kind in wanted and files.read_json(
+        store.model_path(i) / "model.json").get("index") == INDEX}
+    if set(latest) == set(wanted):
+        return latest
+    from retrieval.synthesis import synthesize, train_diffusion_from_store
+    from retrieval.teacher import train_teacher
+
+    t = train_teacher(store, INDEX, k=10, regime="open", steps=200, seed=0, progress=True)
+    syn = synthesize(store, t["model_id"], n=16, keep=0.5, progress=True)
+    dif = train_diffusion_from_store(store, syn["synthesis_id"], epochs=40, seed=0,
+                                     progress=True)
+    return {"teacher": t["model_id"], "diffusion": dif["model_id"]}
+
+
+def start_server(store: Path, port: int) -> subprocess.Popen:
+    """``curate serve`` on loopback; returns once /healthz answers 200 (models loaded)."""
+    proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "--store", str(store), "serve",
+                             "--index", INDEX, "--port", str(port), "--max-concurrency", "16"],
+                            stderr=subprocess.DEVNULL)
+    give_up = time.monotonic() + 300
+    while time.monotonic() < give_up and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("the server did not become ready")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--clients", default="8,16", help="client counts, comma-separated")
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--index", default="wordnet-hnsw32")
+    ap.add_argument("--queries", default="vector,text", help="query kinds, comma-separated")
+    ap.add_argument("--soak", action="store_true", help="a soak run instead (RSS over time)")
+    ap.add_argument("--soak-seconds", type=float, default=600)
+    ap.add_argument("--soak-clients", type=int, default=8)
+    ap.add_argument("--sample-s", type=float, default=10)
+    ap.add_argument("--warmup-s", type=float, default=30)
     args = ap.parse_args()
-    pipeline = json.loads((RESULTS / "fanout.json").read_text())["pipeline"]["open"]
-    methods = [("topk", None), ("mmr", None), ("teacher", pipeline["teacher"]["model_id"]),
-               ("diffusion", pipeline["diffusion"]["model_id"])]
-    vectors = np.asarray(full_store(STORE).embeddings("wordnet")[0][:5000])
+    from retrieval import build_index
+
+    st = full_store(STORE)
+    if INDEX not in st.indices():
+        build_index(st, "wordnet", factory="HNSW32", name=INDEX)
+    models = open_models(st)
+    methods = [("topk", None), ("mmr", None), ("teacher", models["teacher"]),
+               ("diffusion", models["diffusion"])]
+    vectors = np.asarray(st.embeddings("wordnet")[0][:5000])
+    frame = st.samples("wordnet", ["lemmas", "gloss"])[:5000]
+    texts = [", ".join(lem).replace("_", " ") + ": " + g for lem, g in
+             zip(frame["lemmas"].to_list(), frame["gloss"].to_list(), strict=True)]
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "--store", str(STORE), "serve",
-                             "--index", args.index, "--port", str(port),
-                             "--max-concurrency", "16"], stderr=subprocess.DEVNULL)
+    t0 = time.perf_counter()
+    proc = start_server(STORE, port)
+    start_s = time.perf_counter() - t0
     try:
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        results = [run(m, args.clients, args.seconds, port, vectors, model)
-                   for m, model in methods]
+        if args.soak:
+            out = soak(args, port, proc.pid, vectors, texts, models)
+        else:
+            results = [run(m, kind, int(c), args.seconds, port, vectors, texts, model)
+                       for c in args.clients.split(",") for kind in args.queries.split(",")
+                       for m, model in methods]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    write_json(RESULTS / "service_load.json", {"machine": machine(), "results": results})
+    if args.soak:
+        write_soak(out, models, start_s)
+    else:
+        write_load(results, models, start_s, args)
+
+
+def write_load(results: list[dict], models: dict, start_s: float, args) -> None:
+    write_json(RESULTS / "service_load.json", {"machine": machine(), "results": results,
+                                               "models": models, "server_start_s": start_s})
     lines = ["# Service load test", "",
-             f"{args.clients} concurrent clients on loopback for {args.seconds:.0f} s per "
-             "method, one uvicorn process (max 16 requests in flight; teacher and diffusion "
-             f"micro-batched), index {args.index} over all 117,659 WordNet glosses, "
-             f"k = 10, vector queries. {machine()}. Produced by `benchmarks/service_load.py`.",
-             "", "| method | requests | throughput (req/s) | p50 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|"]
+             f"Concurrent clients on loopback for {args.seconds:.0f} s per row, one uvicorn "
+             "process (max 16 requests in flight; text queries share encoder calls, teacher "
+             f"and diffusion model calls), index {INDEX} over all 117,659 WordNet glosses, "
+             "k = 10; `vector` queries send a gloss vector, `text` queries a \"lemmas: gloss\" "
+             f"text the server embeds. {machine()}; the server was ready (index, encoder, "
+             f"models loaded) {start_s:.1f} s after launch. Load average = the machine's "
+             "1-minute load average at the start/end of the row (2 cores: above 2, other "
+             "jobs were competing). Produced by `benchmarks/service_load.py`.", "",
+             "| clients | query | method | requests | throughput (req/s) | p50 ms | p99 ms "
+             "| errors | load avg |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['method']} | {r['requests']} | {r['throughput_rps']:.1f} | "
-                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
+        lat = (f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f}" if r["p50_ms"] is not None
+               else "– | –")
+        lines.append(f"| {r['clients']} | {r['query']} | {r['method']} | {r['requests']} | "
+                     f"{r['throughput_rps']:.1f} | {lat} | {r['errors']} | "
+                     f"{r['load_avg_start']:.1f}/{r['load_avg_end']:.1f} |")
     write_markdown(RESULTS / "service_load.md", lines)
+
+
+def write_soak(out: dict, models: dict, start_s: float) -> None:
+    write_json(RESULTS / "service_soak.json", {"machine": machine(), "soak": out,
+                                               "models": models, "server_start_s": start_s})
+    lines = ["# Service soak test", "",
+             f"{out['clients']} clients on loopback for {out['seconds']:.0f} s sending a mix "
+             "(topk, mmr, teacher, diffusion; text and vector queries; 20 % of the model "
+             "calls seeded; 5 % batches of 4; 5 % bad requests) to one uvicorn process over "
+             f"{INDEX}. {machine()}. Resident memory (VmRSS) of the server, sampled "
+             f"periodically; start/end/max after a {out['warmup_s']:.0f} s warm-up. Produced "
+             "by `benchmarks/service_load.py --soak`.", "",
+             f"- requests: {out['requests']} ({out['throughput_rps']:.1f} req/s), errors "
+             f"(non-200 answers to good requests): {out['errors']} {out['statuses']}",
+             f"- bad requests: {out['bad_requests']} (not a 4xx: "
+             f"{out['bad_requests_not_4xx']})",
+             f"- RSS after warm-up: start {out['rss_start_mb']:.0f} MB, end "
+             f"{out['rss_end_mb']:.0f} MB, max {out['rss_max_mb']:.0f} MB "
+             f"({out['rss_growth_mb_per_min']:+.1f} MB/min)", "",
+             "| t (s) | RSS (MB) | load avg |", "|---|---|---|"]
+    lines += [f"| {s['t_s']:.0f} | {s['rss_mb']:.0f} | {s['load_avg']:.1f} |"
+              for s in out["samples"]]
+    write_markdown(RESULTS / "service_soak.md", lines)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,17 @@
 
 The diffusion retriever's cost at batch 1 is dominated by per-call overhead (11 network
 evaluations of a small transformer: ~18 ms on 2 cores), while at batch 64 it is ~2 ms a query
-(benchmarks/results/fanout.md). ``MicroBatcher`` lets request threads ``submit`` one query
-vector each; a worker thread takes whatever is queued (up to ``max_batch``, waiting at most
-``max_wait_s`` for more after the first), runs ``fn`` on the stacked (B, d) batch and hands
-each caller its row of the (B, k) answer. Errors in ``fn`` reach every caller of that batch.
+(benchmarks/results/fanout.md); the text encoder is the same (one MiniLM call per request was
+the service's text-query bottleneck). ``MicroBatcher`` lets request threads ``submit`` one item
+each (a query vector, or a tuple of texts for the encoder); a worker thread takes whatever is
+queued (up to ``max_batch``, waiting at most ``max_wait_s`` for more after the first), runs
+``fn`` on ``stack(items)`` (default: the stacked (B, d) float32 batch) and hands each caller
+its row ``out[i]`` of the answer. Errors in ``fn`` reach every caller of that batch.
+
+``submit(item, deadline)`` gives up at ``deadline`` (a ``time.monotonic()`` instant) with
+``DeadlineExceededError``: an item still queued is dropped (it never reaches ``fn``); one whose
+batch is already running is waited for (a batch is short), so no caller returns while work
+started for it is still running.
 """
 
 from __future__ import annotations
@@ -15,40 +22,69 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 import numpy as np
 
+from curate.errors import DeadlineExceededError
+
+
+def stack_vectors(items: list[Any]) -> np.ndarray:
+    """(B, d) float32 from B query vectors (d,)."""
+    return np.stack([np.asarray(v, dtype=np.float32) for v in items])
+
 
 class MicroBatcher:
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64,
-                 max_wait_s: float = 0.002):
-        self.fn, self.max_batch, self.max_wait_s = fn, max_batch, max_wait_s
-        self._queue: queue.Queue[tuple[np.ndarray, Future]] = queue.Queue()
+    def __init__(self, fn: Callable[[Any], Any], *, max_batch: int = 64,
+                 max_wait_s: float = 0.002, stack: Callable[[list], Any] = stack_vectors,
+                 name: str = "micro-batcher"):
+        self.fn, self.max_batch, self.max_wait_s, self.stack = fn, max_batch, max_wait_s, stack
+        self._queue: queue.Queue[tuple[Any, Future]] = queue.Queue()
         self.batches = 0
-        threading.Thread(target=self._work, daemon=True, name="micro-batcher").start()
+        threading.Thread(target=self._work, daemon=True, name=name).start()
 
-    def submit(self, vector: np.ndarray) -> np.ndarray:
-        """Block until the batch holding ``vector`` (d,) has run; return its answer row."""
+    def submit(self, item: Any, deadline: float | None = None) -> Any:
+        """Block until the batch holding ``item`` has run; return its answer row."""
         fut: Future = Future()
-        self._queue.put((np.asarray(vector, dtype=np.float32), fut))
-        return fut.result()
+        self._queue.put((item, fut))
+        if deadline is None:
+            return fut.result()
+        try:
+            return fut.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FutureTimeout:
+            if not fut.cancel():        # its batch is running: wait for it to end
+                fut.exception()
+            raise DeadlineExceededError("the query ran past its deadline while waiting for "
+                                        "a batched model call") from None
+
+    def _take(self) -> list[tuple[Any, Future]]:
+        """The next batch: the first queued item, then whatever arrives within max_wait_s;
+        items whose caller gave up are dropped."""
+        items = [self._queue.get()]
+        deadline = time.perf_counter() + self.max_wait_s
+        while len(items) < self.max_batch:
+            left = deadline - time.perf_counter()
+            try:
+                items.append(self._queue.get(timeout=left) if left > 0
+                             else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return [(x, fut) for x, fut in items if fut.set_running_or_notify_cancel()]
 
     def _work(self) -> None:
         while True:
-            items = [self._queue.get()]
-            deadline = time.perf_counter() + self.max_wait_s
-            while len(items) < self.max_batch:
-                left = deadline - time.perf_counter()
-                try:
-                    items.append(self._queue.get(timeout=max(left, 0)) if left > 0
-                                 else self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                out = self.fn(np.stack([v for v, _ in items]))
-                for i, (_, fut) in enumerate(items):
-                    fut.set_result(out[i])
-            except Exception as exc:   # noqa: BLE001 — handed to the waiting callers
-                for _, fut in items:
+            items = self._take()
+            if items:
+                self._run(items)
+                self.batches += 1
+
+    def _run(self, items: list[tuple[Any, Future]]) -> None:
+        try:
+            out = self.fn(self.stack([x for x, _ in items]))
+            for i, (_, fut) in enumerate(items):
+                fut.set_result(out[i])
+        except Exception as exc:   # noqa: BLE001 — handed to the waiting callers
+            for _, fut in items:
+                if not fut.done():
                     fut.set_exception(exc)
-            self.batches += 1

@@ -15,13 +15,50 @@ dot product is a cosine.
 - composite            = Σ w_m · m with the paper's default 0.6 groundedness + 0.2 diversity
                          (Vendi / k, in [1/k, 1]) + 0.2 alignment
 - reference_recall(R, Y) = |Y ∩ R| / |Y| (weak supervision); with ``cap``, / min(|Y|, cap)
+
+Weights (``check_weights``): keys from ``OBJECTIVES``, values in [0, ``MAX_WEIGHT``], at least
+one > 0.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import numpy as np
 
+OBJECTIVES = ("groundedness", "diversity", "alignment", "coverage", "complementarity",
+              "coherence")
 DEFAULT_WEIGHTS = {"groundedness": 0.6, "diversity": 0.2, "alignment": 0.2}
+MAX_WEIGHT = 1e6            # the composite stays far from float overflow
+
+
+def check_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+    """The composite's weights, validated: ``DEFAULT_WEIGHTS`` for None; otherwise every key
+    an objective name, every value a real in [0, ``MAX_WEIGHT``] (not a bool), and at least
+    one > 0.
+    Raises ``InvalidParameterError`` with a one-line message."""
+    from curate.errors import InvalidParameterError
+
+    if weights is None:
+        return dict(DEFAULT_WEIGHTS)
+    if not isinstance(weights, Mapping):
+        raise InvalidParameterError(f"weights must be a mapping of objective name to weight; "
+                                    f"got {type(weights).__name__}")
+    unknown = sorted(str(m) for m in weights if m not in OBJECTIVES)
+    if unknown:
+        raise InvalidParameterError(f"unknown objective(s) {', '.join(unknown)}; "
+                                    f"known: {', '.join(OBJECTIVES)}")
+    out = {}
+    for m, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(w) or not 0 <= w <= MAX_WEIGHT:
+            raise InvalidParameterError(f"weight of {m!r} must be a finite number in [0, "
+                                        f"{MAX_WEIGHT:g}]; got {w!r}")
+        out[m] = float(w)
+    if not any(w > 0 for w in out.values()):
+        raise InvalidParameterError(f"at least one objective weight must be > 0; got {out}")
+    return out
 
 
 def alignment(q: np.ndarray, S: np.ndarray) -> np.ndarray:
@@ -70,18 +107,13 @@ def reference_recall(retrieved, reference, cap: int | None = None) -> float:
 def set_objectives(q: np.ndarray, S: np.ndarray, pool: np.ndarray,
                    weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """All objectives and the weighted composite for a batch. ``pool`` (B, R, d) are each
-    query's R nearest database items, best first (its last row sets the groundedness τ)."""
+    query's R nearest database items, best first (its last row sets the groundedness τ);
+    ``weights`` as in ``check_weights``."""
+    w = check_weights(weights)
     tau = np.einsum("bd,bd->b", q, pool[:, -1])
     out = {"groundedness": groundedness(q, S, tau), "diversity": vendi(S),
            "alignment": alignment(q, S), "coverage": coverage(S, pool),
            "complementarity": complementarity(S), "coherence": coherence(S)}
-    w = DEFAULT_WEIGHTS if weights is None else weights
-    unknown = set(w) - set(out)
-    if unknown:
-        from curate.errors import InvalidParameterError
-
-        raise InvalidParameterError(f"unknown objective(s) {', '.join(sorted(unknown))}; "
-                                    f"known: {', '.join(out)}")
     norm = {**out, "diversity": out["diversity"] / S.shape[1]}
     out["composite"] = sum(wt * norm[m] for m, wt in w.items())
     return out

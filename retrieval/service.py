@@ -2,90 +2,365 @@
 
     POST /v1/fanout        {query | vector, k, method, weights?, mmr_lambda?} → a set of items
     POST /v1/fanout/batch  {requests: [...]} → one answer per request
-    GET  /healthz          → {"status": "ok", index, n, dim}
+    GET  /healthz          → {"status": "ok", index, n, dim, encoder, models, in_flight}
     GET  /docs, /openapi.json (FastAPI)
 
-The engine (index, vectors, texts) is loaded once at start-up. Work runs in worker threads
-with at most ``max_concurrency`` requests in flight (an ``asyncio.Semaphore``) and each request
-is cut off after ``timeout_s`` (504). Unseeded teacher/diffusion requests in flight together
-share one batched model call (``retrieval.batching.MicroBatcher``). Bad input is a 4xx with
-a one-line ``detail``: 422 for malformed JSON or fields of the wrong type, 400 for values
-Curate rejects (empty query, k out of range, wrong dimension, NaN, unknown method, a model of
-the wrong kind or index).
+Start-up: the engine (index, vectors, texts), the text encoder (when the index is a MiniLM
+one) and the models (``preload_models``; default every stored teacher/diffusion model of the
+index) are loaded before ``create_app`` returns, so ``/healthz`` answers only once queries are
+fast; with ``background_load`` loading runs in a thread instead and ``/healthz`` and the query
+endpoints answer 503 until it is done. A model requested by id that was not preloaded is
+loaded on first use.
+
+Work runs in a pool of ``max_concurrency`` worker threads, so at most that many requests are
+being worked on at once. Each request has a deadline ``timeout_s`` after it arrived: at the
+deadline the client gets a 504, while the worker keeps its slot until the engine stops the
+query at its next stage boundary (``FanoutEngine.query(deadline=...)``; a batch stops between
+requests) — a cut-off request neither keeps running for long nor lets more work in. Text
+queries in flight together share one encoder call, and unseeded teacher/diffusion requests one
+model call (``retrieval.batching.MicroBatcher``).
+
+Bad input is a 4xx whose body is ``{"detail": "<one line>"}`` (``ErrorResponse``): 413 for a
+body over ``max_body_bytes`` (from Content-Length, or counted while it streams in), 422 for
+malformed JSON and for fields of the wrong type or shape (strict: "5" and true are not
+integers; ``vector`` is a non-empty list of finite numbers; unknown fields are refused), 400
+for values Curate rejects (empty query, k out of range, wrong dimension, a zero vector,
+unknown method, bad weights, a model of the wrong kind or index). Every status is in the
+OpenAPI schema.
 Methods: topk, mmr, teacher, diffusion (the last two name a stored model).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from curate.errors import CurateError
-from retrieval.fanout import FanoutEngine
-from stores import Store
+from curate.errors import CurateError, DeadlineExceededError
+from retrieval.fanout import BEST_OF, MAX_SEED, MAX_TEXT, METHODS, STEPS, FanoutEngine
+from retrieval.objectives import MAX_WEIGHT, OBJECTIVES
+from stores import Store, files
+
+MAX_BODY_BYTES = 1 << 20        # 1 MiB: a 384-dim vector request is ~8 kB, a full batch ~2 MB
+MAX_BATCH = 256
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integers include 18.0; "5" and true stay what they are (refused)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(..., description="What was wrong, in one line.")
 
 
 class FanoutRequest(BaseModel):
-    query: str | None = Field(None, description="Query text (needs a MiniLM index).")
-    vector: list[float] | None = Field(None, description="Query vector (index dimension).")
-    k: int = Field(10, description="Number of items to return.")
-    method: str = Field("topk", description="topk, mmr, teacher or diffusion.")
-    weights: dict[str, float] | None = Field(None, description="Objective weights.")
-    mmr_lambda: float = Field(0.5, description="MMR relevance weight.")
-    model: str | None = Field(None, description="Model id (methods teacher, diffusion).")
-    seed: int | None = Field(None, description="Sampling seed (teacher, diffusion).")
-    best_of: int | None = Field(None, description="Teacher: fan-outs sampled, best kept (N; "
-                                "default 8).")
-    steps: int | None = Field(None, description="Diffusion: Heun steps (default 6).")
-    guidance: float | None = Field(None, description="Diffusion: classifier-free guidance "
-                                   "weight (default 1).")
+    # the schema also says "exactly one of query and vector" (a 400 from the engine)
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["query"], "properties": {"query": {"type": "string"}}},
+        {"required": ["vector"], "properties": {"vector": {"type": "array"}}}]})
+
+    query: str | None = Field(None, min_length=1, max_length=MAX_TEXT,
+                              description="Query text (needs a MiniLM index); give it or "
+                                          "`vector`.")
+    vector: list[Finite] | None = Field(None, min_length=1,
+                                        description="Query vector of the index dimension "
+                                                    "(finite, not all zeros).")
+    k: Int = Field(10, description="Number of items to return: 1 ≤ k ≤ the service's max_k "
+                                   "(teacher/diffusion: the model's k).",
+                   json_schema_extra={"minimum": 1})
+    method: str = Field("topk", description="topk, mmr, teacher or diffusion.",
+                        json_schema_extra={"enum": list(METHODS)})
+    weights: dict[str, Finite] | None = Field(
+        None, description=f"Objective weights of the composite (each in [0, {MAX_WEIGHT:g}], "
+                          "at least one > 0; default 0.6 groundedness, 0.2 diversity, 0.2 "
+                          f"alignment); keys: {', '.join(OBJECTIVES)}.",
+        json_schema_extra={"propertyNames": {"enum": list(OBJECTIVES)},
+                           "additionalProperties": {"type": "number", "minimum": 0,
+                                                    "maximum": MAX_WEIGHT}})
+    mmr_lambda: Finite = Field(0.5, description="MMR relevance weight in [0, 1].",
+                               json_schema_extra={"minimum": 0, "maximum": 1})
+    model: str | None = Field(None, max_length=64, description="Model id (methods teacher, "
+                                                                "diffusion).")
+    seed: Int | None = Field(None, description="Sampling seed (teacher, diffusion).",
+                             json_schema_extra={"minimum": 0, "maximum": MAX_SEED})
+    best_of: Int | None = Field(None, description=f"Teacher: fan-outs sampled, best kept (N "
+                                                  f"in [1, 64]; default {BEST_OF}).",
+                                json_schema_extra={"minimum": 1, "maximum": 64})
+    steps: Int | None = Field(None, description=f"Diffusion: Heun steps in [1, 100] (default "
+                                                f"{STEPS}).",
+                              json_schema_extra={"minimum": 1, "maximum": 100})
+    guidance: Finite | None = Field(None, description="Diffusion: classifier-free guidance "
+                                                      "weight ≥ 0 (default 1).",
+                                    json_schema_extra={"minimum": 0})
 
 
 class BatchRequest(BaseModel):
-    requests: list[FanoutRequest] = Field(..., max_length=256)
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    requests: list[FanoutRequest] = Field(..., min_length=1, max_length=MAX_BATCH)
+
+
+class Item(BaseModel):
+    row_idx: int
+    sample_id: str
+    text: str | None
+    score: float = Field(..., description="Cosine to the query.")
+    sub_query: int = Field(..., description="The fan-out slot that found it (−1: none).")
+
+
+class FanoutResponse(BaseModel):
+    method: str
+    k: int
+    index: str
+    index_meta: dict[str, Any]
+    model_version: str | None
+    items: list[Item]
+    objectives: dict[str, float]
+    timings: dict[str, float]
+
+
+class BatchResponse(BaseModel):
+    results: list[FanoutResponse]
+
+
+class Health(BaseModel):
+    status: str
+    index: str
+    n: int
+    dim: int
+    encoder: bool = Field(..., description="Whether the text encoder is loaded (text queries).")
+    models: list[str] = Field(..., description="Models loaded so far.")
+    in_flight: int = Field(..., description="Requests being worked on now.")
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    what = {400: "A value Curate rejects (see detail).",
+            413: "The request body is larger than the service's limit.",
+            422: "Malformed JSON, or a field of the wrong type or shape.",
+            503: "The service is still loading (index, encoder, models).",
+            504: "The request ran past the service's timeout."}
+    return {c: {"model": ErrorResponse, "description": what[c]} for c in codes}
+
+
+class BodyLimit:
+    """Pure ASGI middleware: 413 for a request body over ``max_bytes``, from Content-Length
+    or, without one, counted while it streams in (it never buffers more than that)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or ()).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await self._reject(send)
+        body, more = bytearray(), True
+        while more:
+            msg = await receive()
+            if msg["type"] != "http.request":        # the client went away
+                return
+            body += msg.get("body", b"")
+            more = msg.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await self._reject(send)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send) -> None:
+        payload = json.dumps({"detail": f"request body is larger than {self.max_bytes} "
+                                        "bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def one_line(exc: RequestValidationError) -> str:
+    """The first validation error as ``where: what; got what`` (FastAPI gives a list)."""
+    errs = exc.errors()
+    if not errs:
+        return "invalid request"
+    e = errs[0]
+    where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+    got = repr(e["input"]) if "input" in e and e.get("type") != "missing" else ""
+    got = f"; got {got[:60]}{'…' if len(got) > 60 else ''}" if got else ""
+    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+    return " ".join(f"{where}: {e.get('msg', 'invalid')}{got}{more}".split())
+
+
+class Runner:
+    """The engine behind a pool of ``max_concurrency`` worker threads, loaded now or in the
+    background; ``in_flight`` counts the workers busy on a request."""
+
+    def __init__(self, load: Callable[[], FanoutEngine], preload: list[str] | None,
+                 max_concurrency: int, background: bool):
+        self.preload = preload
+        self.engine: FanoutEngine | None = None
+        self.loaded: dict[str, Any] = {}
+        self.error: str | None = None
+        self.in_flight = 0
+        self._count = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=max_concurrency,
+                                       thread_name_prefix="fanout")
+        if background:
+            threading.Thread(target=self._load, args=(load,), daemon=True,
+                             name="fanout-load").start()
+        else:
+            self._load(load, reraise=True)
+
+    def _load(self, load, reraise: bool = False) -> None:
+        try:
+            engine = load()
+            self.loaded = engine.warm_up(self.preload)
+            self.engine = engine
+        except Exception as exc:  # noqa: BLE001 — reported by /healthz (background load)
+            self.error = f"loading failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            if reraise:
+                raise
+
+    def ready(self) -> FanoutEngine:
+        if self.engine is None:
+            raise HTTPException(503, self.error or "the service is still loading (index, text "
+                                                   "encoder, models)")
+        return self.engine
+
+    def _work(self, fn, deadline: float, args):
+        with self._count:
+            self.in_flight += 1
+        try:
+            return fn(deadline, *args)
+        finally:
+            with self._count:
+                self.in_flight -= 1
+
+    async def run(self, fn, *args, timeout_s: float):
+        """``fn(deadline, *args)`` in a worker; 504 at the deadline (the worker stops at the
+        engine's next check and only then frees its slot)."""
+        self.ready()
+        deadline = time.monotonic() + timeout_s
+        fut = asyncio.wrap_future(self.pool.submit(self._work, fn, deadline, args))
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        except (TimeoutError, DeadlineExceededError):
+            raise HTTPException(504, f"request took longer than {timeout_s} s") from None
+
+
+def document_limits(app: FastAPI, *, max_k: int, dim: int) -> None:
+    """Put this app's k range and vector dimension into its OpenAPI request schema."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = base()
+            props = schema["components"]["schemas"]["FanoutRequest"]["properties"]
+            props["k"]["maximum"] = max_k
+            props["vector"]["anyOf"][0].update(minItems=dim, maxItems=dim)
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def pin_mmap_threshold(nbytes: int = 1 << 20) -> bool:
+    """Fix glibc's mmap threshold (by default it starts at 128 KiB and rises to 32 MiB as
+    large blocks are freed). A long-running server frees many large temporaries of varying
+    size (encoder activations, batched model tensors) from many threads; once the threshold
+    had risen they were carved from the heap arenas, which fragment, and the process's RSS
+    kept growing under a mixed load. Pinned, blocks over ``nbytes`` are mapped and unmapped
+    whole; at 1 MiB the per-request arrays (a 500 × 384 pool is 768 kB) stay on the heap,
+    where they are reused, so pinning costs no throughput (at 128 kB their page faults cost
+    ~1 ms of CPU a query). Returns whether it applied (False off glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, nbytes))          # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 100,
-               max_concurrency: int = 16, timeout_s: float = 10.0) -> FastAPI:
-    engine = FanoutEngine(Store.open(store_root), index_name, max_k=max_k, micro_batch=True)
-    gate = asyncio.Semaphore(max_concurrency)
-    app = FastAPI(title="Curate fan-out retrieval", version="0.1.0")
+               max_concurrency: int = 16, timeout_s: float = 10.0,
+               max_body_bytes: int = MAX_BODY_BYTES,
+               preload_models: Sequence[str] | None = None,
+               background_load: bool = False) -> FastAPI:
+    """The service app over index ``index_name`` of the store at ``store_root``.
+    ``preload_models``: model ids loaded at start-up (None: every stored teacher/diffusion
+    model trained on the index; ``[]``: none)."""
+    pin_mmap_threshold()
+    store = Store.open(store_root)
+    dim = int(files.read_json(store.index_path(index_name) / "index.json")["dim"])
 
-    def run(req: FanoutRequest) -> dict[str, Any]:
-        if req.vector is not None and not all(math.isfinite(v) for v in req.vector):
-            raise HTTPException(400, "vector contains NaN or inf")
+    def load() -> FanoutEngine:
+        return FanoutEngine(store, index_name, max_k=max_k, micro_batch=True)
+
+    runner = Runner(load, None if preload_models is None else list(preload_models),
+                    max_concurrency, background_load)
+    app = FastAPI(title="Curate fan-out retrieval", version="0.2.0")
+    app.state.runner = runner
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    document_limits(app, max_k=max_k, dim=dim)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": one_line(exc)}, status_code=422)
+
+    def answer(deadline: float, req: FanoutRequest) -> dict[str, Any]:
         try:
-            return engine.query(text=req.query, vector=req.vector, k=req.k, method=req.method,
-                                weights=req.weights, mmr_lambda=req.mmr_lambda,
-                                model=req.model, seed=req.seed, best_of=req.best_of,
-                                steps=req.steps, guidance=req.guidance)
+            return runner.engine.query(
+                text=req.query, vector=req.vector, k=req.k, method=req.method,
+                weights=req.weights, mmr_lambda=req.mmr_lambda, model=req.model,
+                seed=req.seed, best_of=req.best_of, steps=req.steps, guidance=req.guidance,
+                deadline=deadline)
+        except DeadlineExceededError:
+            raise
         except CurateError as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise HTTPException(400, str(exc).splitlines()[0]) from None
 
-    async def guarded(fn, *args):
-        async with gate:
-            try:
-                return await asyncio.wait_for(run_in_threadpool(fn, *args), timeout_s)
-            except TimeoutError:
-                raise HTTPException(504, f"request took longer than {timeout_s} s") from None
+    def answer_all(deadline: float, reqs: list[FanoutRequest]) -> list[dict[str, Any]]:
+        return [answer(deadline, r) for r in reqs]
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health, responses=_errors(503))
     async def healthz() -> dict[str, Any]:
+        engine = runner.ready()
         return {"status": "ok", "index": index_name, "n": engine.index.meta["n"],
-                "dim": engine.index.dim}
+                "dim": engine.index.dim, "encoder": runner.loaded.get("encoder", False),
+                "models": sorted(engine.models), "in_flight": runner.in_flight}
 
-    @app.post("/v1/fanout")
+    @app.post("/v1/fanout", response_model=FanoutResponse,
+              responses=_errors(400, 413, 422, 503, 504))
     async def fanout(req: FanoutRequest) -> dict[str, Any]:
-        return await guarded(run, req)
+        return await runner.run(answer, req, timeout_s=timeout_s)
 
-    @app.post("/v1/fanout/batch")
+    @app.post("/v1/fanout/batch", response_model=BatchResponse,
+              responses=_errors(400, 413, 422, 503, 504))
     async def fanout_batch(batch: BatchRequest) -> dict[str, Any]:
-        return {"results": await guarded(lambda reqs: [run(r) for r in reqs], batch.requests)}
+        return {"results": await runner.run(answer_all, batch.requests, timeout_s=timeout_s)}
 
     return app

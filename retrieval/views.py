@@ -28,15 +28,25 @@ def split_query(text: str) -> tuple[str, str]:
     return head.strip(), body.strip()
 
 
-def text_views(texts: list[str], progress: bool = False) -> np.ndarray:
-    """(B, 3, 384) MiniLM views of query texts (each distinct string embedded once)."""
+def query_texts(text: str, views: bool = True) -> tuple[str, ...]:
+    """The strings to embed for one query: (full, head, body), or (full,) without views."""
+    return (text, *split_query(text)) if views else (text,)
+
+
+def embed_groups(groups: list[tuple[str, ...]], progress: bool = False) -> list[np.ndarray]:
+    """MiniLM vectors of groups of strings, one (len(group), 384) float32 array per group, in
+    one encoder call (each distinct string embedded once; the service's encoder batches)."""
     from curate.embedding import embed_texts
 
-    parts = [(t, *split_query(t)) for t in texts]
-    unique = sorted({s for p in parts for s in p})
+    unique = sorted({s for g in groups for s in g})
     E = embed_texts(unique, progress=progress)
     at = {s: i for i, s in enumerate(unique)}
-    return np.stack([E[[at[s] for s in p]] for p in parts]).astype(np.float32)
+    return [E[[at[s] for s in g]] for g in groups]
+
+
+def text_views(texts: list[str], progress: bool = False) -> np.ndarray:
+    """(B, 3, 384) MiniLM views of query texts (each distinct string embedded once)."""
+    return np.stack(embed_groups([query_texts(t) for t in texts], progress)).astype(np.float32)
 
 
 def as_views(queries: np.ndarray) -> np.ndarray:

@@ -92,7 +92,10 @@ def test_real_uvicorn_process_on_loopback(served):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
+        # the server binds once the index, the text encoder and the models are loaded
+        # (seconds on an idle machine, more on a busy one)
+        give_up = time.monotonic() + 120
+        while time.monotonic() < give_up and proc.poll() is None:
             try:
                 with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
                     if r.status == 200:

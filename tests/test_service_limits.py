@@ -1,0 +1,339 @@
+"""The service's limits: body size, readiness, deadlines and concurrency slots, shared encoder
+calls, strict request fields and the library checks behind them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from curate.cli import main
+from curate.errors import CurateError, DeadlineExceededError, InvalidParameterError
+from stores import Store
+
+INDEX = "svc-limits"
+
+
+@pytest.fixture(scope="module")
+def home(wordnet_home):
+    """The WordNet sample with a flat index and an untrained teacher and diffusion model."""
+    import torch
+
+    from retrieval.diffusion import DiffusionConfig, SetDiffusion, save_diffusion
+    from retrieval.index import load_index
+    from retrieval.teacher import Teacher
+    from stores import files
+
+    st = Store.open(wordnet_home)
+    if INDEX not in st.indices():
+        assert main(["--store", str(wordnet_home), "index", "build", "--name", INDEX,
+                     "--json"]) == 0
+    model = SetDiffusion(DiffusionConfig(dim=384, k=5, sigma_data=0.05, width=16, layers=1),
+                         torch.Generator().manual_seed(0))
+    diffusion = save_diffusion(st, model, {"index": INDEX, "k": 5})
+    teacher = Teacher(load_index(st, INDEX), np.asarray(st.embeddings("wordnet")[0]), k=5)
+    teacher_id = st.write_model("teacher", lambda folder: files.atomic_write(
+        folder / "policy.pt", lambda p: torch.save(teacher.policy.state_dict(), p)),
+        {"index": INDEX, "k": 5, "sigma": teacher.sigma, "tau": teacher.tau,
+         "beta": teacher.beta, "seed": 0})
+    return wordnet_home, teacher_id, diffusion
+
+
+def _vector(i: int = 0) -> list[float]:
+    v = [0.0] * 384
+    v[i] = 1.0
+    return v
+
+
+def _one_line(r) -> str:
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and detail and "\n" not in detail
+    return detail
+
+
+@pytest.fixture(scope="module")
+def client(home):
+    from retrieval.service import create_app
+
+    return TestClient(create_app(home[0], INDEX, max_k=20, max_body_bytes=4096))
+
+
+# -- body size -----------------------------------------------------------------------------
+
+def test_body_over_the_limit_is_a_413(client):
+    r = client.post("/v1/fanout", json={"query": "x" * 5000})
+    assert r.status_code == 413 and "larger than 4096 bytes" in _one_line(r)
+
+    def chunks():                     # no Content-Length: counted while it streams in
+        yield b'{"query": "'
+        for _ in range(10):
+            yield b"y" * 500
+        yield b'"}'
+
+    r = client.post("/v1/fanout", content=chunks(), headers={"content-type":
+                                                             "application/json"})
+    assert r.status_code == 413
+    r = client.post("/v1/fanout", json={"query": "a dog", "k": 3})
+    assert r.status_code == 200 and len(r.json()["items"]) == 3
+
+
+# -- readiness -------------------------------------------------------------------------------
+
+def test_encoder_and_models_are_loaded_before_the_app_is_ready(home):
+    from retrieval.service import create_app
+
+    root, teacher, diffusion = home
+    health = TestClient(create_app(root, INDEX)).get("/healthz").json()
+    assert health["status"] == "ok" and health["encoder"] is True
+    assert {teacher, diffusion} <= set(health["models"])       # every model of the index
+    c = TestClient(create_app(root, INDEX, preload_models=[]))
+    assert c.get("/healthz").json()["models"] == []
+    r = c.post("/v1/fanout", json={"vector": _vector(), "k": 5, "method": "diffusion",
+                                   "model": diffusion})
+    assert r.status_code == 200                                 # loaded on demand
+    assert c.get("/healthz").json()["models"] == [diffusion]
+    with pytest.raises(CurateError, match="not found"):
+        create_app(root, INDEX, preload_models=["teacher-nope"])
+
+
+def test_background_load_answers_503_until_ready(home, monkeypatch):
+    from retrieval.fanout import FanoutEngine
+    from retrieval.service import create_app
+
+    release = threading.Event()
+    warm_up = FanoutEngine.warm_up
+
+    def slow(self, models=None):
+        release.wait(60)
+        return warm_up(self, models)
+
+    monkeypatch.setattr(FanoutEngine, "warm_up", slow)
+    c = TestClient(create_app(home[0], INDEX, preload_models=[], background_load=True))
+    r = c.get("/healthz")
+    assert r.status_code == 503 and "still loading" in _one_line(r)
+    assert c.post("/v1/fanout", json={"query": "a dog"}).status_code == 503
+    release.set()
+    give_up = time.monotonic() + 60
+    while c.get("/healthz").status_code != 200 and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert c.post("/v1/fanout", json={"query": "a dog", "k": 2}).status_code == 200
+    broken = TestClient(create_app(home[0], INDEX, preload_models=["teacher-nope"],
+                                   background_load=True))
+    while (r := broken.get("/healthz")).json()["detail"].startswith("the service is still"):
+        time.sleep(0.05)
+    assert r.status_code == 503 and "loading failed" in _one_line(r)
+
+
+# -- deadlines and slots ---------------------------------------------------------------------
+
+def test_a_504_keeps_its_slot_until_the_work_stops():
+    """At the deadline the client gets a 504, but the next request (one slot) starts only
+    when the overrunning work has really ended."""
+    from fastapi import HTTPException
+
+    from retrieval.service import Runner
+
+    class Idle:
+        def warm_up(self, models):
+            return {}
+
+    runner = Runner(Idle, [], max_concurrency=1, background=False)
+    log: dict[str, float] = {}
+
+    def work(deadline, name):
+        log[f"start {name}"] = time.monotonic()
+        while time.monotonic() < deadline + 0.3:        # stops 0.3 s after its deadline
+            time.sleep(0.01)
+        log[f"end {name}"] = time.monotonic()
+        raise DeadlineExceededError("stopped")
+
+    async def scenario():
+        first = asyncio.ensure_future(runner.run(work, "a", timeout_s=0.2))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(runner.run(work, "b", timeout_s=0.5))
+        with pytest.raises(HTTPException) as cut:
+            await first
+        log["504 a"], busy = time.monotonic(), runner.in_flight
+        with pytest.raises(HTTPException):
+            await second
+        return cut.value.status_code, busy
+
+    status, busy = asyncio.run(scenario())
+    runner.pool.shutdown(wait=True)
+    assert status == 504 and busy == 1                  # the 504 came while "a" still ran
+    assert log["504 a"] < log["end a"] <= log["start b"]
+    assert runner.in_flight == 0
+
+
+def test_a_cut_off_batch_stops_soon_and_never_exceeds_the_slots(home):
+    import httpx
+
+    from retrieval.service import create_app
+
+    app = create_app(home[0], INDEX, preload_models=[], max_concurrency=2, timeout_s=0.3)
+    runner = app.state.runner
+    batch = {"requests": [{"query": f"query number {i}", "k": 5, "method": "mmr"}
+                          for i in range(256)]}        # seconds of work, one request
+    seen, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.append(runner.in_flight)
+            time.sleep(0.002)
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
+            t0 = time.monotonic()
+            rs = await asyncio.gather(*[c.post("/v1/fanout/batch", json=batch)
+                                        for _ in range(4)])
+            return rs, time.monotonic() - t0
+
+    threading.Thread(target=watch, daemon=True).start()
+    rs, took = asyncio.run(scenario())
+    t_answered = time.monotonic()
+    while runner.in_flight and time.monotonic() - t_answered < 30:
+        time.sleep(0.01)
+    drained = time.monotonic() - t_answered
+    done.set()
+    assert [r.status_code for r in rs] == [504] * 4 and "longer than 0.3 s" in _one_line(rs[0])
+    assert max(seen) == 2 and runner.in_flight == 0
+    assert drained < 3.0, drained                # stopped between requests, not after 256
+
+
+def test_deadlines_in_the_engine_and_the_micro_batcher(home):
+    from retrieval.batching import MicroBatcher
+    from retrieval.fanout import FanoutEngine
+
+    engine = FanoutEngine(Store.open(home[0]), INDEX)
+    with pytest.raises(DeadlineExceededError, match="before it started"):
+        engine.query(vector=_vector(), k=3, deadline=time.monotonic() - 1)
+    seen = []
+
+    def slow(Q):
+        seen.extend(Q[:, 0].tolist())
+        time.sleep(0.3)
+        return Q
+
+    mb = MicroBatcher(slow, max_wait_s=0.0)
+    busy = threading.Thread(target=mb.submit, args=(np.full(2, 1.0),))
+    busy.start()
+    time.sleep(0.05)                              # the worker is inside slow() now
+    with pytest.raises(DeadlineExceededError):
+        mb.submit(np.full(2, 2.0), deadline=time.monotonic() + 0.05)
+    busy.join()
+    assert np.array_equal(mb.submit(np.full(2, 3.0)), np.full(2, 3.0))
+    assert seen == [1.0, 3.0]                     # the item given up on never ran
+
+
+# -- shared encoder calls --------------------------------------------------------------------
+
+def test_concurrent_text_queries_share_encoder_calls(home):
+    from retrieval.fanout import FanoutEngine
+
+    st = Store.open(home[0])
+    shared, alone = FanoutEngine(st, INDEX, micro_batch=True), FanoutEngine(st, INDEX)
+    texts = [f"a kind of {w}" for w in ("dog", "tree", "ship", "song", "city", "bird",
+                                        "metal", "game", "tool", "fish", "cloud", "coin")]
+    out: dict[str, dict] = {}
+    threads = [threading.Thread(target=lambda t=t: out.__setitem__(t, shared.query(
+        text=t, k=5))) for t in texts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert shared.batchers[("encoder",)].batches < len(texts)
+    for t in texts:
+        ref = alone.query(text=t, k=5)
+        assert [i["row_idx"] for i in out[t]["items"]] == [i["row_idx"] for i in ref["items"]]
+        assert np.allclose([i["score"] for i in out[t]["items"]],
+                           [i["score"] for i in ref["items"]], atol=1e-4)
+
+
+# -- strict fields and the library checks behind them --------------------------------------
+
+@pytest.mark.parametrize("body,where", [
+    ({"query": "a dog", "k": "5"}, "k"),
+    ({"query": "a dog", "k": True}, "k"),
+    ({"query": "a dog", "k": 5.5}, "k"),
+    ({"vector": []}, "vector"),
+    ({"vector": ["0.1"] * 384}, "vector.0"),
+    ({"query": "a dog", "weights": {"diversity": "1"}}, "weights.diversity"),
+    ({"query": "a dog", "weights": {"diversity": True}}, "weights.diversity"),
+    ({"query": "a dog", "mmr_lambda": "0.5"}, "mmr_lambda"),
+    ({"query": "a dog", "seed": False}, "seed"),
+    ({"query": "a dog", "colour": "red"}, "colour"),
+    ({"query": ""}, "query"),
+    ({"query": "\ud800 broken"}, "query"),           # a lone surrogate is not a string
+    ({"requests": []}, "requests"),
+])
+def test_wrong_types_are_a_one_line_422(client, body, where):
+    path = "/v1/fanout/batch" if "requests" in body else "/v1/fanout"
+    r = client.post(path, content=json.dumps(body).encode(),
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and _one_line(r).startswith(where + ":")
+
+
+def test_non_finite_numbers_are_refused(client):
+    for body in ({"vector": [float("nan")] * 384}, {"query": "a", "mmr_lambda": float("inf")},
+                 {"query": "a dog", "weights": {"coverage": float("nan")}}):
+        r = client.post("/v1/fanout", content=json.dumps(body).encode(),
+                        headers={"content-type": "application/json"})
+        assert r.status_code == 422, body
+        assert "finite" in _one_line(r)
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ({"weights": {"diversity": -5.0}}, "must be a finite number in [0, 1e+06]"),
+    ({"weights": {"diversity": 0, "alignment": 0.0}}, "at least one objective weight"),
+    ({"weights": {}}, "at least one objective weight"),
+    ({"weights": {"composite": 1}}, "unknown objective(s) composite"),
+    ({"weights": {"coverage": 1e300}}, "must be a finite number in [0, 1e+06]"),
+    ({"mmr_lambda": 1.5}, "mmr_lambda must be a finite number in [0, 1]"),
+    ({"seed": -1}, "seed must be an integer in [0, 4294967295]"),
+    ({"best_of": 0}, "best_of must be an integer in [1, 64]"),
+    ({"steps": 1000}, "steps must be an integer in [1, 100]"),
+    ({"guidance": -1}, "guidance must be a finite number ≥ 0"),
+    ({"query": None, "vector": [0.0] * 384}, "all zeros"),
+    ({"method": "teacher", "model": "../etc/passwd"}, "a model id starts with a letter"),
+])
+def test_bad_values_are_a_one_line_400_whatever_the_method(client, body, fragment):
+    body = {"query": "a dog", "k": 5, **body}
+    r = client.post("/v1/fanout", content=json.dumps(body).encode(),
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 400 and fragment in _one_line(r), r.text
+
+
+def test_weights_and_extreme_vectors_give_finite_answers(client):
+    r = client.post("/v1/fanout", json={"query": "a dog", "k": 5,
+                                        "weights": {"diversity": 1.0}})
+    obj = r.json()["objectives"]
+    assert obj["composite"] == pytest.approx(obj["diversity"] / 5)
+    for v in ([1e300] * 384, [2.2e-313] * 384, [3.5e38] + [0.0] * 383):
+        r = client.post("/v1/fanout", json={"vector": v, "k": 3})
+        assert r.status_code == 200 and all(np.isfinite(list(r.json()["objectives"].values())))
+
+
+def test_the_library_gives_python_callers_the_same_errors(home):
+    from retrieval import fanout_query
+    from retrieval.objectives import check_weights, set_objectives
+
+    assert check_weights(None) == {"groundedness": 0.6, "diversity": 0.2, "alignment": 0.2}
+    assert check_weights({"coverage": 2}) == {"coverage": 2.0}
+    for bad in ({"coverage": float("nan")}, {"coverage": -1}, {"coverage": 0},
+                {"coverage": True}, {"beauty": 1.0}):
+        with pytest.raises(InvalidParameterError):
+            check_weights(bad)
+    q = np.eye(4)[:1]
+    with pytest.raises(InvalidParameterError, match="at least one"):
+        set_objectives(q, np.eye(4)[None], np.eye(4)[None], {"diversity": 0.0})
+    st = Store.open(home[0])
+    with pytest.raises(InvalidParameterError, match="weight of 'alignment'"):
+        fanout_query(st, INDEX, vector=_vector(), k=3, weights={"alignment": float("nan")})
+    with pytest.raises(InvalidParameterError, match="not valid Unicode"):
+        fanout_query(st, INDEX, text="\ud800 broken", k=3)
