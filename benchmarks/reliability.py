@@ -235,9 +235,11 @@ def _one_class_cld():
 
     n, e = 20, 4
     rng = np.random.default_rng(0)
+    # one class whose trajectories all fall by a constant step: every CLD score is 0
+    steps = (2.0 - 0.1 * np.arange(e, dtype=np.float32))[:, None]
     data = SelectionInput(row_idx=np.arange(n), labels=np.zeros(n, np.int64), classes=("a",),
                           signals=CandidateSignals(
-                              train_losses=rng.random((e, n)).astype(np.float32),
+                              train_losses=steps + rng.random((1, n)).astype(np.float32),
                               val_losses=rng.random((e, 5)).astype(np.float32),
                               val_labels=np.zeros(5, np.int64)))
     return make_selector("cld").select(data, 5, seed=0)

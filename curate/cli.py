@@ -501,6 +501,8 @@ def show(selection_id: Annotated[str, typer.Argument(help="Selection id.")],
          rows: Annotated[int, typer.Option(help="Rows to show.")] = 10,
          json_out: JsonOpt = False) -> None:
     """Show a selection's provenance and its first rows."""
+    if rows < 0:
+        raise InvalidParameterError(f"--rows must be ≥ 0; got {rows}")
     st = _store()
     table, prov = st.read_selection(selection_id)
     payload = {"selection_id": selection_id, "provenance": prov, "n_selected": table.height,

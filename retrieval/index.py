@@ -94,6 +94,13 @@ def build_index(store: Store, dataset: str | None = None, *, factory: str = "Fla
     except RuntimeError as exc:
         raise InvalidParameterError(f"bad FAISS factory string {factory!r}: "
                                     f"{str(exc).splitlines()[0]}") from None
+    try:
+        nlist = faiss.extract_index_ivf(base).nlist
+    except RuntimeError:  # not an IVF index
+        nlist = None
+    if nlist is not None and not 1 <= nlist <= len(Xn):
+        raise InvalidParameterError(f"FAISS factory {factory!r} asks for {nlist} inverted lists; "
+                                    f"it must be in [1, {len(Xn)}] (the number of vectors)")
     index = faiss.IndexIDMap2(base) if not isinstance(base, faiss.IndexIDMap) else base
     if not index.is_trained:
         rng = np.random.default_rng(seed)
