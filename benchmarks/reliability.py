@@ -240,7 +240,7 @@ def _one_class_cld():
     data = SelectionInput(row_idx=np.arange(n), labels=np.zeros(n, np.int64), classes=("a",),
                           signals=CandidateSignals(
                               train_losses=steps + rng.random((1, n)).astype(np.float32),
-                              val_losses=rng.random((e, 5)).astype(np.float32),
+                              val_losses=steps + rng.random((1, 5)).astype(np.float32),
                               val_labels=np.zeros(5, np.int64)))
     return make_selector("cld").select(data, 5, seed=0)
 
