@@ -6,13 +6,12 @@ sampling pass). The last two need a stored model id (``model``).
 
 Input is validated here, so Python callers and the service get the same one-line
 ``InvalidParameterError``: ``check_text``, ``check_vector``, ``check_model_id``,
-``retrieval.objectives.check_weights``, k, seed, best_of (steps / guidance in
-``retrieval.diffusion``). ``deadline`` bounds a query's work (``check_deadline`` between
-stages)."""
+``retrieval.objectives.check_weights``, and k, seed, mmr_lambda, best_of, steps, guidance
+(``curate.checks``) whatever the method. ``deadline`` bounds a query's work
+(``check_deadline`` between stages)."""
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from curate.checks import check_int, check_number, check_seed
 from curate.errors import DeadlineExceededError, InvalidParameterError
 from retrieval.baselines import FanoutResult, MMRRetriever, TopKRetriever
 from retrieval.index import VectorIndex, load_index, normalise
@@ -30,8 +30,7 @@ from stores import Store
 METHODS = ("topk", "mmr", "teacher", "diffusion")
 POOL = 500                  # the query's neighbourhood for groundedness / coverage
 BEST_OF, STEPS, GUIDANCE = 8, 6, 1.0   # teacher's N; diffusion's Heun steps and CFG weight
-MAX_STEPS = 100             # retrieval.diffusion's limit
-MAX_SEED = 2**32 - 1        # numpy's and torch's seeds both take this range
+MAX_BEST_OF, MAX_STEPS = 64, 100   # the teacher's N; retrieval.diffusion's Heun steps
 MAX_TEXT = 10_000           # characters; MiniLM reads the first 256 word pieces anyway
 MODEL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")     # the store's artifact names
 
@@ -199,18 +198,19 @@ class FanoutEngine:
         if method not in METHODS:
             raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}; got "
                                         f"{method!r}")
-        check_int("k", k, 1, self.max_k)
+        check_int("", "k", k, 1, self.max_k)
         if (text is None) == (vector is None):
             raise InvalidParameterError("give exactly one of a query text or a query vector")
         # every parameter is checked whatever the method, so a bad one never passes unseen
         weights = check_weights(weights)
-        check_real("mmr_lambda", mmr_lambda, 0.0, 1.0)
-        for name, value, lo, hi in (("seed", seed, 0, MAX_SEED), ("best_of", best_of, 1, 64),
-                                    ("steps", steps, 1, MAX_STEPS)):
+        check_number("", "mmr_lambda", mmr_lambda, 0.0, 1.0)
+        if seed is not None:
+            check_seed(seed)
+        for name, value, hi in (("best_of", best_of, MAX_BEST_OF), ("steps", steps, MAX_STEPS)):
             if value is not None:
-                check_int(name, value, lo, hi)
+                check_int("", name, value, 1, hi)
         if guidance is not None:
-            check_real("guidance", guidance, 0.0, None)
+            check_number("", "guidance", guidance, 0.0)
         check_deadline(deadline, "before it started")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -272,31 +272,6 @@ class FanoutEngine:
         q = views[:, 0]
         return FanoutResult(sets, np.einsum("bkd,bd->bk", self.vectors[sets], q),
                             np.arange(k)[None])
-
-
-def check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    """``value`` as an integer in [lo, hi] (not a bool, not a float)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
-            not lo <= value <= hi:
-        raise InvalidParameterError(f"{name} must be an integer in [{lo}, {hi}]; got "
-                                    f"{_short(value)}")
-    return int(value)
-
-
-def check_real(name: str, value: Any, lo: float, hi: float | None) -> float:
-    """``value`` as a finite real in [lo, hi] (hi None: no upper bound)."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer,
-                                                            np.floating))
-    if not ok or not math.isfinite(value) or value < lo or (hi is not None and value > hi):
-        span = f"in [{lo:g}, {hi:g}]" if hi is not None else f"≥ {lo:g}"
-        raise InvalidParameterError(f"{name} must be a finite number {span}; got "
-                                    f"{_short(value)}")
-    return float(value)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:40] + "…"
 
 
 def check_deadline(deadline: float | None, stage: str) -> None:

@@ -47,11 +47,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from curate.errors import CurateError, DeadlineExceededError
-from retrieval.fanout import BEST_OF, MAX_SEED, MAX_TEXT, METHODS, STEPS, FanoutEngine
+from retrieval.fanout import (
+    BEST_OF,
+    MAX_BEST_OF,
+    MAX_STEPS,
+    MAX_TEXT,
+    METHODS,
+    STEPS,
+    FanoutEngine,
+)
 from retrieval.objectives import MAX_WEIGHT, OBJECTIVES
 from stores import Store, files
+from stores.checks import SEED_LIMIT
 
-MAX_BODY_BYTES = 1 << 20        # 1 MiB: a 384-dim vector request is ~8 kB, a full batch ~2 MB
+MAX_BODY_BYTES = 4 << 20        # 4 MiB: a 384-dim vector request is ~8 kB, a full batch ~2 MB
 MAX_BATCH = 256
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -98,13 +107,13 @@ class FanoutRequest(BaseModel):
     model: str | None = Field(None, max_length=64, description="Model id (methods teacher, "
                                                                 "diffusion).")
     seed: Int | None = Field(None, description="Sampling seed (teacher, diffusion).",
-                             json_schema_extra={"minimum": 0, "maximum": MAX_SEED})
+                             json_schema_extra={"minimum": 0, "maximum": SEED_LIMIT - 1})
     best_of: Int | None = Field(None, description=f"Teacher: fan-outs sampled, best kept (N "
-                                                  f"in [1, 64]; default {BEST_OF}).",
-                                json_schema_extra={"minimum": 1, "maximum": 64})
-    steps: Int | None = Field(None, description=f"Diffusion: Heun steps in [1, 100] (default "
-                                                f"{STEPS}).",
-                              json_schema_extra={"minimum": 1, "maximum": 100})
+                                                  f"in [1, {MAX_BEST_OF}]; default {BEST_OF}).",
+                                json_schema_extra={"minimum": 1, "maximum": MAX_BEST_OF})
+    steps: Int | None = Field(None, description=f"Diffusion: Heun steps in [1, {MAX_STEPS}] "
+                                                f"(default {STEPS}).",
+                              json_schema_extra={"minimum": 1, "maximum": MAX_STEPS})
     guidance: Finite | None = Field(None, description="Diffusion: classifier-free guidance "
                                                       "weight ≥ 0 (default 1).",
                                     json_schema_extra={"minimum": 0})
@@ -160,16 +169,23 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 class BodyLimit:
     """Pure ASGI middleware: 413 for a request body over ``max_bytes``, from Content-Length
-    or, without one, counted while it streams in (it never buffers more than that)."""
+    or, without one, counted while it streams in (it never holds more than that). Before
+    answering it reads and discards the rest of the body, up to ``drain_bytes`` (a client
+    that sends its whole body before reading, like urllib, then sees the 413 rather than a
+    reset connection); a client that asked ``Expect: 100-continue`` is answered at once, so
+    it never sends the body."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, drain_bytes: int = 16 << 20):
+        self.app, self.max_bytes, self.drain_bytes = app, max_bytes, drain_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or ()).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        headers = dict(scope.get("headers") or ())
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            if headers.get(b"expect", b"").lower() != b"100-continue":
+                await self._drain(receive, 0)
             return await self._reject(send)
         body, more = bytearray(), True
         while more:
@@ -179,6 +195,8 @@ class BodyLimit:
             body += msg.get("body", b"")
             more = msg.get("more_body", False)
             if len(body) > self.max_bytes:
+                if more:
+                    await self._drain(receive, len(body))
                 return await self._reject(send)
         replayed = False
 
@@ -190,6 +208,14 @@ class BodyLimit:
             return {"type": "http.request", "body": bytes(body), "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _drain(self, receive, seen: int) -> None:
+        """Read and drop body chunks until the body ends or ``drain_bytes`` are read."""
+        while seen <= self.drain_bytes:
+            msg = await receive()
+            if msg["type"] != "http.request" or not msg.get("more_body", False):
+                return
+            seen += len(msg.get("body", b""))
 
     async def _reject(self, send) -> None:
         payload = json.dumps({"detail": f"request body is larger than {self.max_bytes} "

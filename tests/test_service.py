@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -109,6 +110,14 @@ def test_real_uvicorn_process_on_loopback(served):
                                      headers={"content-type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as r:
             assert len(json.loads(r.read())["items"]) == 4
+        # a body over the 4 MiB default is a 413, which a client that sends its whole body
+        # before reading (urllib) still gets: the server drains the body first
+        big = urllib.request.Request(f"{url}/v1/fanout", method="POST",
+                                     data=json.dumps({"query": "x" * 5_000_000}).encode(),
+                                     headers={"content-type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(big, timeout=30)
+        assert err.value.code == 413 and "larger than" in json.loads(err.value.read())["detail"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -295,10 +295,11 @@ def test_non_finite_numbers_are_refused(client):
     ({"weights": {"composite": 1}}, "unknown objective(s) composite"),
     ({"weights": {"coverage": 1e300}}, "must be a finite number in [0, 1e+06]"),
     ({"mmr_lambda": 1.5}, "mmr_lambda must be a finite number in [0, 1]"),
-    ({"seed": -1}, "seed must be an integer in [0, 4294967295]"),
+    ({"seed": -1}, "seed must be an integer in [0, 2**63)"),
+    ({"seed": 2**63}, "seed must be an integer in [0, 2**63)"),
     ({"best_of": 0}, "best_of must be an integer in [1, 64]"),
     ({"steps": 1000}, "steps must be an integer in [1, 100]"),
-    ({"guidance": -1}, "guidance must be a finite number ≥ 0"),
+    ({"guidance": -1}, "guidance must be a finite number in [0, inf]"),
     ({"query": None, "vector": [0.0] * 384}, "all zeros"),
     ({"method": "teacher", "model": "../etc/passwd"}, "a model id starts with a letter"),
 ])
