@@ -99,7 +99,7 @@ class Catalog:
                 con.execute(ddl)
             for table in ARTEFACT_TABLES:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS manifest VARCHAR")
-                keys = _KEYS[table]
+                keys = KEYS[table]
                 rows = con.execute(f"SELECT {', '.join(keys)}, path FROM {table}").fetchall()
                 for *key, path in rows:
                     if path is None:
@@ -163,6 +163,6 @@ class Catalog:
             con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, value])
 
 
-_KEYS = {"datasets": ("name",), "embeddings": ("dataset", "model"),
+KEYS = {"datasets": ("name",), "embeddings": ("dataset", "model"),
          "signals": ("dataset", "name"), "selections": ("id",), "models": ("id",),
          "indices": ("id",)}

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from stores import files, integrity
+from stores.catalog import KEYS
 from stores.errors import StoreError
 from stores.lock import StoreBusyError, store_lock
 
@@ -129,10 +130,7 @@ def _register_selection(st: Store, folder: Path, con) -> bool:
 def _dangling(st: Store) -> list[tuple[str, str, list]]:
     """Catalog rows whose files are gone: (table, label, key values)."""
     out = []
-    keys = {"datasets": ("name",), "embeddings": ("dataset", "model"),
-            "signals": ("dataset", "name"), "selections": ("id",), "models": ("id",),
-            "indices": ("id",)}
-    for table, cols in keys.items():
+    for table, cols in KEYS.items():
         for r in st.catalog.rows(f"SELECT {', '.join(cols)}, path FROM {table}"):
             if not st.abspath(r["path"]).exists():
                 out.append((table, "/".join(str(r[c]) for c in cols), [r[c] for c in cols]))
@@ -163,9 +161,7 @@ def recover(st: Store, *, wait: bool = True, drop_dangling: bool = False,
                     if table == "selections" and _register_selection(st, p, con):
                         report.registered.append(st.relpath(p))
                 for table, cols, values in dangling:
-                    keys = {"datasets": ("name",), "embeddings": ("dataset", "model"),
-                            "signals": ("dataset", "name")}.get(table, ("id",))
-                    where = " AND ".join(f"{k} = ?" for k in keys)
+                    where = " AND ".join(f"{k} = ?" for k in KEYS[table])
                     con.execute(f"DELETE FROM {table} WHERE {where}", values)
                     report.dropped_rows.append(f"{table}:{cols}")
             for _table, p in orphans:
