@@ -23,6 +23,7 @@ from curate.inputs import load_input
 from curate.selection import Selection
 from curate.selector import make_selector
 from stores import Store, files
+from stores.executor import Executor, get_executor
 from stores.store import now_iso
 
 
@@ -43,27 +44,31 @@ def select(*, method: str, budget: Budget, dataset: str | None = None,
            params: dict[str, Any] | None = None, embedding: str | None = None,
            signal: str | None = None, group_column: str | None = None,
            target: str | None = None, model: str | None = None,
-           save: bool = True) -> Selection:
+           save: bool = True, executor: Executor | str | None = None) -> Selection:
     """Run ``method`` on ``dataset`` (the store's default if None) and save the selection.
 
     Returns the ``Selection`` with ``id`` and ``path`` set (unless ``save=False``).
     The seed (an integer in [0, 2**63)) and the method's parameters are checked before the
-    store is opened or any input loaded.
+    store is opened or any input loaded. ``executor`` (``local`` | ``ray`` | an ``Executor``;
+    default ``$CURATE_EXECUTOR``, else local) runs the method's parallel stages; the
+    selection (and its id) is the same on every executor. Only this process writes.
     """
     seed = check_seed(seed)
     if params is not None and not isinstance(params, dict):
         raise InvalidParameterError(f"params must be a dict of method parameters; got "
                                     f"{type(params).__name__}")
     selector = make_selector(method, **(params or {}))
+    executor = get_executor(executor)   # before any I/O: a missing Ray is one line
     st = open_store(store)
     name = st.resolve_dataset(dataset)
     needs = selector.needs
     _check_available(st, name, selector.name, needs.embeddings, needs.signals)
     data = load_input(st, name, labels=needs.labels, embeddings=needs.embeddings,
                       signals=needs.signals, embedding=embedding, signal=signal,
-                      group_column=group_column, target=target, model=model)
+                      group_column=group_column, target=target, model=model,
+                      lazy_embeddings=selector.lazy_embeddings)
     t0 = time.perf_counter()
-    result = selector.select(data, budget, seed=seed)
+    result = selector.select(data, budget, seed=seed, executor=executor)
     run = {"created_at": now_iso(), "wall_time_s": round(time.perf_counter() - t0, 6)}
     if not save:
         return result.with_location(None, None, run)

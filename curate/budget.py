@@ -78,7 +78,9 @@ def class_groups(labels: np.ndarray | None, k: int) -> list[tuple[np.ndarray, in
     quota 0 left out); one group holding everything when ``labels`` is None."""
     if labels is None:
         raise ValueError("class_groups needs labels")
-    classes, sizes = np.unique(labels, return_counts=True)
+    labels = np.asarray(labels)
+    order = np.argsort(labels, kind="stable")  # one sort, not one pass per class
+    classes, starts, sizes = np.unique(labels[order], return_index=True, return_counts=True)
     quotas = largest_remainder(sizes, k)
-    return [(np.flatnonzero(labels == c), int(q))
-            for c, q in zip(classes, quotas, strict=True) if q]
+    return [(order[s:s + m], int(q))
+            for s, m, q in zip(starts, sizes, quotas, strict=True) if q]

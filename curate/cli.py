@@ -35,6 +35,11 @@ out = Console(soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace the output file if it exists.")]
+ExecutorOpt = Annotated[str | None, typer.Option(
+    "--executor", help="Where parallel stages run: local (default) or ray "
+    "[env: CURATE_EXECUTOR].")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="A running Ray cluster (implies --executor ray) [env: RAY_ADDRESS].")]
 DatasetArg = Annotated[str | None, typer.Argument(
     help="Dataset name (default: the store's default dataset).")]
 
@@ -66,6 +71,13 @@ def _table(frame, title: str | None = None) -> Table:
     for row in frame.iter_rows():
         t.add_row(*["" if v is None else str(v) for v in row])
     return t
+
+
+def _executor(name: str | None, address: str | None):
+    """The executor a command asked for (``--executor``, ``--ray-address``, else the env)."""
+    from stores.executor import get_executor
+
+    return get_executor(name, address=address)
 
 
 def _parse_params(items: list[str] | None) -> dict[str, Any]:
@@ -142,6 +154,8 @@ def ingest(
     test_fraction: Annotated[float, typer.Option(help="Test share if assigned.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed for the assigned split.")] = 0,
     set_default: Annotated[bool, typer.Option(help="Make it the default dataset.")] = False,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Validate a file and add it to the store as a dataset."""
@@ -151,7 +165,8 @@ def ingest(
                       vector_column=vector_column, split_column=split_column,
                       val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     st = _store(create=True)
-    info = st.ingest(path, name, spec, progress=not json_out)
+    info = st.ingest(path, name, spec, progress=not json_out,
+                     executor=_executor(executor, ray_address))
     if set_default or st.default_dataset is None:
         st.set_default(name)
     _emit({"dataset": info.name, "n_rows": info.n_rows, "fingerprint": info.fingerprint,
@@ -161,11 +176,19 @@ def ingest(
 @app.command()
 def embed(dataset: DatasetArg = None,
           batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
+          executor: ExecutorOpt = None,
+          ray_address: RayAddressOpt = None,
+          actors: Annotated[int | None, typer.Option(
+              help="Ray: encoder actors (default: one per CPU).")] = None,
+          cpus_per_actor: Annotated[int, typer.Option(help="Ray: CPUs per actor.")] = 1,
+          gpus_per_actor: Annotated[float, typer.Option(help="Ray: GPUs per actor.")] = 0.0,
           json_out: JsonOpt = False) -> None:
     """Embed a dataset's text column with all-MiniLM-L6-v2 (offline)."""
     from curate.embedding import embed_dataset
 
-    _emit(embed_dataset(_store(), dataset, batch_size=batch_size, progress=not json_out),
+    _emit(embed_dataset(_store(), dataset, batch_size=batch_size, progress=not json_out,
+                        executor=_executor(executor, ray_address), actors=actors,
+                        cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor),
           json_out)
 
 
@@ -389,6 +412,8 @@ def select(
         help="Dataset holding the target domain (snp).")] = None,
     model: Annotated[str | None, typer.Option(
         help="Trained model id (inset; see `curate subsets train`).")] = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Select a subset with a registered method and save it as an immutable selection."""
@@ -397,7 +422,8 @@ def select(
     sel = curate.select(method=method, budget=curate.parse_budget(budget), dataset=dataset,
                         store=State.store, seed=seed, params=_parse_params(param),
                         embedding=embedding, signal=signal, group_column=group_column,
-                        target=target, model=model)
+                        target=target, model=model,
+                        executor=_executor(executor, ray_address))
     p = sel.provenance
     _emit({"selection_id": sel.id, "dataset": p.dataset, "method": p.method,
            "budget": p.budget, "seed": p.seed, "n_candidates": p.n_candidates,

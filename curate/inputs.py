@@ -21,6 +21,58 @@ from curate.errors import InvalidParameterError, MissingInputError, SchemaError
 from stores import Store
 
 
+class RowSubset:
+    """Rows ``rows`` of a (N, d) matrix (a memory map), read only when indexed.
+
+    What a selector that works part by part (``Selector.lazy_embeddings``) gets instead of
+    a gathered (n, d) copy: ``subset[idx]`` reads just those rows, ``len``/``shape``/
+    ``dtype``/``ndim`` answer without reading, and ``np.asarray(subset)`` gathers all of them
+    (the copy the eager path makes). Pickles as the memory map's path and the rows, so an
+    executor task opens the file again instead of receiving its bytes.
+    """
+
+    def __init__(self, base: np.ndarray, rows: np.ndarray):
+        from stores.executor import unship
+
+        self.base = unship(base)
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    def __reduce__(self):
+        from stores.executor import ship
+
+        return (RowSubset, (ship(self.base), self.rows))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.rows), int(self.base.shape[1]))
+
+    ndim = 2
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        return np.asarray(self.base[self.rows[idx]], dtype=np.float32)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.empty(self.shape, dtype=np.float32)
+        for lo in range(0, len(self.rows), 1 << 18):
+            out[lo:lo + (1 << 18)] = self.base[self.rows[lo:lo + (1 << 18)]]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def all_finite(array: Any, rows: int = 1 << 18) -> bool:
+    """No NaN or inf, read ``rows`` rows at a time (O(rows·d) memory on a memory map)."""
+    n = len(array)
+    if n == 0 or np.ndim(array) < 2:
+        return bool(np.isfinite(np.asarray(array)).all())
+    return all(bool(np.isfinite(array[lo:lo + rows]).all()) for lo in range(0, n, rows))
+
+
 @dataclass(frozen=True)
 class CandidateSignals:
     """Loss trajectories aligned with the candidates (columns of ``train_losses``)."""
@@ -185,12 +237,13 @@ def labelled_splits(store: Store, dataset: str | None, purpose: str) -> Labelled
 def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: bool,
                signals: bool, embedding: str | None = None, signal: str | None = None,
                group_column: str | None = None, target: str | None = None,
-               model: str | None = None) -> SelectionInput:
+               model: str | None = None, lazy_embeddings: bool = False) -> SelectionInput:
     """Load the candidate pool of ``dataset`` with exactly the parts a selector needs.
 
     ``group_column`` adds group codes (SnP's sources/identities); ``target`` adds the
     embeddings of every row of another dataset (the target domain), which must have the
-    same embedding model and dimension.
+    same embedding model and dimension. ``lazy_embeddings`` hands the method a ``RowSubset``
+    of the memory-mapped embeddings (rows read part by part) instead of a gathered copy.
     """
     info = store.dataset_info(dataset)
     cols = ["row_idx", "sample_id", "split"]
@@ -220,7 +273,8 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
         if meta.source_fingerprint != info.fingerprint:
             raise SchemaError(f"embedding {meta.model!r} was computed for another version of "
                               f"{info.name!r}; run `curate embed {info.name}` again")
-        emb = np.asarray(matrix[rows], dtype=np.float32)
+        emb = RowSubset(matrix, rows) if lazy_embeddings else \
+            np.asarray(matrix[rows], dtype=np.float32)
         used["embedding"] = meta.model
     sig = None
     if signals:

@@ -33,8 +33,9 @@ from curate.errors import (
     SchemaError,
     UnknownMethodError,
 )
-from curate.inputs import SelectionInput
+from curate.inputs import SelectionInput, all_finite
 from curate.selection import Provenance, Selection
+from stores.executor import Executor, LocalExecutor, get_executor
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,15 @@ class Selector:
     #: False for methods that may return fewer than k rows (e.g. Carathéodory coresets);
     #: they report the actual size in ``provenance.n_selected`` and ``info``.
     exact_budget: ClassVar[bool] = True
+    #: True for methods that read the embeddings part by part (``RowSubset``, no gathered copy)
+    lazy_embeddings: ClassVar[bool] = False
+
+    _executor: Executor | None = None
+
+    @property
+    def executor(self) -> Executor:
+        """The executor of the running ``select`` call (local outside one)."""
+        return self._executor or LocalExecutor()
 
     # -- parameters (sklearn-style: the constructor's keyword arguments) -------------------
     @classmethod
@@ -107,16 +117,24 @@ class Selector:
         """Method-specific input checks beyond ``needs`` (override)."""
 
     # -- the public entry ------------------------------------------------------------------
-    def select(self, data: SelectionInput, budget: Budget, *, seed: int = 0) -> Selection:
+    def select(self, data: SelectionInput, budget: Budget, *, seed: int = 0,
+               executor: Executor | str | None = None) -> Selection:
         """Select ``budget`` of ``data``'s candidates. Same seed → identical result.
 
         Checked before any work: the seed, the parameters, the input arrays, the budget.
+        ``executor`` (``local`` | ``ray`` | an ``Executor``; default ``$CURATE_EXECUTOR`` or
+        local) runs the method's parallel stages — chunked scoring, the parts of a
+        partitioned greedy; the result does not depend on it, so it is not in the provenance.
         """
         seed = check_seed(seed)
         self.check_params()
         self._validate(data)
         k = resolve_budget(budget, data.n)
-        picks = self._select(data, k, np.random.default_rng(seed))
+        self._executor = get_executor(executor)
+        try:
+            picks = self._select(data, k, np.random.default_rng(seed))
+        finally:
+            self._executor = None
         positions = np.asarray(picks.positions, dtype=np.int64)
         self._check_picks(positions, picks, data.n, k)
         prov = Provenance(
@@ -151,7 +169,7 @@ class Selector:
             if data.embeddings.ndim != 2 or len(data.embeddings) != data.n:
                 raise SchemaError(f"{self.name}: embeddings must be (n={data.n}, d); "
                                   f"got {data.embeddings.shape}")
-            if not np.isfinite(data.embeddings).all():
+            if not all_finite(data.embeddings):
                 raise SchemaError(f"{self.name}: embeddings{where} contain NaN or inf")
         if self.needs.signals:
             if data.signals is None:
@@ -161,7 +179,7 @@ class Selector:
             if s.train_losses.ndim != 2 or s.train_losses.shape[1] != data.n:
                 raise SchemaError(f"{self.name}: train_losses must be (E, n={data.n}); "
                                   f"got {s.train_losses.shape}")
-            if not (np.isfinite(s.train_losses).all() and np.isfinite(s.val_losses).all()):
+            if not (all_finite(s.train_losses.T) and all_finite(s.val_losses.T)):
                 raise SchemaError(f"{self.name}: signals contain NaN or inf losses")
         if self.needs.groups and data.groups is None:
             raise MissingInputError(f"{self.name} needs groups: pass --group-column COLUMN")

@@ -207,11 +207,13 @@ class Store:
         self.catalog.set_setting("default_dataset", self.resolve_dataset(name))
 
     def ingest(self, path: str | Path, name: str, spec: IngestSpec,
-               batch_rows: int = BATCH_ROWS, progress: bool = False) -> DatasetInfo:
+               batch_rows: int = BATCH_ROWS, progress: bool = False,
+               executor=None) -> DatasetInfo:
         """Stream a file or a folder of shards into dataset ``name`` (``stores.stream``):
         validated batch by batch, never held whole. Vectors (if any) become the embedding
         ``"ingested"``; samples and vectors are registered in one transaction, and bad input
-        anywhere (any shard, any batch) leaves the store unchanged."""
+        anywhere (any shard, any batch) leaves the store unchanged. ``executor`` (``ray``)
+        converts Parquet shards' vectors one shard per task (``stream_ingest``)."""
         from stores.progress import bar
 
         check_name(name)
@@ -219,6 +221,9 @@ class Store:
         if self.has_dataset(name):
             raise AlreadyExistsError(f"dataset {name!r} already exists in {self.root}; "
                                      "choose another --name")
+        from stores.executor import get_executor
+
+        executor = get_executor(executor)
         source = open_source(path)
         final = self.root / "datasets" / name
         with files.staged_dir(final) as tmp:
@@ -228,7 +233,8 @@ class Store:
             with bar(f"ingest {name}", total=source.n_rows, enabled=progress) as b:
                 n, dim = stream_ingest(source, spec, tmp / "samples.parquet",
                                        emb_dir / VECTORS if spec.vector_column else None,
-                                       batch_rows=batch_rows, progress=b.advance)
+                                       batch_rows=batch_rows, progress=b.advance,
+                                       executor=executor)
             return self._finish_dataset(tmp, final, name, spec, str(Path(path).absolute()),
                                         n, emb_dir if spec.vector_column else None,
                                         (n, dim))
@@ -301,6 +307,11 @@ class Store:
 
     def samples(self, name: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
         return self.dataset(name).select(columns or pl.all()).collect()
+
+    def dataset_path(self, name: str | None = None) -> Path:
+        """The dataset's folder (samples checked against their manifest), for readers such as
+        Ray Data that open ``samples.parquet`` themselves."""
+        return self._dataset_folder(self.resolve_dataset(name))
 
     def dataset(self, name: str | None = None) -> pl.LazyFrame:
         """The sample table as a lazy Polars frame (join selections on ``row_idx``)."""

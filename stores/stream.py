@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from stores.errors import EmptyDatasetError, SchemaError
 from stores.ingest import FORMATS, IngestSpec, check_columns, prepare_samples
-from stores.vectors import NpyWriter, arrow_vectors
+from stores.vectors import NpyWriter, arrow_vectors, open_rows, preallocate_npy
 
 BATCH_ROWS = 65_536
 
@@ -144,10 +144,16 @@ def _file_batches(f: Path, fmt: str, columns: list[str] | None,
 
 def stream_ingest(source: Source, spec: IngestSpec, samples_path: Path,
                   vectors_path: Path | None = None, batch_rows: int = BATCH_ROWS,
-                  progress=None) -> tuple[int, int]:
+                  progress=None, executor=None) -> tuple[int, int]:
     """Write the sample table of ``source`` to ``samples_path`` (Parquet) and, if
     ``spec.vector_column``, its vectors to ``vectors_path`` (``.npy``); return
-    (rows, vector dimension or 0)."""
+    (rows, vector dimension or 0).
+
+    With a distributed ``executor`` (``ray``) and Parquet shards, the vectors — the bulk of
+    the bytes — are converted one shard per task, each writing its rows in place into a
+    preallocated ``.npy`` (offsets from the shards' footers), while this process streams the
+    other columns; the file is byte-identical to the one-process path. Workers write only
+    into the staged folder, so a failed task leaves the store unchanged."""
     where = str(source.path)
     check_columns(source.schema.names, spec, where)
     if spec.text_column is not None:
@@ -168,11 +174,17 @@ def stream_ingest(source: Source, spec: IngestSpec, samples_path: Path,
     drop = {c for c in (spec.vector_column,) if c}
     drop |= {c for c in (spec.id_column,) if c in ("row_idx", "sample_id")}
     drop |= {"split"}
-    vec = NpyWriter(vectors_path) if spec.vector_column else None
+    spread = (spec.vector_column is not None and executor is not None
+              and executor.name != "local" and source.fmt == "parquet")
+    dim_spread = _spread_vectors(source, spec, vectors_path, n, batch_rows, executor) \
+        if spread else 0
+    vec = NpyWriter(vectors_path) if spec.vector_column and not spread else None
+    read_cols = None if not spread else [c for c in source.schema.names
+                                         if c != spec.vector_column]
     writer = None
     offset = 0
     try:
-        for batch in source.batches(None, batch_rows):
+        for batch in source.batches(read_cols, batch_rows):
             m = batch.num_rows
             if offset + m > n:
                 raise SchemaError(f"cannot ingest {where}: it changed while being read")
@@ -200,11 +212,48 @@ def stream_ingest(source: Source, spec: IngestSpec, samples_path: Path,
     finally:
         if writer is not None:
             writer.close()
-        dim = 0
+        dim = dim_spread
         if vec is not None:
             vec.close()
             dim = vec.dim or 0
     return n, dim
+
+
+def _spread_vectors(source: Source, spec: IngestSpec, path: Path, n: int, batch_rows: int,
+                    executor) -> int:
+    """Convert the vector column shard by shard on ``executor`` into ``path``; return d."""
+    where = str(source.path)
+    counts = [pq.ParquetFile(f).metadata.num_rows for f in source.files]
+    if sum(counts) != n:
+        raise SchemaError(f"cannot ingest {where}: it changed while being read")
+    first = next(b for b in source.batches([spec.vector_column], 1) if b.num_rows)
+    dim = arrow_vectors(first.column(spec.vector_column), column=spec.vector_column,
+                        source=where, offset=0).shape[1]
+    preallocate_npy(path, n, dim)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
+    items = [(str(f), int(s), int(c)) for f, s, c in zip(source.files, starts, counts,
+                                                         strict=True) if c]
+    shared = {"column": spec.vector_column, "dim": dim, "path": str(path), "n": n,
+              "where": where, "batch_rows": batch_rows}
+    executor.map(_vector_task, items, shared=shared, desc="vectors")
+    return dim
+
+
+def _vector_task(item: tuple[str, int, int], shared: dict) -> int:
+    """One shard's vectors into rows [start, start + count) of the preallocated file."""
+    f, start, count = item
+    out = open_rows(Path(shared["path"]), shared["n"], shared["dim"])
+    pos = start
+    for batch in _file_batches(Path(f), "parquet", [shared["column"]], shared["batch_rows"]):
+        v = arrow_vectors(batch.column(shared["column"]), column=shared["column"],
+                          source=shared["where"], offset=pos, dim=shared["dim"])
+        out[pos:pos + len(v)] = v
+        pos += len(v)
+    if pos != start + count:
+        raise SchemaError(f"cannot ingest {shared['where']}: {f} changed while being read")
+    out.flush()
+    del out
+    return count
 
 
 def _read_keys(source: Source, cols: list[str], batch_rows: int) -> pl.DataFrame:

@@ -111,6 +111,19 @@ class NpyWriter:
             self._fh.close()
 
 
+def preallocate_npy(path: Path, rows: int, dim: int) -> None:
+    """A ``.npy`` of (rows, dim) float32 with ``NpyWriter``'s header (the same bytes once
+    filled), its data a sparse hole that tasks fill in place (``open_rows``)."""
+    with open(path, "wb") as fh:
+        fh.write(_header(rows, dim))
+        fh.truncate(_HEADER_BYTES + rows * dim * 4)
+
+
+def open_rows(path: Path, rows: int, dim: int) -> np.memmap:
+    """The data of a ``preallocate_npy`` file, mapped for writing."""
+    return np.memmap(path, dtype="<f4", mode="r+", offset=_HEADER_BYTES, shape=(rows, dim))
+
+
 def _header(rows: int, dim: int) -> bytes:
     body = repr({"descr": "<f4", "fortran_order": False, "shape": (rows, dim)})
     room = _HEADER_BYTES - 10 - 1

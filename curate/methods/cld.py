@@ -11,7 +11,9 @@ checkpoints, and labels. For candidate i of class c::
 A high score means the sample's loss falls when its class's validation loss falls: it
 teaches what generalises. Keep the top k_c per class with k_c ∝ class size (largest
 remainder, Σ k_c = k). Validation rows are never candidates (they are not in the pool).
-Cost O(E·n) time, O(E·n) memory for the diff (the loss matrix itself is E·n).
+Cost O(E·n) time. Memory: the (E, n) losses stay memory-mapped and are scored in chunks of
+columns (``ScoreSelector``), so the float64 diff and centred copies are O(E·chunk) and the
+extra memory is O(n) for the scores — never another E×n array.
 
 Differences from the reference code: positions are mapped back to real ``row_idx`` through
 the candidate pool (the reference indexes the wrong space); classes with no validation rows
@@ -102,17 +104,41 @@ class CLDSelector(ScoreSelector):
             raise SchemaError(f"cld: val_labels must be a 1-D array of class codes ≥ 0; got "
                               f"{val_labels.dtype} of shape {val_labels.shape}")
 
-    def _scores(self, data: SelectionInput) -> tuple[np.ndarray, dict]:
+    def _scores(self, data: SelectionInput) -> np.ndarray:
         s = data.signals
-        n_classes = int(max(data.labels.max(), s.val_labels.max())) + 1
-        scores, seen = cld_scores(s.train_losses, data.labels, s.val_losses, s.val_labels,
-                                  n_classes)
+        n_classes = _n_classes(data)
+        return cld_scores(s.train_losses, data.labels, s.val_losses, s.val_labels,
+                          n_classes)[0]
+
+    def _summary(self, data: SelectionInput, scores: np.ndarray) -> dict:
+        s = data.signals
+        _, seen = class_mean_trajectories(s.val_losses[:1], s.val_labels, _n_classes(data))
         missing = [data.classes[c] if data.classes else int(c)
                    for c in np.unique(data.labels) if not seen[c]]
         if not scores.any():
             raise DegenerateInputError(f"cld: all {data.n} candidates score 0, so any "
                                        f"selection would be arbitrary: {_why_flat(data, seen)}")
-        return scores, {"classes_without_val": missing, "n_checkpoints": s.n_checkpoints}
+        return {"classes_without_val": missing, "n_checkpoints": s.n_checkpoints}
+
+
+def _any_varying_step(losses: np.ndarray, chunk: int = 1 << 19) -> bool:
+    """Does any column's loss step vary over checkpoints? (chunked: O(E·chunk) memory)"""
+    for lo in range(0, losses.shape[1], chunk):
+        d = np.diff(np.asarray(losses[:, lo:lo + chunk], dtype=np.float64), axis=0)
+        if (d.std(axis=0) > 1e-12).any():
+            return True
+    return False
+
+
+def _n_classes(data: SelectionInput) -> int:
+    """Classes to size the class-mean table for: enough for every label and val label (a
+    chunk's scores do not depend on it, so chunks may see fewer classes)."""
+    top = int(data.signals.val_labels.max())
+    if data.classes:
+        top = max(top, len(data.classes) - 1)
+    if len(data.labels):
+        top = max(top, int(data.labels.max()))
+    return top + 1
 
 
 def _why_flat(data: SelectionInput, seen: np.ndarray) -> str:
@@ -120,7 +146,7 @@ def _why_flat(data: SelectionInput, seen: np.ndarray) -> str:
     n_classes = len(np.unique(data.labels))
     if not seen[data.labels].any():
         return "no candidate's class has validation rows"
-    if not (np.diff(s.train_losses.astype(np.float64), axis=0).std(axis=0) > 1e-12).any():
+    if not _any_varying_step(s.train_losses):
         one = " (one class: a proxy's cross-entropy is then always 0)" if n_classes == 1 else ""
         return (f"every train loss trajectory changes by a constant step{one}; CLD needs "
                 "losses that vary over training, from a proxy trained on ≥ 2 classes")

@@ -44,11 +44,13 @@ class EL2NSelector(ScoreSelector):
             raise InvalidParameterError(f"el2n: epoch {self.epoch} > {s.n_checkpoints} "
                                         "checkpoints in the signals")
 
-    def _scores(self, data: SelectionInput) -> tuple[np.ndarray, dict]:
+    def _scores(self, data: SelectionInput) -> np.ndarray:
         s = data.signals
         if self.epoch is not None:
-            return s.train_losses[self.epoch - 1].astype(np.float64), {"score": "loss@epoch"}
-        probs = np.asarray(s.train_probs, dtype=np.float64)
-        err = probs.copy()
+            return np.asarray(s.train_losses[self.epoch - 1], dtype=np.float64)
+        err = np.array(s.train_probs, dtype=np.float64)   # one chunk's copy (n_chunk, C)
         err[np.arange(len(err)), data.labels] -= 1.0
-        return np.linalg.norm(err, axis=1), {"score": "el2n@last"}
+        return np.linalg.norm(err, axis=1)
+
+    def _summary(self, data: SelectionInput, scores: np.ndarray) -> dict:
+        return {"score": "el2n@last" if self.epoch is None else "loss@epoch"}

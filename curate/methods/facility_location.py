@@ -9,8 +9,13 @@ exact. The graph is built with FAISS (exact ``IndexFlatIP`` up to ``exact_max`` 
 ``HNSW32`` above) on L2-normalised embeddings: memory O(n·neighbors), never N×N.
 With ``per_class`` (default) each class is solved on its own graph with a largest-remainder
 quota. Score = the marginal gain when picked. Before the graph is built, its size —
-(neighbors + 1) entries for each row of the largest class — is checked with
+(neighbors + 1) entries for each row of the largest part — is checked with
 ``check_memory``.
+
+Large groups (over ``partition.PARTITION_ABOVE`` rows with ``partition="auto"``) are cut into
+k-means cells, solved one task per cell and merged by gains (``curate.methods.partition``:
+the guarantee and what it costs). The initial gains are the graph's column sums (one
+vectorised pass), so no Python runs per row; the pick loop runs per pick.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ from scipy import sparse
 from curate.budget import class_groups
 from curate.checks import check_bool, check_int, check_memory
 from curate.inputs import SelectionInput
+from curate.methods.partition import (
+    PART_SIZE,
+    PARTITION_ABOVE,
+    check_partition,
+    partitioned,
+)
 from curate.selector import Needs, Picks, Selector, register
 
 
@@ -57,7 +68,9 @@ def lazy_greedy(W: sparse.csc_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = indptr[j], indptr[j + 1]
         return float(np.maximum(data[lo:hi] - cur[indices[lo:hi]], 0.0).sum())
 
-    heap = [(-gain(j), j) for j in range(W.shape[1])]
+    # with nothing picked a column's gain is its sum: one vectorised pass, not n calls
+    first = np.asarray(W.sum(axis=0)).ravel()
+    heap = list(zip((-first).tolist(), range(W.shape[1]), strict=True))
     heapq.heapify(heap)
     picked, gains = [], []
     while len(picked) < k and heap:
@@ -80,26 +93,38 @@ class FacilityLocationSelector(Selector):
 
     needs = Needs(embeddings=True)
 
-    def __init__(self, *, neighbors: int = 10, per_class: bool = True):
+    lazy_embeddings = True
+
+    def __init__(self, *, neighbors: int = 10, per_class: bool = True,
+                 partition: str = "auto", part_size: int = PART_SIZE):
         self.neighbors = neighbors
         self.per_class = per_class
+        self.partition = partition
+        self.part_size = part_size
 
     def _check_params(self) -> None:
         check_int(self.name, "neighbors", self.neighbors)
         check_bool(self.name, "per_class", self.per_class)
+        check_partition(self.name, self.partition, self.part_size)
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         groups = (class_groups(data.labels, k) if self.per_class and data.labels is not None
                   else [(np.arange(data.n), k)])
         largest = max(len(idx) for idx, _ in groups)
+        if self.partition == "cells" or (self.partition == "auto"
+                                         and largest > PARTITION_ABOVE):
+            largest = min(largest, 4 * int(self.part_size))  # k-means cells are uneven
         # the kNN graph holds (neighbours + 1) entries per row: ~40 bytes each while built
         check_memory(f"facility_location: neighbors={self.neighbors} for {largest} rows",
                      40.0 * largest * min(self.neighbors + 1, largest), "use fewer neighbors")
-        pos, gains = [], []
-        for idx, q in groups:
-            p, g = lazy_greedy(knn_graph(data.embeddings[idx], int(self.neighbors)), q)
-            pos.append(idx[p])
-            gains.append(g)
-        positions, scores = np.concatenate(pos), np.concatenate(gains)
+        positions, scores, info, _ = partitioned(
+            self, data, k, rng, solve_part, per_class=self.per_class,
+            partition=self.partition, part_size=int(self.part_size), merge="gains",
+            kw=lambda *_: {"neighbors": int(self.neighbors)})
         order = np.argsort(-scores, kind="stable")
-        return Picks(positions=positions[order], scores=scores[order])
+        return Picks(positions=positions[order], scores=scores[order], info=info)
+
+
+def solve_part(X: np.ndarray, q: int, *, neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """One part: lazy greedy on its own kNN graph (positions into X, gains)."""
+    return lazy_greedy(knn_graph(X, neighbors), q)

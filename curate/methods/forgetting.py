@@ -4,7 +4,8 @@ A forgetting event is a checkpoint where sample i goes from correctly to incorre
 classified: count_i = Σ_e [correct_{e-1,i} ∧ ¬correct_{e,i}] over the proxy's E checkpoints.
 Samples never learned (never correct) count as E (more forgettable than any learned one),
 as in the paper. High = hard; the paper removes the unforgettable (lowest) samples first,
-i.e. keeps the top-k. Ties (many zero counts) are broken by the last-epoch loss, higher first.
+i.e. keeps the top-k. Ties (many zero counts) are broken by the last-epoch loss ℓ, higher
+first: score = count + ℓ / (2(ℓ + 1)), the tie-break in [0, ½).
 """
 
 from __future__ import annotations
@@ -40,8 +41,12 @@ class ForgettingSelector(ScoreSelector):
             raise MissingInputError("forgetting needs per-checkpoint correctness in the "
                                     "signals: retrain with `curate signals train`")
 
-    def _scores(self, data: SelectionInput) -> tuple[np.ndarray, dict]:
+    def _scores(self, data: SelectionInput) -> np.ndarray:
         counts = forgetting_counts(data.signals.train_correct)
-        loss = data.signals.train_losses[-1].astype(np.float64)
-        tiebreak = loss / (loss.max() + 1.0) * 0.5   # < 1: never reorders different counts
-        return counts + tiebreak, {"mean_forgetting": float(counts.mean())}
+        loss = np.maximum(np.asarray(data.signals.train_losses[-1], dtype=np.float64), 0.0)
+        # in [0, 0.5), rising with the loss: breaks ties, never reorders different counts,
+        # and needs no global maximum (each chunk scores on its own)
+        return counts + 0.5 * loss / (loss + 1.0)
+
+    def _summary(self, data: SelectionInput, scores: np.ndarray) -> dict:
+        return {"mean_forgetting": float(np.floor(scores).mean())}

@@ -4,15 +4,19 @@ Within each class (or globally), pick samples so the running mean of the picks t
 class mean μ:  p_t = argmin_{x ∉ P} ‖ t·μ − Σ_{s<t} p_s − x ‖².  Each step is one BLAS
 mat-vec (O(n·d) time, O(n) memory). Per-class quotas use largest remainder.
 Score = the residual ‖μ − mean(P_t)‖ after each pick (falls as the subset fills in).
+
+Groups over ``partition.PARTITION_ABOVE`` rows (``partition="auto"``) are cut into k-means
+cells; each cell herds its size-proportional share towards its own mean, one task per cell
+(``curate.methods.partition``: the union's error is at most the size-weighted cells' error).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from curate.budget import class_groups
 from curate.checks import check_bool
 from curate.inputs import SelectionInput
+from curate.methods.partition import PART_SIZE, check_partition, partitioned
 from curate.selector import Needs, Picks, Selector, register
 
 
@@ -42,18 +46,20 @@ class HerdingSelector(Selector):
 
     needs = Needs(embeddings=True)
 
-    def __init__(self, *, per_class: bool = True):
+    lazy_embeddings = True
+
+    def __init__(self, *, per_class: bool = True, partition: str = "auto",
+                 part_size: int = PART_SIZE):
         self.per_class = per_class
+        self.partition = partition
+        self.part_size = part_size
 
     def _check_params(self) -> None:
         check_bool(self.name, "per_class", self.per_class)
+        check_partition(self.name, self.partition, self.part_size)
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
-        groups = (class_groups(data.labels, k) if self.per_class and data.labels is not None
-                  else [(np.arange(data.n), k)])
-        pos, res = [], []
-        for idx, q in groups:
-            p, r = herd(data.embeddings[idx], q)
-            pos.append(idx[p])
-            res.append(r)
-        return Picks(positions=np.concatenate(pos), scores=np.concatenate(res))
+        positions, residuals, info, _ = partitioned(
+            self, data, k, rng, herd, per_class=self.per_class, partition=self.partition,
+            part_size=int(self.part_size), merge="quota")
+        return Picks(positions=positions, scores=residuals, info=info)

@@ -6,6 +6,14 @@ approach"): repeatedly add the candidate farthest from the current centres,
 a 2-approximation of the minimax facility (k-center) problem. The first centre is drawn
 uniformly with the seeded generator. Memory is O(n): each step is one BLAS mat-vec
 (‖x‖² − 2 X·x_c + ‖x_c‖²) against the newest centre, never an N×N matrix; time O(n·k·d).
+Distances are NumPy mat-vecs rather than FAISS: each step needs the distance of every row
+to one new centre (a (n, d)·(d,) product, which BLAS does at memory speed); a FAISS index
+would add a copy of X for no saving.
+
+Pools over ``partition.PARTITION_ABOVE`` rows (``partition="auto"``) are cut into k-means
+cells, each cell takes its size-proportional share of k, one task per cell
+(``curate.methods.partition``): O(n·k·d / cells) in all instead of O(n·k·d). Picks are
+ordered by the distance at which they were picked, largest first, across cells.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate.inputs import SelectionInput
+from curate.methods.partition import PART_SIZE, check_partition, partitioned
 from curate.selector import Needs, Picks, Selector, register
 
 
@@ -38,14 +47,35 @@ class KCenterSelector(Selector):
     """k-center greedy on the embeddings (coverage of the feature space)."""
 
     needs = Needs(embeddings=True)
+    lazy_embeddings = True
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, *, partition: str = "auto", part_size: int = PART_SIZE) -> None:
+        self.partition = partition
+        self.part_size = part_size
+
+    def _check_params(self) -> None:
+        check_partition(self.name, self.partition, self.part_size)
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
-        picked, gaps = kcenter_greedy(data.embeddings, k, int(rng.integers(data.n)))
-        scores = np.where(np.isfinite(gaps), gaps, np.nan)
-        scores[0] = scores[1] if k > 1 else 0.0
-        return Picks(positions=picked, scores=np.sqrt(np.maximum(scores, 0.0)),
-                     info={"cover_radius": float(np.sqrt(max(gaps[-1], 0.0))) if k > 1
-                           else None})
+        positions, dist, info, parts = partitioned(
+            self, data, k, rng, solve_part, per_class=False, partition=self.partition,
+            part_size=int(self.part_size), merge="quota",
+            kw=lambda r, rows: {"first": int(r.integers(rows))})
+        if info["parts"] == 1:   # one greedy: keep its pick order (farthest-first)
+            order = np.arange(len(positions))
+        else:
+            order = np.argsort(-np.nan_to_num(dist, nan=np.inf), kind="stable")
+        # each part's last pick distance (its radius before that pick); the union's is the max
+        last = [float(d[-1]) for d in parts if len(d) > 1]
+        info["cover_radius"] = max(last) if last else None
+        return Picks(positions=positions[order], scores=np.nan_to_num(dist[order], nan=0.0),
+                     info=info)
+
+
+def solve_part(X: np.ndarray, q: int, *, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """One part: k-center greedy from a seeded first centre; distances (not squared), the
+    first centre's NaN (it had no centre to be far from)."""
+    picked, gaps = kcenter_greedy(X, q, first)
+    dist = np.sqrt(np.maximum(gaps, 0.0))
+    dist[0] = np.nan
+    return picked, dist

@@ -51,5 +51,8 @@ class UncertaintySelector(ScoreSelector):
             raise MissingInputError("uncertainty needs the proxy's class probabilities: "
                                     "retrain with `curate signals train`")
 
-    def _scores(self, data: SelectionInput) -> tuple[np.ndarray, dict]:
-        return uncertainty(data.signals.train_probs, self.measure), {"measure": self.measure}
+    def _scores(self, data: SelectionInput) -> np.ndarray:
+        return uncertainty(data.signals.train_probs, self.measure)
+
+    def _summary(self, data: SelectionInput, scores: np.ndarray) -> dict:
+        return {"measure": self.measure}

@@ -1,0 +1,142 @@
+"""Partitioned greedy for large pools: facility location, k-center and herding.
+
+One greedy over N rows costs O(N·k) (k-center, herding) or a kNN graph over all N rows
+(facility location), in one process. Above ``PARTITION_ABOVE`` rows a group (a class with
+``per_class``, else the whole pool) is instead cut into k-means cells of about
+``part_size`` rows (FAISS ``Kmeans``, seeded, trained on ≤ 256 rows per cell), the greedy
+runs on each cell — one executor task per cell, so ``--executor ray`` spreads them over a
+cluster — and the cells' answers are merged (GreeDi's two rounds, Mirzasoleiman et al.,
+NeurIPS 2013, with the merge below). Groups at or under the threshold are one part each,
+solved exactly as before (and they too are tasks: classes run in parallel).
+
+Merge, per method:
+
+- facility location — each cell returns ⌈2·q·n_p/n⌉ picks (twice its share) with their
+  marginal gains; round two is greedy over the union for the *partitioned* objective
+  F_P(S) = Σ_p F_p(S ∩ V_p) (similarities across cells dropped: k-means cells are where
+  the kNN neighbours are anyway). F_P is a sum over cells and greedy gains within a cell
+  never rise (submodularity), so that greedy is exactly a merge of the cells' gain
+  sequences: the q largest gains. Guarantee: when no cell runs out of oversampled picks
+  (``info["parts_exhausted"]`` counts those that did), the result is greedy on F_P, so
+  F_P(S) ≥ (1 − 1/e)·max F_P; and F(S) ≥ F_P(S) for the true objective F. No constant
+  factor against max F is claimed (GreeDi's own bound is (1 − 1/e)²/min(m, k));
+  ``benchmarks/scale_out.py --objective`` measures F(S_partitioned)/F(S_single) at 1M rows.
+- k-center and herding — each cell takes its largest-remainder share of the quota
+  (q_p ∝ n_p) and runs the greedy on its own rows. k-center: the cover radius of the union
+  is the largest cell radius, each cell's within 2× of that cell's optimum for q_p centres
+  (Gonzalez 1985); herding: the union's mean is the size-weighted mean of the cells' means,
+  so its error is at most Σ_p (n_p/n)·‖μ_p − mean(S_p)‖.
+
+``partition="auto"`` (default) cuts only groups above ``PARTITION_ABOVE``; ``"none"`` never
+cuts (one exact greedy per group, whatever its size); ``"cells"`` always cuts into cells of
+``part_size``. The answer depends on ``partition``, ``part_size`` and the seed, never on the
+executor or its number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import faiss
+import numpy as np
+
+from curate.budget import class_groups, largest_remainder
+from curate.checks import check_choice, check_int
+
+PARTITIONS = ("auto", "none", "cells")
+#: ``partition="auto"`` cuts a group into cells above this many rows; it is also where the
+#: facility-location kNN graph stops being exact (``knn_graph``'s ``exact_max``)
+PARTITION_ABOVE = 50_000
+#: rows per k-means cell by default (an exact kNN graph on 10k rows takes ~0.3 s)
+PART_SIZE = 10_000
+#: rows gathered at a time when a whole group is read (assigning rows to cells)
+READ_ROWS = 1 << 18
+
+
+def check_partition(method: str, partition: Any, part_size: Any) -> None:
+    check_choice(method, "partition", partition, PARTITIONS)
+    check_int(method, "part_size", part_size, 2)
+
+
+def cut(embeddings, idx: np.ndarray, q: int, *, partition: str, part_size: int,
+        rng: np.random.Generator) -> list[np.ndarray]:
+    """The parts of one group (positions ``idx`` into the candidates): ``[idx]`` or its
+    k-means cells (each sorted, empty cells dropped, in cell order)."""
+    n = len(idx)
+    m = math.ceil(n / part_size)
+    if partition == "none" or m < 2 or (partition == "auto" and n <= PARTITION_ABOVE):
+        return [idx]
+    d = embeddings.shape[1]
+    train = np.sort(rng.choice(n, size=min(n, m * 256), replace=False))
+    km = faiss.Kmeans(d, m, niter=10, seed=int(rng.integers(2**31 - 1)),
+                      max_points_per_centroid=256, spherical=False)
+    km.train(np.ascontiguousarray(embeddings[idx[train]], dtype=np.float32))
+    cell = np.empty(n, dtype=np.int64)
+    for lo in range(0, n, READ_ROWS):
+        x = np.ascontiguousarray(embeddings[idx[lo:lo + READ_ROWS]], dtype=np.float32)
+        cell[lo:lo + len(x)] = km.index.search(x, 1)[1][:, 0]
+    order = np.argsort(cell, kind="stable")
+    _, starts = np.unique(cell[order], return_index=True)
+    return [idx[part] for part in np.split(order, starts[1:]) if len(part)]
+
+
+def _part_task(item: tuple[Callable, np.ndarray, int, dict], shared: dict[str, Any]):
+    """Solve one part: ``solve(X_part, q, **kw) -> (local positions, per-pick scores)``."""
+    solve, positions, q, kw = item
+    X = np.ascontiguousarray(shared["embeddings"][positions], dtype=np.float32)
+    picked, scores = solve(X, q, **kw)
+    return positions[picked], np.asarray(scores, dtype=np.float64)
+
+
+def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callable, *,
+                per_class: bool, partition: str, part_size: int, merge: str,
+                kw: Callable[[np.random.Generator, int], dict] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[np.ndarray]]:
+    """Run ``solve`` on every part of every group on the selector's executor and merge.
+
+    ``merge="gains"`` (facility location: oversample, keep the q largest gains of a group)
+    or ``"quota"`` (k-center, herding: each part its largest-remainder share).
+    ``kw(rng, part_rows)`` gives a part's extra keyword arguments (drawn in part order on the
+    driver: seeded and executor-free). Returns (positions, scores, info, each part's scores),
+    groups in order, each group's picks in merge order.
+    """
+    groups = (class_groups(data.labels, k) if per_class and data.labels is not None
+              else [(np.arange(data.n), k)])
+    items, plan = [], []
+    for idx, q in groups:
+        parts = cut(data.embeddings, idx, q, partition=partition, part_size=part_size, rng=rng)
+        sizes = np.array([len(p) for p in parts])
+        if len(parts) == 1:
+            quotas = np.array([q])
+        elif merge == "gains":
+            quotas = np.minimum(sizes, np.ceil(2.0 * q * sizes / sizes.sum()).astype(np.int64))
+        else:
+            quotas = largest_remainder(sizes, q)
+        first = len(items)
+        for part, qp in zip(parts, quotas, strict=True):
+            if qp:
+                items.append((solve, part, int(qp), kw(rng, len(part)) if kw else {}))
+        plan.append((q, first, len(items), quotas, sizes))
+    results = selector.executor.map(_part_task, items, shared={"embeddings": data.embeddings},
+                                    desc=f"{selector.name} parts" if len(items) > 1 else "")
+    positions, scores, exhausted = [], [], 0
+    for q, lo, hi, quotas, sizes in plan:
+        pos = np.concatenate([results[i][0] for i in range(lo, hi)])
+        sc = np.concatenate([results[i][1] for i in range(lo, hi)])
+        if merge == "gains" and hi - lo > 1:
+            keep = np.argsort(-sc, kind="stable")[:q]
+            counts = np.bincount(np.repeat(np.arange(hi - lo), [len(results[i][0])
+                                                               for i in range(lo, hi)])[keep],
+                                 minlength=hi - lo)
+            exhausted += int(((counts == quotas[quotas > 0]) & (quotas[quotas > 0]
+                                                                < sizes[quotas > 0])).sum())
+            pos, sc = pos[keep], sc[keep]
+        positions.append(pos)
+        scores.append(sc)
+    info = {"parts": len(items), "partitioned_groups": sum(hi - lo > 1 for _, lo, hi, *_ in plan)}
+    if merge == "gains":
+        info["parts_exhausted"] = exhausted
+    return (np.concatenate(positions), np.concatenate(scores), info,
+            [r[1] for r in results])
