@@ -10,10 +10,23 @@ trajectories over 10 checkpoints for the train rows (and the val rows) as an ``.
 ``curate signals ingest``. Every stage runs as its own ``curate`` process (the CLI a user
 runs), and records its wall time and its own peak RSS (``VmHWM`` of that process).
 
+    python benchmarks/scale_out.py --rows 1000000 --executor ray              # local Ray
+    python benchmarks/scale_out.py --rows 1000000 --executor ray --ray-nodes 2
+    python benchmarks/scale_out.py --embed 100000      # embedding throughput per backend
+    python benchmarks/scale_out.py --objective 1000000 # partitioned vs single greedy
+
+``--executor ray`` starts a Ray cluster on this machine first — one node, or a
+``ray.cluster_utils.Cluster`` of ``--ray-nodes`` nodes sharing the CPUs — and every stage
+joins it through ``RAY_ADDRESS`` (what a user with a running cluster does), so a stage's wall
+time includes connecting but not starting the cluster. ``peak_rss_mb`` is the driver's
+(the ``curate`` process); ``worker_peak_rss_mb`` the largest Ray worker's.
+
 Appends records to ``results/scale_out.json`` — a list of
 ``{executor, n_rows, dim, method, stage, wall_s, peak_rss_mb}`` (+ ``vectors_mb``, the size of
-one copy of the vectors) — and rewrites ``results/scale_out.md``. Only the ``local`` executor
-exists today (no Ray executor yet), so every record says ``executor: "local"``.
+one copy of the vectors; ``ray_nodes``; for ``stage: "embed"`` also ``backend``,
+``rows_per_s`` and the cosine to the ``torch`` vectors) — and rewrites
+``results/scale_out.md``. ``--objective`` writes ``results/partitioned_greedy.json``/``.md``:
+each greedy method's objective, partitioned vs one greedy over all rows.
 """
 
 from __future__ import annotations
@@ -96,19 +109,48 @@ def stage(args: list[str], env: dict) -> dict:
             "stdout": proc.stdout}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--dim", type=int, default=128)
-    ap.add_argument("--methods", default="stratified,cld,el2n:epoch=9")
-    ap.add_argument("--budget", default="0.01")
-    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
-    args = ap.parse_args()
+def worker_peak_mb() -> float:
+    """The largest VmHWM among this machine's Ray worker processes (0 if none)."""
+    peak = 0.0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if "\nName:\tray::" in "\n" + text or text.startswith("Name:\tray::"):
+            for line in text.splitlines():
+                if line.startswith("VmHWM"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+    return round(peak, 1)
+
+
+def start_cluster(nodes: int):
+    """A Ray cluster on this machine: ``nodes`` nodes sharing its CPUs."""
+    from ray.cluster_utils import Cluster
+
+    cpus = max(1, (os.cpu_count() or 2) // nodes)
+    store_mb = 1024 * 1024 * 1024
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": cpus, "object_store_memory": store_mb, "include_dashboard": False})
+    for _ in range(nodes - 1):
+        cluster.add_node(num_cpus=cpus, object_store_memory=store_mb)
+    cluster.wait_for_nodes()
+    return cluster
+
+
+def run_pipeline(args) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="curate-scale-", dir=args.work))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     n, d = args.rows, args.dim
-    base = {"executor": "local", "n_rows": n, "dim": d,
+    base = {"executor": args.executor, "n_rows": n, "dim": d,
             "vectors_mb": round(n * d * 4 / 2**20, 1)}
+    ex = []
+    cluster = None
+    if args.executor == "ray":
+        cluster = start_cluster(args.ray_nodes)
+        env["RAY_ADDRESS"] = cluster.address
+        base["ray_nodes"] = args.ray_nodes
+        ex = ["--executor", "ray"]
     records = []
     try:
         t0 = time.perf_counter()
@@ -117,7 +159,7 @@ def main() -> None:
         store = work / "store"
         s = ["--store", str(store)]
         r = stage([*s, "ingest", str(work / "shards"), "--name", "big", "--label-column",
-                   "label", "--id-column", "uid", "--vector-column", "vec", "--json"], env)
+                   "label", "--id-column", "uid", "--vector-column", "vec", *ex, "--json"], env)
         records.append({**base, "method": None, "stage": "ingest", **_clean(r)})
         make_signals(store, work / "signals.npz")
         r = stage([*s, "signals", "ingest", str(work / "signals.npz"), "big", "--name",
@@ -125,28 +167,141 @@ def main() -> None:
         records.append({**base, "method": None, "stage": "signals-ingest", **_clean(r)})
         for spec in args.methods.split(","):
             method, _, param = spec.partition(":")
-            extra = ["--param", param] if param else []
+            extra = [x for p in param.split(";") if p for x in ("--param", p)]
             r = stage([*s, "select", "big", "--method", method, "--budget", args.budget,
-                       *extra, "--json"], env)
+                       *extra, *ex, "--json"], env)
             out = json.loads(r["stdout"])
             records.append({**base, "method": spec, "stage": "select (load+select+write)",
                             **_clean(r), "method_wall_s": out["wall_time_s"],
-                            "n_selected": out["n_selected"]})
-        for rec in records:
-            print(json.dumps(rec), flush=True)
+                            "n_selected": out["n_selected"],
+                            "parts": out["info"].get("parts")})
+            print(json.dumps(records[-1]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if cluster is not None:
+            for rec in records:
+                rec.setdefault("worker_peak_rss_mb", worker_peak_mb())
+            cluster.shutdown()
+    return records
+
+
+EMBED_ONE = """
+import json, sys, time, numpy as np, polars as pl
+backend, executor, src, out = sys.argv[1:5]
+texts = pl.read_parquet(src)["gloss"].to_list()
+from curate.embedding import embed_texts, embed_on_ray
+from curate.encoders import get_encoder
+get_encoder(backend).encode(texts[:64], 32)            # load (and build) the model first
+t0 = time.perf_counter()
+if executor == "ray":
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    t0 = time.perf_counter()
+    v = embed_on_ray(src, "gloss", len(texts), backend=backend)
+else:
+    v = embed_texts(texts, backend=backend)
+wall = time.perf_counter() - t0
+np.save(out, v)
+hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]
+print(json.dumps({"wall_s": round(wall, 2), "peak_rss_mb": round(int(hwm.split()[1]) / 1024, 1)}))
+"""
+
+
+def run_embed(args) -> list[dict]:
+    """Embedding throughput on ``--embed`` real texts (WordNet glosses) per backend."""
+    from curate.defaults import load_wordnet
+
+    work = Path(tempfile.mkdtemp(prefix="curate-embed-", dir=args.work))
+    texts = load_wordnet(None).select("gloss").head(args.embed)
+    src = work / "texts.parquet"
+    texts.write_parquet(src)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    records, ref = [], None
+    try:
+        for executor in args.embed_executors.split(","):
+            for backend in args.backends.split(","):
+                out = work / f"{backend}-{executor}.npy"
+                proc = subprocess.run([sys.executable, "-c", EMBED_ONE, backend, executor,
+                                       str(src), str(out)], env=env, capture_output=True,
+                                      text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(f"embed {backend}/{executor} failed: "
+                                     f"{proc.stderr.strip()[-800:]}")
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                v = np.load(out)
+                if ref is None:
+                    ref = v          # the first run (torch, local) is the reference
+                cos = (v * ref).sum(axis=1)
+                rec = {"executor": executor, "n_rows": len(v), "dim": v.shape[1],
+                       "method": None, "stage": "embed", "backend": backend, **r,
+                       "rows_per_s": round(len(v) / r["wall_s"], 1),
+                       "cosine_to_torch_min": round(float(cos.min()), 5),
+                       "cosine_to_torch_mean": round(float(cos.mean()), 6)}
+                records.append(rec)
+                print(json.dumps(rec), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--methods", default="stratified,cld,el2n:epoch=9")
+    ap.add_argument("--budget", default="0.01")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    ap.add_argument("--ray-nodes", type=int, default=1)
+    ap.add_argument("--embed", type=int, default=0, help="embedding throughput on N texts")
+    ap.add_argument("--backends", default="torch,onnx,onnx-int8")
+    ap.add_argument("--embed-executors", default="local,ray")
+    ap.add_argument("--objective", type=int, default=0,
+                    help="partitioned vs single greedy objectives on N rows")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
+    args = ap.parse_args()
+    if args.objective:
+        from partitioned_objective import run_objective
+
+        run_objective(args.objective, args.dim)
+        return
+    records = run_embed(args) if args.embed else run_pipeline(args)
     path = RESULTS / "scale_out.json"
     old = json.loads(path.read_text()) if path.exists() else []
-    keep = [r for r in old if (r["executor"], r["n_rows"], r["dim"]) != ("local", n, d)]
-    allrec = keep + records
+    new_keys = {_key(r) for r in records}
+    allrec = [r for r in old if _key(r) not in new_keys] + records
     write_json(path, allrec)
+    write_table(allrec)
+
+
+def _key(r: dict) -> tuple:
+    return (r["executor"], r.get("ray_nodes"), r["n_rows"], r["dim"], r["stage"],
+            r["method"], r.get("backend"))
+
+
+def write_table(allrec: list[dict]) -> None:
     lines = ["| executor | rows | dim | stage | method | wall s | peak RSS MB | "
              "vectors MB |", "|---|---:|---:|---|---|---:|---:|---:|"]
     for r in allrec:
-        lines.append(f"| {r['executor']} | {r['n_rows']:,} | {r['dim']} | {r['stage']} | "
+        if r["stage"] == "embed":
+            continue
+        ex = r["executor"] + (f" ({r['ray_nodes']} node{'s' * (r['ray_nodes'] > 1)})"
+                              if r.get("ray_nodes") else "")
+        lines.append(f"| {ex} | {r['n_rows']:,} | {r['dim']} | {r['stage']} | "
                      f"{r['method'] or ''} | {r['wall_s']} | {r['peak_rss_mb']} | "
                      f"{r.get('vectors_mb', '')} |")
+    emb = [r for r in allrec if r["stage"] == "embed"]
+    if emb:
+        lines += ["", "| embed executor | backend | texts | wall s | texts/s | × torch | "
+                  "cosine to torch, min / mean | peak RSS MB |",
+                  "|---|---|---:|---:|---:|---:|---|---:|"]
+        torch_rate = {r["executor"]: r["rows_per_s"] for r in emb if r["backend"] == "torch"}
+        base = torch_rate.get("local")
+        for r in emb:
+            x = f"{r['rows_per_s'] / base:.2f}" if base else ""
+            lines.append(f"| {r['executor']} | {r['backend']} | {r['n_rows']:,} | "
+                         f"{r['wall_s']} | {r['rows_per_s']} | {x} | "
+                         f"{r['cosine_to_torch_min']} / {r['cosine_to_torch_mean']} | "
+                         f"{r['peak_rss_mb']} |")
     (RESULTS / "scale_out.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -121,6 +121,10 @@ def init(
     sample: Annotated[int, typer.Option(help="With --default: stratified sample size.")] = 20_000,
     epochs: Annotated[int, typer.Option(help="With --default: proxy epochs.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed for the sample, split and proxy.")] = 0,
+    backend: Annotated[str, typer.Option(
+        help="With --default: encoder torch (float32 reference), onnx, onnx-int8.")] = "torch",
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a store (and with --default, the bundled WordNet dataset)."""
@@ -134,7 +138,8 @@ def init(
             payload.update(dataset=DEFAULT_NAME, default=True, existed=True)
         else:
             payload.update(init_default(st, sample=None if full else sample, epochs=epochs,
-                                        seed=seed, progress=not json_out))
+                                        seed=seed, progress=not json_out, backend=backend,
+                                        executor=_executor(executor, ray_address)))
     _emit(payload, json_out)
 
 
@@ -182,13 +187,16 @@ def embed(dataset: DatasetArg = None,
               help="Ray: encoder actors (default: one per CPU).")] = None,
           cpus_per_actor: Annotated[int, typer.Option(help="Ray: CPUs per actor.")] = 1,
           gpus_per_actor: Annotated[float, typer.Option(help="Ray: GPUs per actor.")] = 0.0,
+          backend: Annotated[str, typer.Option(
+              help="Encoder: torch (float32 reference), onnx, onnx-int8.")] = "torch",
           json_out: JsonOpt = False) -> None:
     """Embed a dataset's text column with all-MiniLM-L6-v2 (offline)."""
     from curate.embedding import embed_dataset
 
     _emit(embed_dataset(_store(), dataset, batch_size=batch_size, progress=not json_out,
                         executor=_executor(executor, ray_address), actors=actors,
-                        cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor),
+                        cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
+                        backend=backend),
           json_out)
 
 

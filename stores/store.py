@@ -321,10 +321,11 @@ class Store:
     # -- embeddings ----------------------------------------------------------------------
     @staticmethod
     def _embedding_meta(model: str, array: np.ndarray, n_rows: int, fingerprint: str,
-                        normalized: bool) -> EmbeddingMeta:
+                        normalized: bool, backend: dict | None = None) -> EmbeddingMeta:
         return EmbeddingMeta(model=model, dim=int(array.shape[1]) if array.ndim == 2 else -1,
                              n_rows=n_rows, normalized=normalized,
-                             source_fingerprint=fingerprint, created_at=now_iso())
+                             source_fingerprint=fingerprint, created_at=now_iso(),
+                             backend=backend)
 
     @staticmethod
     def _embedding_row(dataset: str, meta: EmbeddingMeta, rel: str,
@@ -335,11 +336,12 @@ class Store:
                 "created_at": meta.created_at, "manifest": manifest}
 
     def write_embeddings(self, dataset: str, model: str, array: np.ndarray,
-                         normalized: bool) -> EmbeddingMeta:
+                         normalized: bool, backend: dict | None = None) -> EmbeddingMeta:
         """Store ``array`` (N×d) as embedding ``model``, replacing an older version
         atomically (the old version's files are deleted after the catalog switched)."""
         info = self.dataset_info(dataset)
-        meta = self._embedding_meta(model, array, info.n_rows, info.fingerprint, normalized)
+        meta = self._embedding_meta(model, array, info.n_rows, info.fingerprint, normalized,
+                                    backend)
         final = Path(info.path) / "embeddings" / f"{file_stem(model)}@{_hex()}"
         with files.staged_dir(final) as tmp:
             write_embeddings(tmp, array, meta)
