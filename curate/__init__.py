@@ -15,7 +15,6 @@ from curate.errors import (
     MissingInputError,
     UnknownMethodError,
 )
-from curate.evaluate import EvaluationReport, evaluate_selection
 from curate.inputs import CandidateSignals, SelectionInput, load_input
 from curate.selection import Provenance, Selection
 from curate.selector import (
@@ -27,7 +26,22 @@ from curate.selector import (
     make_selector,
     register,
 )
-from curate.signals import LossRecorder, ingest_signals, train_signals
+
+# torch-backed parts load on first use (PEP 562): ``import curate`` — and every Ray worker
+# that unpickles a task function from it — stays free of torch's ~3 s import
+_LAZY = {"EvaluationReport": "curate.evaluate", "evaluate_selection": "curate.evaluate",
+         "LossRecorder": "curate.signals", "ingest_signals": "curate.signals",
+         "train_signals": "curate.signals"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'curate' has no attribute {name!r}")
 
 __all__ = [
     "BudgetError", "CandidateSignals", "CurateError", "EvaluationReport",

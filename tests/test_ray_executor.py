@@ -17,9 +17,11 @@ import curate  # noqa: E402
 import curate.score_selector as score_selector  # noqa: E402
 from curate.cli import main  # noqa: E402
 from stores import IngestSpec, Store  # noqa: E402
-from stores.errors import SchemaError  # noqa: E402
+from stores.errors import UsageError  # noqa: E402
 from stores.executor import KILL_ENV, LocalExecutor, RayExecutor, get_executor  # noqa: E402
 from tests.conftest import blobs, build_synthetic_store, tree_hash  # noqa: E402
+from tests.test_stream_ingest import _bad  # noqa: E402
+from tests.test_stream_ingest import _shards as _stream_shards  # noqa: E402
 
 SPEC = IngestSpec(text_column="text", label_column="label", id_column="uid",
                   vector_column="vec")
@@ -69,18 +71,46 @@ def test_ingest_on_ray_is_byte_identical(tmp_path, ray_cluster):
         (next(loc.iterdir()) / "vectors.npy").read_bytes()
 
 
-@pytest.mark.parametrize("bad", ["nan", "ragged"])
-def test_ray_ingest_refuses_bad_vectors_in_a_later_shard(tmp_path, ray_cluster, bad):
-    frame = blobs(1200)
-    vec = frame["vec"].to_list()
-    vec[1000] = [float("nan")] * 16 if bad == "nan" else vec[1000][:5]
-    shards = _shards(frame.with_columns(pl.Series("vec", vec)), tmp_path / "shards")
+@pytest.mark.parametrize("case", ["nan", "ragged", "null-vector", "duplicate-id",
+                                  "null-label", "null-text", "missing-column",
+                                  "other-dimension"])
+def test_ray_ingest_refuses_bad_input_in_a_later_shard(tmp_path, ray_cluster, case):
+    """The foundation issue's bad inputs, each in the third shard, on Ray: one line, and the
+    store unchanged (the workers wrote only into the staged folder)."""
     st = Store.create(tmp_path / "s")
+    frame = blobs(100)
+    folder = _stream_shards(frame, tmp_path / "shards")
+    if case == "missing-column":
+        frame.slice(75, 25).drop("label").write_parquet(folder / "part-002.parquet")
+    elif case == "other-dimension":
+        frame.slice(75, 25).with_columns(vec=pl.Series([[0.5] * 4] * 25)) \
+            .write_parquet(folder / "part-002.parquet")
+    else:
+        shutil.rmtree(folder)
+        folder = _stream_shards(_bad(frame, case), tmp_path / "shards")
     before = tree_hash(st.root)
-    with pytest.raises(SchemaError, match="row 1000|1000"):
-        st.ingest(shards, "d", SPEC, batch_rows=128, executor="ray")
+    with pytest.raises(UsageError) as err:
+        st.ingest(folder, "d", SPEC, batch_rows=10, executor="ray")
+    assert len(str(err.value).splitlines()) == 1
     assert tree_hash(st.root) == before
     assert not st.has_dataset("d")
+
+
+def test_embedding_on_ray_matches_local(tmp_path, wordnet_home, ray_cluster):
+    """Ray Data ``map_batches`` over encoder actors: same rows, same vectors (to float
+    rounding from per-batch padding), and the sidecar says how they were made."""
+    from curate.embedding import embed_dataset
+
+    root = tmp_path / "wn"
+    shutil.copytree(wordnet_home, root)
+    st = Store.open(root)
+    local = np.array(st.embeddings("wordnet")[0])
+    out = embed_dataset(st, "wordnet", executor="ray", actors=2)
+    assert out["executor"] == "ray"
+    far, meta = st.embeddings("wordnet")
+    assert far.shape == local.shape
+    assert (np.asarray(far) * local).sum(axis=1).min() > 0.9999
+    assert meta.backend["backend"] == "torch" and meta.backend["executor"] == "ray"
 
 
 SCORE_CASES = [("cld", {}), ("cld", {"policy": "ccs"}), ("el2n", {}), ("el2n", {"epoch": 2}),

@@ -16,9 +16,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.svm import LinearSVC
 
 from curate.errors import InvalidParameterError
 
@@ -51,6 +48,8 @@ class LogisticProblem:
     def fit(self, X, y, w, seed):
         if len(np.unique(y)) < 2:
             return _Constant(int(y[0]), self.n_classes)
+        from sklearn.linear_model import LogisticRegression  # lazy: sklearn costs ~2 s
+
         return LogisticRegression(C=self.C, max_iter=self.max_iter).fit(X, y, sample_weight=w)
 
     def losses(self, model, X, y):
@@ -67,6 +66,8 @@ class SVMProblem:
     def fit(self, X, y, w, seed):
         if len(np.unique(y)) < 2:
             return _Constant(int(y[0]), self.n_classes)
+        from sklearn.svm import LinearSVC
+
         return LinearSVC(C=self.C, random_state=seed).fit(X, y, sample_weight=w)
 
     def losses(self, model, X, y):
@@ -86,6 +87,8 @@ class LinearRegressionProblem:
         self.alpha = alpha
 
     def fit(self, X, y, w, seed):
+        from sklearn.linear_model import Ridge
+
         return Ridge(alpha=self.alpha).fit(X, y.astype(np.float64), sample_weight=w)
 
     def losses(self, model, X, y):
@@ -100,6 +103,8 @@ class KMeansProblem:
 
     def fit(self, X, y, w, seed):
         k = min(self.n_clusters, len(X))
+        from sklearn.cluster import KMeans
+
         return KMeans(n_clusters=k, n_init=1, random_state=seed).fit(X, sample_weight=w)
 
     def losses(self, model, X, y):

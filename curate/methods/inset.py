@@ -15,7 +15,6 @@ forward pass holds several (samples, items, hidden) tensors).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from curate.checks import check_int, check_memory, check_number
 from curate.inputs import SelectionInput
@@ -55,6 +54,8 @@ class InsetSelector(Selector):
                      48.0 * self.samples * largest * hidden, "use fewer samples")
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
+        import torch  # here, not at import: the registry loads without torch
+
         gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
         model = data.model
         model.eval()

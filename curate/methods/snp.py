@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
-from sklearn.decomposition import PCA
 
 from curate.budget import class_groups
 from curate.checks import check_bool, check_int, check_memory, is_int, is_number
@@ -94,6 +93,8 @@ class SnPSelector(Selector):
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         X, T = data.embeddings.astype(np.float64), data.target.astype(np.float64)
         dim = min(self.pca_dim, X.shape[1], len(X) + len(T) - 1)
+        from sklearn.decomposition import PCA  # lazy: sklearn costs ~2 s at import
+
         pca = PCA(n_components=dim, random_state=int(rng.integers(2**31 - 1)))
         pca.fit(np.vstack([X[rng.choice(len(X), min(len(X), 20_000), replace=False)],
                            T[rng.choice(len(T), min(len(T), 20_000), replace=False)]]))
