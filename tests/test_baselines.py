@@ -111,3 +111,42 @@ def test_methods_say_what_signal_part_is_missing():
         make_selector("uncertainty").select(data, 2, seed=0)
     with pytest.raises(MissingInputError, match="correctness"):
         make_selector("forgetting").select(data, 2, seed=0)
+
+
+def test_sharded_exact_knn_equals_one_flat_index():
+    """knn_search: shards searched separately and merged give one flat index's neighbours."""
+    import faiss
+
+    from curate.methods.knn import knn_search
+    from stores.executor import LocalExecutor
+
+    X = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    rows = np.arange(50, 450)
+    sims, ids = knn_search(X, rows, 6, LocalExecutor(), shard_rows=37)
+    Y = np.ascontiguousarray(X[rows])
+    faiss.normalize_L2(Y)
+    index = faiss.IndexFlatIP(8)
+    index.add(Y)
+    want_s, want_i = index.search(Y, 6)
+    assert np.array_equal(ids, want_i)
+    assert np.allclose(sims, want_s, atol=1e-6)
+
+
+def test_facility_location_exact_graph_matches_the_flat_graph():
+    """graph=exact (sharded search) and the default flat graph give the same selection."""
+    from curate import SelectionInput
+    from curate.methods import knn
+
+    X = np.random.default_rng(1).normal(size=(300, 6)).astype(np.float32)
+    data = SelectionInput.from_arrays(embeddings=X)
+    flat = make_selector("facility_location", per_class=False).select(data, 30, seed=0)
+    old = knn.SHARD_ROWS
+    knn.SHARD_ROWS = 41
+    try:
+        exact = make_selector("facility_location", per_class=False, partition="none",
+                              graph="exact").select(data, 30, seed=0)
+    finally:
+        knn.SHARD_ROWS = old
+    assert np.array_equal(flat.indices, exact.indices)
+    with pytest.raises(InvalidParameterError, match="needs partition=none"):
+        make_selector("facility_location", graph="exact")

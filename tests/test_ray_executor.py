@@ -14,6 +14,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 import curate  # noqa: E402
+import curate.methods.knn as knn  # noqa: E402
 import curate.score_selector as score_selector  # noqa: E402
 from curate.cli import main  # noqa: E402
 from stores import IngestSpec, Store  # noqa: E402
@@ -117,6 +118,7 @@ SCORE_CASES = [("cld", {}), ("cld", {"policy": "ccs"}), ("el2n", {}), ("el2n", {
                ("forgetting", {}), ("uncertainty", {"measure": "margin"})]
 GREEDY_CASES = [("facility_location", {"partition": "cells", "part_size": 150}),
                 ("facility_location", {"partition": "none"}),
+                ("facility_location", {"partition": "none", "graph": "exact"}),
                 ("kcenter", {"partition": "cells", "part_size": 200}),
                 ("herding", {"partition": "cells", "part_size": 100, "per_class": False})]
 
@@ -124,6 +126,7 @@ GREEDY_CASES = [("facility_location", {"partition": "cells", "part_size": 150}),
 @pytest.mark.parametrize(("method", "params"), SCORE_CASES + GREEDY_CASES)
 def test_local_and_ray_give_the_same_selection_bytes(stores, method, params, monkeypatch):
     monkeypatch.setattr(score_selector, "CHUNK", 97)   # many chunks → many Ray tasks
+    monkeypatch.setattr(knn, "SHARD_ROWS", 70)         # many kNN shards
     a, b = stores
     loc = curate.select(method=method, budget=0.1, store=a, params=params, seed=3,
                         executor="local")

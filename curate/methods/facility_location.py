@@ -16,6 +16,10 @@ Large groups (over ``partition.PARTITION_ABOVE`` rows with ``partition="auto"``)
 k-means cells, solved one task per cell and merged by gains (``curate.methods.partition``:
 the guarantee and what it costs). The initial gains are the graph's column sums (one
 vectorised pass), so no Python runs per row; the pick loop runs per pick.
+
+``graph``: ``auto`` (exact up to 50k rows a part, HNSW above), ``hnsw``, or ``exact`` with
+``partition="none"`` — one exact kNN graph per group whose search is sharded over the
+executor and merged exactly (``curate.methods.knn``): the path for a cluster.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import numpy as np
 from scipy import sparse
 
 from curate.budget import class_groups
-from curate.checks import check_bool, check_int, check_memory
+from curate.checks import check_bool, check_choice, check_int, check_memory
+from curate.errors import InvalidParameterError
 from curate.inputs import SelectionInput
+from curate.methods.knn import knn_search
 from curate.methods.partition import (
     PART_SIZE,
     PARTITION_ABOVE,
@@ -36,6 +42,8 @@ from curate.methods.partition import (
     partitioned,
 )
 from curate.selector import Needs, Picks, Selector, register
+
+GRAPHS = ("auto", "exact", "hnsw")
 
 
 def knn_graph(X: np.ndarray, neighbors: int, exact_max: int = 50_000) -> sparse.csc_matrix:
@@ -51,6 +59,12 @@ def knn_graph(X: np.ndarray, neighbors: int, exact_max: int = 50_000) -> sparse.
         index.hnsw.efSearch = max(64, 2 * kk)
     index.add(X)
     sims, nbrs = index.search(X, kk)
+    return graph_from_neighbours(sims, nbrs)
+
+
+def graph_from_neighbours(sims: np.ndarray, nbrs: np.ndarray) -> sparse.csc_matrix:
+    """The (n, n) facility-location graph from each row's (n, kk) neighbours."""
+    n, kk = nbrs.shape
     rows = np.repeat(np.arange(n), kk)
     ok = nbrs.ravel() >= 0
     W = sparse.csr_matrix((np.maximum(sims.ravel()[ok], 0.0), (rows[ok], nbrs.ravel()[ok])),
@@ -96,16 +110,22 @@ class FacilityLocationSelector(Selector):
     lazy_embeddings = True
 
     def __init__(self, *, neighbors: int = 10, per_class: bool = True,
-                 partition: str = "auto", part_size: int = PART_SIZE):
+                 partition: str = "auto", part_size: int = PART_SIZE, graph: str = "auto"):
         self.neighbors = neighbors
         self.per_class = per_class
         self.partition = partition
         self.part_size = part_size
+        self.graph = graph
 
     def _check_params(self) -> None:
         check_int(self.name, "neighbors", self.neighbors)
         check_bool(self.name, "per_class", self.per_class)
         check_partition(self.name, self.partition, self.part_size)
+        check_choice(self.name, "graph", self.graph, GRAPHS)
+        if self.graph == "exact" and self.partition != "none":
+            raise InvalidParameterError("facility_location: graph=exact builds one exact kNN "
+                                        "graph per group (sharded on the executor); it needs "
+                                        "partition=none")
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         groups = (class_groups(data.labels, k) if self.per_class and data.labels is not None
@@ -117,14 +137,31 @@ class FacilityLocationSelector(Selector):
         # the kNN graph holds (neighbours + 1) entries per row: ~40 bytes each while built
         check_memory(f"facility_location: neighbors={self.neighbors} for {largest} rows",
                      40.0 * largest * min(self.neighbors + 1, largest), "use fewer neighbors")
-        positions, scores, info, _ = partitioned(
-            self, data, k, rng, solve_part, per_class=self.per_class,
-            partition=self.partition, part_size=int(self.part_size), merge="gains",
-            kw=lambda *_: {"neighbors": int(self.neighbors)})
+        if self.graph == "exact":  # one exact graph per group, its kNN search sharded
+            positions, scores, info = self._exact(data, groups)
+        else:
+            exact_max = 0 if self.graph == "hnsw" else PARTITION_ABOVE
+            positions, scores, info, _ = partitioned(
+                self, data, k, rng, solve_part, per_class=self.per_class,
+                partition=self.partition, part_size=int(self.part_size), merge="gains",
+                kw=lambda *_: {"neighbors": int(self.neighbors), "exact_max": exact_max})
         order = np.argsort(-scores, kind="stable")
         return Picks(positions=positions[order], scores=scores[order], info=info)
 
 
-def solve_part(X: np.ndarray, q: int, *, neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    def _exact(self, data: SelectionInput, groups) -> tuple[np.ndarray, np.ndarray, dict]:
+        pos, gains = [], []
+        for idx, q in groups:
+            sims, nbrs = knn_search(data.embeddings, idx, int(self.neighbors) + 1,
+                                    self.executor)
+            p, g = lazy_greedy(graph_from_neighbours(sims, nbrs), q)
+            pos.append(idx[p])
+            gains.append(g)
+        return np.concatenate(pos), np.concatenate(gains), {"parts": len(groups),
+                                                             "graph": "exact (sharded)"}
+
+
+def solve_part(X: np.ndarray, q: int, *, neighbors: int,
+               exact_max: int = PARTITION_ABOVE) -> tuple[np.ndarray, np.ndarray]:
     """One part: lazy greedy on its own kNN graph (positions into X, gains)."""
-    return lazy_greedy(knn_graph(X, neighbors), q)
+    return lazy_greedy(knn_graph(X, neighbors, exact_max), q)
