@@ -19,7 +19,8 @@ runs), and records its wall time and its own peak RSS (``VmHWM`` of that process
 ``ray.cluster_utils.Cluster`` of ``--ray-nodes`` nodes sharing the CPUs — and every stage
 joins it through ``RAY_ADDRESS`` (what a user with a running cluster does), so a stage's wall
 time includes connecting but not starting the cluster. ``peak_rss_mb`` is the driver's
-(the ``curate`` process); ``worker_peak_rss_mb`` the largest Ray worker's.
+(the ``curate`` process); ``workers_peak_rss_mb`` the peak of the Ray workers' summed RSS
+during the stage (sampled every 0.2 s).
 
 Appends records to ``results/scale_out.json`` — a list of
 ``{executor, n_rows, dim, method, stage, wall_s, peak_rss_mb}`` (+ ``vectors_mb``, the size of
@@ -99,29 +100,55 @@ def make_signals(store: Path, path: Path, seed: int = 0) -> None:
 
 def stage(args: list[str], env: dict) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", STAGE_RUNNER, *args], env=env,
-                          capture_output=True, text=True)
+    with WorkersPeak() as workers:
+        proc = subprocess.run([sys.executable, "-c", STAGE_RUNNER, *args], env=env,
+                              capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"stage {args[2:4]} failed: {proc.stderr.strip()[-500:]}")
     peak = json.loads(proc.stderr.strip().splitlines()[-1])["peak_rss_mb"]
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak, 1),
-            "stdout": proc.stdout}
+    out = {"wall_s": round(wall, 2), "peak_rss_mb": round(peak, 1), "stdout": proc.stdout}
+    if "RAY_ADDRESS" in env:
+        out["workers_peak_rss_mb"] = round(workers.peak, 1)
+    return out
 
 
-def worker_peak_mb() -> float:
-    """The largest VmHWM among this machine's Ray worker processes (0 if none)."""
-    peak = 0.0
+def workers_rss_mb() -> float:
+    """The summed RSS of this machine's Ray worker processes (``ray::…``) now, in MB."""
+    total = 0.0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
         except OSError:
             continue
-        if "\nName:\tray::" in "\n" + text or text.startswith("Name:\tray::"):
+        if text.startswith("Name:\tray::"):
             for line in text.splitlines():
-                if line.startswith("VmHWM"):
-                    peak = max(peak, int(line.split()[1]) / 1024)
-    return round(peak, 1)
+                if line.startswith("VmRSS"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
+class WorkersPeak:
+    """Samples ``workers_rss_mb`` every 0.2 s in a thread; ``peak`` is the highest sum."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, workers_rss_mb())
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def start_cluster(nodes: int):
@@ -179,8 +206,6 @@ def run_pipeline(args) -> list[dict]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if cluster is not None:
-            for rec in records:
-                rec.setdefault("worker_peak_rss_mb", worker_peak_mb())
             cluster.shutdown()
     return records
 
