@@ -184,7 +184,7 @@ def embed(dataset: DatasetArg = None,
           executor: ExecutorOpt = None,
           ray_address: RayAddressOpt = None,
           actors: Annotated[int | None, typer.Option(
-              help="Ray: encoder actors (default: one per CPU).")] = None,
+              help="Ray: encoder actors (default: CPUs − 1, min 1).")] = None,
           cpus_per_actor: Annotated[int, typer.Option(help="Ray: CPUs per actor.")] = 1,
           gpus_per_actor: Annotated[float, typer.Option(help="Ray: GPUs per actor.")] = 0.0,
           backend: Annotated[str, typer.Option(

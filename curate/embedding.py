@@ -66,8 +66,9 @@ def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int = 32,
                  progress: bool = False, backend: str = DEFAULT_BACKEND) -> np.ndarray:
     """(n, 384) float32 from a Ray Data pipeline: ``read_parquet`` of the samples' text
     column (the store's root must be visible to every node) → ``map_batches`` over a pool of
-    ``actors`` encoder actors (``cpus_per_actor``/``gpus_per_actor`` each) → rows back in
-    order (``preserve_order``) into the driver's array. Same model and batch rule as the
+    ``actors`` encoder actors (default: one per CPU but one, which the read tasks need;
+    ``cpus_per_actor``/``gpus_per_actor`` each) → rows back in order (``preserve_order``)
+    into the driver's array. Same model and batch rule as the
     local path; sentence-transformers pads per batch, so a vector can differ from the
     local one in the last float bits (cosine > 0.9999), not in meaning."""
     import ray
@@ -75,8 +76,11 @@ def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int = 32,
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
-    actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_actor)
-    ds = ray.data.read_parquet(samples, columns=[column])
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    # leave a CPU for the read tasks: a pool holding every CPU would starve them (deadlock)
+    actors = actors or max(1, (cpus - 1) // cpus_per_actor)
+    ds = ray.data.read_parquet(samples, columns=[column],
+                               ray_remote_args={"num_cpus": 0.25})
     ds = ds.map_batches(_EncodeActor, batch_size=rows_per_call, batch_format="numpy",
                         fn_constructor_args=(column, batch_size, device, cpus_per_actor,
                                              backend),

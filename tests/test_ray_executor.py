@@ -106,7 +106,7 @@ def test_embedding_on_ray_matches_local(tmp_path, wordnet_home, ray_cluster):
     shutil.copytree(wordnet_home, root)
     st = Store.open(root)
     local = np.array(st.embeddings("wordnet")[0])
-    out = embed_dataset(st, "wordnet", executor="ray", actors=2)
+    out = embed_dataset(st, "wordnet", executor="ray", actors=1)
     assert out["executor"] == "ray"
     far, meta = st.embeddings("wordnet")
     assert far.shape == local.shape
