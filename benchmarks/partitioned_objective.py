@@ -55,6 +55,17 @@ def herding_error(X: np.ndarray, S: np.ndarray) -> float:
                                 - X[S].mean(axis=0, dtype=np.float64)))
 
 
+def record(method: str, n: int, d: int, k: int, objective: str, single: float, part: float,
+           rand: float, fraction: float, t_single: float, t_part: float, info: dict,
+           digits: int) -> dict:
+    return {"method": method, "n_rows": n, "dim": d, "k": k, "objective": objective,
+            "single": round(single, digits), "partitioned": round(part, digits),
+            "random": round(rand, digits), "fraction": round(fraction, 4),
+            "single_s": round(t_single, 1), "partitioned_s": round(t_part, 1),
+            "parts": info["parts"], **({"parts_exhausted": info["parts_exhausted"]}
+                                       if "parts_exhausted" in info else {})}
+
+
 def partitioned(method: str, X: np.ndarray, k: int, **params) -> tuple[np.ndarray, float, dict]:
     t0 = time.perf_counter()
     sel = make_selector(method, partition="cells", **params).select(
@@ -75,13 +86,10 @@ def run_objective(n: int, d: int) -> None:
     S_part, t_part, info = partitioned("facility_location", X, k, per_class=False)
     rand = rng.choice(n, size=k, replace=False)
     f_single, f_part = fl_value(W, single), fl_value(W, S_part)
-    records.append({"method": "facility_location", "n_rows": n, "dim": d, "k": k,
-                    "objective": "F(S) on the single greedy's kNN graph (higher is better)",
-                    "single": round(f_single, 2), "partitioned": round(f_part, 2),
-                    "random": round(fl_value(W, rand), 2),
-                    "fraction": round(f_part / f_single, 4),
-                    "single_s": round(t_single, 1), "partitioned_s": round(t_part, 1),
-                    "parts": info["parts"], "parts_exhausted": info["parts_exhausted"]})
+    records.append(record("facility_location", n, d, k,
+                          "F(S) on the single greedy's kNN graph (higher is better)",
+                          f_single, f_part, fl_value(W, rand), f_part / f_single, t_single,
+                          t_part, info, 2))
     print(json.dumps(records[-1]), flush=True)
     del W
 
@@ -93,13 +101,9 @@ def run_objective(n: int, d: int) -> None:
     t_single = time.perf_counter() - t0
     kc_part, t_part, info = partitioned("kcenter", Xs, ks)
     r_single, r_part = radius(Xs, kc_single), radius(Xs, kc_part)
-    records.append({"method": "kcenter", "n_rows": m, "dim": d, "k": ks,
-                    "objective": "cover radius (lower is better)",
-                    "single": round(r_single, 4), "partitioned": round(r_part, 4),
-                    "random": round(radius(Xs, rand), 4),
-                    "fraction": round(r_single / r_part, 4),
-                    "single_s": round(t_single, 1), "partitioned_s": round(t_part, 1),
-                    "parts": info["parts"]})
+    records.append(record("kcenter", m, d, ks, "cover radius (lower is better)", r_single,
+                          r_part, radius(Xs, rand), r_single / r_part, t_single, t_part,
+                          info, 4))
     print(json.dumps(records[-1]), flush=True)
 
     t0 = time.perf_counter()
@@ -107,13 +111,9 @@ def run_objective(n: int, d: int) -> None:
     t_single = time.perf_counter() - t0
     h_part, t_part, info = partitioned("herding", Xs, ks, per_class=False)
     e_single, e_part = herding_error(Xs, h_single), herding_error(Xs, h_part)
-    records.append({"method": "herding", "n_rows": m, "dim": d, "k": ks,
-                    "objective": "‖mean(X) − mean(S)‖ (lower is better)",
-                    "single": round(e_single, 5), "partitioned": round(e_part, 5),
-                    "random": round(herding_error(Xs, rand), 5),
-                    "fraction": round(e_single / e_part, 4) if e_part else 1.0,
-                    "single_s": round(t_single, 1), "partitioned_s": round(t_part, 1),
-                    "parts": info["parts"]})
+    records.append(record("herding", m, d, ks, "‖mean(X) − mean(S)‖ (lower is better)",
+                          e_single, e_part, herding_error(Xs, rand),
+                          e_single / e_part if e_part else 1.0, t_single, t_part, info, 5))
     print(json.dumps(records[-1]), flush=True)
 
     write_json(RESULTS / "partitioned_greedy.json", records)

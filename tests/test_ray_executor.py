@@ -49,17 +49,8 @@ def stores(tmp_path_factory, ray_cluster):
     return base, other
 
 
-def _shards(frame: pl.DataFrame, folder: Path, sizes=(500, 400, 300)) -> Path:
-    folder.mkdir()
-    start = 0
-    for i, m in enumerate(sizes):
-        frame.slice(start, m).write_parquet(folder / f"part-{i:03d}.parquet")
-        start += m
-    return folder
-
-
 def test_ingest_on_ray_is_byte_identical(tmp_path, ray_cluster):
-    shards = _shards(blobs(1200), tmp_path / "shards")
+    shards = _stream_shards(blobs(1200), tmp_path / "shards", sizes=(500, 400, 300))
     st = Store.create(tmp_path / "s")
     st.ingest(shards, "loc", SPEC, batch_rows=128)
     st.ingest(shards, "ray", SPEC, batch_rows=128, executor="ray")
