@@ -171,8 +171,10 @@ class RayExecutor(Executor):
                     out[index[done[0]]] = ray.get(done[0])
                     b.advance(1)
         except ray.exceptions.RayTaskError as exc:
-            for r in pending:
-                ray.cancel(r, force=True)
+            # no ray.cancel(force=True) of the rest: a reply arriving for a force-cancelled
+            # task aborts the driver in Ray 2.60 ("Tried to complete task that was not
+            # pending"). The other tasks finish on their own; they write only into the
+            # staged folder, which the caller removes.
             cause = getattr(exc, "cause", None)
             if isinstance(cause, CurateError):
                 raise cause from None
