@@ -216,7 +216,7 @@ backend, executor, src, out = sys.argv[1:5]
 texts = pl.read_parquet(src)["gloss"].to_list()
 from curate.embedding import embed_texts, embed_on_ray
 from curate.encoders import get_encoder
-get_encoder(backend).encode(texts[:64], 32)            # load (and build) the model first
+get_encoder(backend).encode(texts[:64])                # load (and build) the model first
 t0 = time.perf_counter()
 if executor == "ray":
     import ray
@@ -244,7 +244,8 @@ def run_embed(args) -> list[dict]:
     records, ref = [], None
     try:
         for executor in args.embed_executors.split(","):
-            for backend in args.backends.split(","):
+            backends = args.backends if executor == "local" else args.ray_backends
+            for backend in backends.split(","):
                 out = work / f"{backend}-{executor}.npy"
                 proc = subprocess.run([sys.executable, "-c", EMBED_ONE, backend, executor,
                                        str(src), str(out)], env=env, capture_output=True,
@@ -278,8 +279,9 @@ def main() -> None:
     ap.add_argument("--executor", choices=("local", "ray"), default="local")
     ap.add_argument("--ray-nodes", type=int, default=1)
     ap.add_argument("--embed", type=int, default=0, help="embedding throughput on N texts")
-    ap.add_argument("--backends", default="torch,onnx,onnx-int8")
+    ap.add_argument("--backends", default="torch,openvino,onnx,onnx-int8")
     ap.add_argument("--embed-executors", default="local,ray")
+    ap.add_argument("--ray-backends", default="openvino", help="backends timed on Ray")
     ap.add_argument("--objective", type=int, default=0,
                     help="partitioned vs single greedy objectives on N rows")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
@@ -293,6 +295,8 @@ def main() -> None:
     path = RESULTS / "scale_out.json"
     old = json.loads(path.read_text()) if path.exists() else []
     new_keys = {_key(r) for r in records}
+    if args.embed:   # one embedding table: records of another text count are superseded
+        old = [r for r in old if r["stage"] != "embed" or r["n_rows"] == args.embed]
     allrec = [r for r in old if _key(r) not in new_keys] + records
     write_json(path, allrec)
     write_table(allrec)

@@ -62,12 +62,16 @@ METHODS = {
 FOUNDATION = ("cld", "bottom-cld", "random", "stratified")
 
 
-def load(store_dir: Path, sample: int | None):
+def load(store_dir: Path, sample: int | None, backend: str = "torch"):
     """Embeddings, label codes, class count and split rows of the full-WordNet store; with
     ``sample``, a class-stratified subsample of it (seed 0; splits kept, so the protocol is
-    the same and the embeddings are reused)."""
+    the same and the embeddings are reused). ``backend`` other than ``torch`` (the store's
+    float32 embeddings) re-embeds every gloss with that encoder backend, cached as
+    ``<store>/../wordnet-<backend>.npy``: the same rows, splits and labels, other vectors."""
     st = full_store(store_dir)
     X = np.asarray(st.embeddings("wordnet")[0])
+    if backend != "torch":
+        X = backend_vectors(st, Path(store_dir).parent / f"wordnet-{backend}.npy", backend)
     s = st.samples("wordnet", ["row_idx", "split", "lexname"])
     if sample is not None and sample < s.height:
         keep = np.sort(make_selector("stratified").select(
@@ -79,6 +83,15 @@ def load(store_dir: Path, sample: int | None):
     rows = {k: s.filter(pl.col("split") == k)["row_idx"].to_numpy() for k in ("train", "val",
                                                                               "test")}
     return X, yy, len(classes), rows, s.height
+
+
+def backend_vectors(st, path: Path, backend: str) -> np.ndarray:
+    from curate.embedding import embed_texts
+
+    if not path.exists():
+        texts = st.samples("wordnet", ["gloss"])["gloss"].fill_null("").to_list()
+        np.save(path, embed_texts(texts, backend=backend, progress=True))
+    return np.load(path, mmap_mode="r")
 
 
 def load_fashion_mnist(sample: int | None):
@@ -104,13 +117,14 @@ def load_fashion_mnist(sample: int | None):
 
 
 def run(store_dir: Path, sample: int | None, seeds: int, budgets: list[float],
-        epochs: int, methods: dict, dataset_name: str = "wordnet") -> list[dict]:
+        epochs: int, methods: dict, dataset_name: str = "wordnet",
+        backend: str = "torch") -> list[dict]:
     if dataset_name == "fashion-mnist":
         X, y, C, rows, n_rows = load_fashion_mnist(sample)
     else:
-        X, y, C, rows, n_rows = load(store_dir, sample)
+        X, y, C, rows, n_rows = load(store_dir, sample, backend)
     pool, val, test = rows["train"], rows["val"], rows["test"]
-    dataset = f"{dataset_name}-{n_rows}"
+    dataset = f"{dataset_name}-{n_rows}" + (f"-{backend}" if backend != "torch" else "")
     records = []
     t0 = time.perf_counter()
     full_acc = downstream_accuracy(X, y, pool, test, C)
@@ -185,6 +199,8 @@ def main() -> None:
     ap.add_argument("--budgets", default="0.01,0.05,0.1,0.3")
     ap.add_argument("--methods", default=",".join(FOUNDATION),
                     help=f"comma list from: {', '.join(METHODS)}")
+    ap.add_argument("--backend", default="torch",
+                    help="WordNet: encoder backend of the embeddings (torch = the store's)")
     args = ap.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
     unknown = [m for m in args.methods.split(",") if m not in METHODS]
@@ -192,7 +208,7 @@ def main() -> None:
         ap.error(f"unknown method(s): {', '.join(unknown)}")
     methods = {m: METHODS[m] for m in args.methods.split(",")}
     records = run(args.store, args.sample, args.seeds, budgets, args.epochs, methods,
-                  args.dataset)
+                  args.dataset, args.backend)
     path = RESULTS / "subset_quality.json"
     allrec = merge_records(path, records, ("dataset", "method"))
     write_json(path, allrec)

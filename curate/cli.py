@@ -35,6 +35,8 @@ out = Console(soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace the output file if it exists.")]
+FromOpt = Annotated[str | None, typer.Option(
+    "--from", help="Select within this earlier selection's rows (its id).")]
 ExecutorOpt = Annotated[str | None, typer.Option(
     "--executor", help="Where parallel stages run: local (default) or ray "
     "[env: CURATE_EXECUTOR].")]
@@ -81,27 +83,9 @@ def _executor(name: str | None, address: str | None):
 
 
 def _parse_params(items: list[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InvalidParameterError(f"--param must look like key=value; got {item!r}")
-        params[key.strip()] = _coerce(raw.strip())
-    return params
+    from curate.specs import parse_params
 
-
-def _coerce(raw: str) -> Any:
-    low = raw.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
+    return parse_params(items)
 
 
 @app.callback()
@@ -122,7 +106,8 @@ def init(
     epochs: Annotated[int, typer.Option(help="With --default: proxy epochs.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed for the sample, split and proxy.")] = 0,
     backend: Annotated[str, typer.Option(
-        help="With --default: encoder torch (float32 reference), onnx, onnx-int8.")] = "torch",
+        help="With --default: encoder openvino (bf16 where the CPU has it), torch (float32 "
+             "reference), onnx, onnx-int8.")] = "openvino",
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
@@ -180,7 +165,9 @@ def ingest(
 
 @app.command()
 def embed(dataset: DatasetArg = None,
-          batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
+          batch_size: Annotated[int | None, typer.Option(
+              help="Sentences per batch (default: the backend's, 32 torch, 128 "
+                   "openvino).")] = None,
           executor: ExecutorOpt = None,
           ray_address: RayAddressOpt = None,
           actors: Annotated[int | None, typer.Option(
@@ -188,7 +175,8 @@ def embed(dataset: DatasetArg = None,
           cpus_per_actor: Annotated[int, typer.Option(help="Ray: CPUs per actor.")] = 1,
           gpus_per_actor: Annotated[float, typer.Option(help="Ray: GPUs per actor.")] = 0.0,
           backend: Annotated[str, typer.Option(
-              help="Encoder: torch (float32 reference), onnx, onnx-int8.")] = "torch",
+              help="Encoder: openvino (bf16 where the CPU has it), torch (float32 "
+                   "reference), onnx, onnx-int8.")] = "openvino",
           json_out: JsonOpt = False) -> None:
     """Embed a dataset's text column with all-MiniLM-L6-v2 (offline)."""
     from curate.embedding import embed_dataset
@@ -420,6 +408,7 @@ def select(
         help="Dataset holding the target domain (snp).")] = None,
     model: Annotated[str | None, typer.Option(
         help="Trained model id (inset; see `curate subsets train`).")] = None,
+    within: FromOpt = None,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
@@ -430,14 +419,29 @@ def select(
     sel = curate.select(method=method, budget=curate.parse_budget(budget), dataset=dataset,
                         store=State.store, seed=seed, params=_parse_params(param),
                         embedding=embedding, signal=signal, group_column=group_column,
-                        target=target, model=model,
+                        target=target, model=model, within=within,
                         executor=_executor(executor, ray_address))
     p = sel.provenance
-    _emit({"selection_id": sel.id, "dataset": p.dataset, "method": p.method,
-           "budget": p.budget, "seed": p.seed, "n_candidates": p.n_candidates,
-           "n_selected": p.n_selected, "params": p.params, "info": p.info,
-           "path": str(sel.path),
-           "wall_time_s": sel.run.get("wall_time_s")}, json_out)
+    payload = {"selection_id": sel.id, "dataset": p.dataset, "method": p.method,
+               "budget": p.budget, "seed": p.seed, "n_candidates": p.n_candidates,
+               "from": p.inputs.get("from"),
+               "n_selected": p.n_selected, "params": p.params, "info": p.info,
+               "path": str(sel.path),
+               "wall_time_s": sel.run.get("wall_time_s")}
+
+    def human() -> None:
+        brief = {k: v for k, v in payload.items() if k not in ("info", "from")
+                 or (k == "from" and v)}
+        if "why" in p.info:                 # auto: what it chose and why, not the evidence
+            brief["chose"] = p.info["why"]
+        elif len(str(p.info)) > 400:
+            brief["info"] = "(see `curate show`)"
+        else:
+            brief["info"] = p.info
+        for k, v in brief.items():
+            out.print(f"[bold]{k}[/]: {v}")
+
+    _emit(payload, json_out, human)
 
 
 @app.command()
@@ -531,19 +535,117 @@ def list_(json_out: JsonOpt = False) -> None:
 
 
 @app.command()
+def compare(
+    dataset: DatasetArg = None,
+    methods: Annotated[str, typer.Option(
+        help="Comma list of method specs, parameters after colons: "
+             "cld,el2n:policy=ccs,herding (random and stratified are always run).")] = ...,
+    budgets: Annotated[str, typer.Option(
+        help="Comma list of budgets (fractions or counts).")] = "0.01,0.05,0.1,0.3",
+    seeds: Annotated[int, typer.Option(help="Seeds per method and budget.")] = 3,
+    seed: Annotated[int, typer.Option(help="First seed.")] = 0,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Folder for compare.json/.png/.html (default: ./compare-NAME).")]
+        = None,
+    overwrite: OverwriteOpt = False,
+    within: FromOpt = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Which method helps on this dataset: accuracy vs random/stratified, with a plot."""
+    import curate
+    from curate.compare import compare as run_compare
+    from curate.compare import table_rows, write_report
+    from curate.specs import parse_list
+
+    rep = run_compare(State.store, dataset, methods=parse_list(methods, "--methods"),
+                      budgets=[curate.parse_budget(b) for b in parse_list(budgets, "--budgets")],
+                      seeds=seeds, seed=seed, within=within,
+                      executor=_executor(executor, ray_address), progress=not json_out)
+    paths = write_report(rep, out_dir or Path(f"compare-{rep.dataset}"), overwrite=overwrite)
+
+    def human() -> None:
+        rows = table_rows(rep)
+        t = Table(title=f"{rep.dataset}: {rep.n_candidates:,} candidates, full pool "
+                        f"{rep.full_pool_accuracy:.4f}")
+        for c in rows[0]:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*r.values())
+        out.print(t)
+        out.print(f"report: {paths['html']} (plot {paths['png']}, data {paths['json']})")
+
+    _emit({**rep.to_json(), "paths": paths}, json_out, human)
+
+
+@app.command()
+def dedup(
+    dataset: DatasetArg = None,
+    eps: Annotated[float, typer.Option(
+        help="Semantic duplicates: cosine ≥ 1 − eps within a k-means cell.")] = 0.05,
+    exact: Annotated[bool, typer.Option(help="Exact duplicates of the normalised text.")] = True,
+    semantic: Annotated[bool, typer.Option(help="Semantic duplicates (SemDeDup).")] = True,
+    keep: Annotated[str, typer.Option(
+        help="Row kept per group: least-central (SemDeDup) or first (lowest row).")]
+        = "least-central",
+    cell_size: Annotated[int, typer.Option(help="Rows per k-means cell.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed for the cells and the order.")] = 0,
+    within: FromOpt = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove exact and semantic duplicates; the kept rows are a selection."""
+    import curate
+
+    sel = curate.select(method="dedup", budget=1.0, dataset=dataset, store=State.store,
+                        seed=seed, within=within, executor=_executor(executor, ray_address),
+                        params={"eps": eps, "exact": exact, "semantic": semantic,
+                                "keep": keep, "cell_size": cell_size})
+    info = sel.provenance.info
+    _emit({"selection_id": sel.id, "dataset": sel.provenance.dataset,
+           "n_candidates": sel.provenance.n_candidates, "n_kept": info["n_kept"],
+           "n_removed": info["n_removed"], "groups": info["groups_total"],
+           "exact_pairs": info["exact_pairs"], "semantic_pairs": info["semantic_pairs"],
+           "from": within, "path": str(sel.path)}, json_out)
+
+
+@app.command()
 def show(selection_id: Annotated[str, typer.Argument(help="Selection id.")],
          rows: Annotated[int, typer.Option(help="Rows to show.")] = 10,
          json_out: JsonOpt = False) -> None:
     """Show a selection's provenance and its first rows."""
     if rows < 0:
         raise InvalidParameterError(f"--rows must be ≥ 0; got {rows}")
+    from curate.api import lineage
+    from curate.groups import duplicate_groups
+
     st = _store()
     table, prov = st.read_selection(selection_id)
+    chain = lineage(st, selection_id)
     payload = {"selection_id": selection_id, "provenance": prov, "n_selected": table.height,
-               "head": table.head(rows).to_dicts()}
+               "lineage": chain, "head": table.head(rows).to_dicts()}
+
+    groups = duplicate_groups(st, selection_id, n=3)
+    if groups:
+        payload["duplicate_groups"] = groups
 
     def human() -> None:
-        out.print_json(json.dumps(prov, default=str))
+        shown = {**prov, "info": {k: v for k, v in prov.get("info", {}).items()
+                                  if k != "groups"}}
+        out.print_json(json.dumps(shown, default=str))
+        for g in groups:
+            out.print(f"duplicate group of {len(g)} (first kept):")
+            for r in g:
+                text = next((str(v) for k, v in r.items()
+                             if k not in ("row_idx", "sample_id", "kept")), "")
+                out.print(f"  {'kept ' if r['kept'] else 'drop '} {r['sample_id']}: "
+                          f"{text[:100]}")
+        if len(chain) > 1:
+            out.print("made within: " + " → ".join(
+                f"{c['selection_id']} ({c['method']}, {c['n_selected']} of "
+                f"{c['n_candidates']})" for c in chain))
         out.print(_table(table.head(rows), f"first {rows} of {table.height}"))
 
     _emit(payload, json_out, human)
@@ -577,12 +679,13 @@ def evaluate(selection_id: Annotated[str, typer.Argument(help="Selection id.")],
     def human() -> None:
         t = Table(title=f"{rep.dataset}: {rep.n_selected} of {rep.n_candidates} candidates, "
                         f"test rows {rep.n_test}")
-        for c in ("training set", "rows", "accuracy (mean ± std)", "runs"):
+        for c in ("training set", "rows", "test accuracy"):
             t.add_column(c)
         for a in rep.arms:
-            t.add_row(a.name, str(a.n_train), f"{a.mean:.4f} ± {a.std:.4f}",
-                      str(len(a.accuracies)))
+            t.add_row(a.name, str(a.n_train), a.summary())
         out.print(t)
+        out.print("The selection is deterministic and the downstream fit too: it is one run. "
+                  "Random's spread is over the subsets drawn.")
 
     _emit(rep.to_json(), json_out, human)
 

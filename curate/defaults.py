@@ -58,7 +58,7 @@ def load_wordnet(sample: int | None = DEFAULT_SAMPLE, seed: int = 0) -> pl.DataF
 
 
 def init_default(store: Store, *, sample: int | None = DEFAULT_SAMPLE, epochs: int = 20,
-                 seed: int = 0, progress: bool = False, backend: str = "torch",
+                 seed: int = 0, progress: bool = False, backend: str = "openvino",
                  executor=None) -> dict:
     """Build the default ``wordnet`` dataset in ``store`` (ingest → embed → signals). The seed,
     sample size, epochs and backend are checked before anything is read or written;

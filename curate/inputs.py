@@ -103,6 +103,8 @@ class SelectionInput:
     target: np.ndarray | None = None          # (m, d) embeddings of a target domain
     model: Any = None                         # a trained model (e.g. an INSET set function)
     sample_ids: np.ndarray | None = None
+    #: (n,) int64: equal iff the rows' normalised texts are equal (``text_keys``)
+    text_keys: np.ndarray | None = None
     dataset: str = "<memory>"
     fingerprint: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -234,11 +236,25 @@ def labelled_splits(store: Store, dataset: str | None, purpose: str) -> Labelled
     return LabelledSplits(labels=codes, classes=classes, rows=rows)
 
 
+def text_keys(texts: pl.Series) -> np.ndarray:
+    """(n,) int64 codes, equal iff the normalised texts are equal: Unicode NFKC, lower
+    case, every run of white space one space, trimmed; null is the empty text. Vectorised
+    (Polars string kernels and a dense rank), exact (no hashing)."""
+    norm = (texts.cast(pl.String).fill_null("").str.normalize("NFKC").str.to_lowercase()
+            .str.replace_all(r"\s+", " ").str.strip_chars())
+    return norm.rank("dense").to_numpy().astype(np.int64)
+
+
 def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: bool,
                signals: bool, embedding: str | None = None, signal: str | None = None,
                group_column: str | None = None, target: str | None = None,
-               model: str | None = None, lazy_embeddings: bool = False) -> SelectionInput:
+               model: str | None = None, lazy_embeddings: bool = False,
+               within: np.ndarray | None = None, texts: bool = False) -> SelectionInput:
     """Load the candidate pool of ``dataset`` with exactly the parts a selector needs.
+
+    ``within`` (``row_idx`` values, e.g. an earlier selection's rows) narrows the pool to
+    those training rows: ``dedup → label filter → cld 10%`` chains selections this way.
+    ``texts`` adds ``text_keys`` of the text column, when the dataset has one.
 
     ``group_column`` adds group codes (SnP's sources/identities); ``target`` adds the
     embeddings of every row of another dataset (the target domain), which must have the
@@ -249,6 +265,8 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
     cols = ["row_idx", "sample_id", "split"]
     if info.label_column:
         cols.append(info.label_column)
+    if texts and info.text_column:
+        cols.append(info.text_column)
     if group_column is not None:
         known = store.dataset(info.name).collect_schema().names()
         if group_column not in known:
@@ -257,6 +275,10 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
         cols.append(group_column)
     samples = store.samples(info.name, cols)
     cand = samples.filter(pl.col("split") == "train")
+    if within is not None:
+        keep = pl.DataFrame({"row_idx": np.asarray(within, np.int64)})
+        cand = cand.join(keep.cast({"row_idx": cand.schema["row_idx"]}), on="row_idx",
+                         how="semi", maintain_order="left")
     rows = cand["row_idx"].to_numpy().astype(np.int64)
     codes = classes = all_codes = None
     # labels are one column: load them whenever they exist (some methods use them optionally)
@@ -319,7 +341,12 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
             raise SchemaError(f"model {model!r} was trained on {mmeta['dim']}-dim features but "
                               f"{info.name!r} has {emb.shape[1]}-dim embeddings")
         used["model"] = model
+    keys = None
+    if texts and info.text_column:
+        keys = text_keys(cand[info.text_column])
+        used["text_column"] = info.text_column
     return SelectionInput(row_idx=rows, labels=codes, classes=classes, embeddings=emb,
                           signals=sig, groups=groups, target=tgt, model=trained,
+                          text_keys=keys,
                           sample_ids=cand["sample_id"].to_numpy().astype(str),
                           dataset=info.name, fingerprint=info.fingerprint, inputs=used)

@@ -76,6 +76,10 @@ class Selector:
     exact_budget: ClassVar[bool] = True
     #: True for methods that read the embeddings part by part (``RowSubset``, no gathered copy)
     lazy_embeddings: ClassVar[bool] = False
+    #: True for methods that use ``SelectionInput.text_keys`` when the dataset has text
+    uses_text: ClassVar[bool] = False
+    #: True for methods that use signals when the dataset has them (without needing them)
+    uses_signals: ClassVar[bool] = False
 
     _executor: Executor | None = None
 
@@ -208,7 +212,7 @@ class Selector:
             raise SchemaError(f"{self.name}: row_idx must be unique; got "
                               f"{len(rows) - len(np.unique(rows))} duplicated value(s)")
         per_row = {"labels": data.labels, "embeddings": data.embeddings, "groups": data.groups,
-                   "sample_ids": data.sample_ids,
+                   "sample_ids": data.sample_ids, "text_keys": data.text_keys,
                    "signals.train_losses (columns)": None if data.signals is None
                    else np.asarray(data.signals.train_losses).T}
         for what, arr in per_row.items():

@@ -53,6 +53,10 @@ def test_flow_select_show_evaluate_export(wordnet_home, tmp_path, capsys):
     assert set(arms) == {"selection (stratified)", "random", "full pool"}
     assert all(0 <= a["mean"] <= 1 for a in arms.values())
     assert arms["full pool"]["mean"] > 1 / 45  # far above chance on real data
+    # honest evidence: the deterministic selection is one run, random has one per seed
+    assert arms["selection (stratified)"]["runs"] == 1
+    assert arms["selection (stratified)"]["std"] is None
+    assert arms["random"]["runs"] == 2 and arms["random"]["std"] is not None
     for fmt in ("parquet", "jsonl", "csv", "npy"):
         target = tmp_path / f"out.{fmt}"
         _json(capsys, *st, "export", sel["selection_id"], "--format", fmt, "--out",

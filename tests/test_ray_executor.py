@@ -102,7 +102,7 @@ def test_embedding_on_ray_matches_local(tmp_path, wordnet_home, ray_cluster):
     far, meta = st.embeddings("wordnet")
     assert far.shape == local.shape
     assert (np.asarray(far) * local).sum(axis=1).min() > 0.9999
-    assert meta.backend["backend"] == "torch" and meta.backend["executor"] == "ray"
+    assert meta.backend["backend"] == "openvino" and meta.backend["executor"] == "ray"
 
 
 SCORE_CASES = [("cld", {}), ("cld", {"policy": "ccs"}), ("el2n", {}), ("el2n", {"epoch": 2}),
