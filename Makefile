@@ -27,8 +27,9 @@ demo: $(STAMP)
 
 # The Ray tests run in their own pytest process: a Ray driver shares the process with
 # whatever earlier tests left behind (threads, signal handlers), and once crashed the suite.
+# The rest runs on two pytest-xdist workers, one test file per worker at a time.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --ignore=tests/test_ray_executor.py
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore=tests/test_ray_executor.py
 	$(BIN)/python -m pytest -q tests/test_ray_executor.py
 
 lint: $(STAMP)

@@ -75,7 +75,13 @@ def machine() -> str:
 
 
 def mean_std(values) -> str:
+    """``mean ± std`` over runs; a value that did not vary across seeds is one run, said
+    so (never a repeated number shown as a spread of zero)."""
     v = np.asarray(list(values), dtype=float)
+    if len(v) > 1 and np.all(v == v[0]):
+        return f"{v[0]:.3f} (1 run: same every seed)"
+    if len(v) == 1:
+        return f"{v[0]:.3f} (1 run)"
     return f"{v.mean():.3f} ± {v.std():.3f}"
 
 

@@ -58,6 +58,7 @@ METHODS = {
     "uncertainty": ("uncertainty", {}), "uncertainty-ccs": ("uncertainty", {"policy": "ccs"}),
     "kcenter": ("kcenter", {}), "herding": ("herding", {}),
     "facility_location": ("facility_location", {}),
+    "auto": ("auto", {}),
 }
 FOUNDATION = ("cld", "bottom-cld", "random", "stratified")
 

@@ -31,7 +31,8 @@ from curate.selector import (
 # that unpickles a task function from it — stays free of torch's ~3 s import
 _LAZY = {"EvaluationReport": "curate.evaluate", "evaluate_selection": "curate.evaluate",
          "LossRecorder": "curate.signals", "ingest_signals": "curate.signals",
-         "train_signals": "curate.signals"}
+         "train_signals": "curate.signals", "compare": "curate.comparison",
+         "write_report": "curate.comparison", "duplicate_groups": "curate.groups"}
 
 
 def __getattr__(name: str):
@@ -47,7 +48,8 @@ __all__ = [
     "BudgetError", "CandidateSignals", "CurateError", "EvaluationReport",
     "InvalidParameterError", "LossRecorder", "MissingInputError", "Needs", "Picks",
     "Provenance", "Selection", "SelectionInput", "Selector", "UnknownMethodError",
-    "__version__", "available_methods", "evaluate_selection", "get_selector_class",
+    "__version__", "available_methods", "compare", "duplicate_groups", "evaluate_selection", "get_selector_class",
     "ingest_signals", "largest_remainder", "load_input", "load_selection", "make_selector",
     "open_store", "parse_budget", "register", "resolve_budget", "select", "train_signals",
+    "write_report",
 ]

@@ -555,8 +555,8 @@ def compare(
 ) -> None:
     """Which method helps on this dataset: accuracy vs random/stratified, with a plot."""
     import curate
-    from curate.compare import compare as run_compare
-    from curate.compare import table_rows, write_report
+    from curate.comparison import compare as run_compare
+    from curate.comparison import table_rows, write_report
     from curate.specs import parse_list
 
     rep = run_compare(State.store, dataset, methods=parse_list(methods, "--methods"),

@@ -182,8 +182,11 @@ class OpenVinoEncoder(OnnxEncoder):
         self.path = onnx_model(False)
         core = ov.Core()
         self.precision = precision or bf16_or_f32(core)
+        # no CPU pinning: OpenVINO would pin the *calling* thread to one core for good, and
+        # everything the process does after embedding (proxy training, selection) with it
         self.compiled = core.compile_model(str(self.path), "CPU", {
             "INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY",
+            "ENABLE_CPU_PINNING": False,
             "INFERENCE_NUM_THREADS": threads or cores()})
         self.request = self.compiled.create_infer_request()
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from curate.cli import main
-from curate.compare import compare, paired_ci95, write_report
+from curate.comparison import compare, paired_ci95, write_report
 from curate.errors import CurateError
 from curate.specs import MethodSpec
 from stores import Store

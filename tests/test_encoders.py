@@ -44,6 +44,17 @@ def test_openvino_is_default_and_records_its_precision():
     assert get_encoder().describe()["dtype"] in ("bf16", "f32")
 
 
+def test_openvino_leaves_the_calling_thread_on_every_core(glosses):
+    """OpenVINO pins its inference threads by default, the caller's included: everything
+    the process ran after embedding (proxy training, selection) was then held to one core.
+    Pinning is off; the caller's CPU set is unchanged."""
+    import os
+
+    before = os.sched_getaffinity(0)
+    get_encoder("openvino").encode(glosses)
+    assert os.sched_getaffinity(0) == before
+
+
 def test_order_of_texts_is_kept(glosses, reference):
     """Length buckets sort inside a chunk; rows must come back in the caller's order."""
     rev = embed_texts(glosses[::-1], backend="openvino")

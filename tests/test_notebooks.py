@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("name", ["01_explore_subsets.ipynb", "02_set_selection.ipynb",
-                                  "03_fanout_retrieval.ipynb"])
+                                  "03_fanout_retrieval.ipynb", "04_choose_a_method.ipynb"])
 def test_notebook_executes(name, wordnet_home, tmp_path, monkeypatch):
     monkeypatch.setenv("CURATE_HOME", str(wordnet_home))
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -30,6 +30,11 @@ def test_notebook_executes(name, wordnet_home, tmp_path, monkeypatch):
     elif name.startswith("02"):
         text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
         assert "QUERY" in text and "test MJC" in text
-    else:
+    elif name.startswith("03"):
         text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
         assert "QUERY" in text and "recall@10" in text and "diffusion" in text
+    else:
+        text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+        images = [o for c in nb.cells for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        assert images and "GROUP" in text and "→" in text and "flagged of" in text

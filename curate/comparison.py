@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from curate.api import open_store, select
+from curate.api import load_selection, open_store, select
 from curate.budget import Budget, resolve_budget
 from curate.checks import check_int, check_seed
 from curate.errors import InvalidParameterError
@@ -158,9 +158,8 @@ def compare(store: Store | str | Path | None = None, dataset: str | None = None,
                     cells.setdefault((spec.label, budget), []).append((s, sel))
                     b.advance()
         pool = ev.pool
-        if within is not None:
-            pool = np.sort(select(method="random", budget=1.0, dataset=dataset, store=st,
-                                  seed=0, within=within).indices)
+        if within is not None:     # the candidates: the parent's training rows
+            pool = np.intersect1d(load_selection(st, within).indices, ev.pool)
         t0 = time.perf_counter()
         full = ev.accuracy(pool)
         full_s = time.perf_counter() - t0
