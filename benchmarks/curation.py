@@ -43,9 +43,8 @@ from curate.inputs import text_keys  # noqa: E402
 
 
 def texts_of(store_dir: Path, row_idx: np.ndarray):
-    from common import full_store
-
     import polars as pl
+    from common import full_store
 
     st = full_store(store_dir)
     g = st.samples("wordnet", ["row_idx", "gloss"])
