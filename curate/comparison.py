@@ -106,6 +106,15 @@ class CompareReport:
         out["arms"] = [a.to_json() for a in self.arms]
         return out
 
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> CompareReport:
+        """Back from ``compare.json`` (to re-draw a report without re-running anything)."""
+        known = set(Arm.__dataclass_fields__)
+        arms = [Arm(**{k: (tuple(v) if k == "delta_ci95" and v is not None else v)
+                       for k, v in a.items() if k in known}) for a in obj["arms"]]
+        return cls(**{**{k: v for k, v in obj.items() if k in cls.__dataclass_fields__},
+                      "arms": arms})
+
 
 def _specs(methods) -> list[MethodSpec]:
     specs = [m if isinstance(m, MethodSpec) else MethodSpec.parse(m) for m in methods]
@@ -240,8 +249,8 @@ def table_rows(rep: CompareReport) -> list[dict[str, str]]:
         k = resolve_budget(a.budget, rep.n_candidates)
         rows.append({"method": a.label, "budget": _budget_text(a.budget), "rows": str(k),
                      "accuracy": fmt_acc(a), "runs": str(a.runs),
-                     "Δ vs best baseline [95% CI]": fmt_delta(a) or "—",
-                     "baseline": a.baseline or "—",
+                     "Δ [95% CI]": fmt_delta(a) or "—",
+                     "vs": a.baseline or "—",
                      "select s": f"{a.selection_time_s:.2f}",
                      "train s": f"{a.train_time_s:.2f}"})
     return rows
@@ -276,6 +285,9 @@ def plot(rep: CompareReport, path: Path) -> None:
                label=f"full pool ({rep.n_candidates:,} rows)")
     if len(xs) > 1 and max(xs) / max(min(xs), 1) > 8:
         ax.set_xscale("log")
+    ax.set_xticks(xs, [f"{k:,}\n{_budget_text(b)}" for k, b in zip(xs, rep.budgets,
+                                                                  strict=True)])
+    ax.minorticks_off()
     ax.set_xlabel("selected rows (budget)")
     ax.set_ylabel("test accuracy (downstream model)")
     ax.set_title(f"{rep.dataset}: {len(rep.seeds)} seed(s) per point")
