@@ -119,7 +119,11 @@ class CompareReport:
 def _specs(methods) -> list[MethodSpec]:
     specs = [m if isinstance(m, MethodSpec) else MethodSpec.parse(m) for m in methods]
     for s in specs:
-        get_selector_class(s.method)                    # unknown method: one line, now
+        if not get_selector_class(s.method).exact_budget:   # unknown method: one line, too
+            raise InvalidParameterError(
+                f"compare: {s.method} may return fewer rows than the budget, so random of "
+                "the budget's size is no fair baseline; run filters such as dedup and "
+                "label_issues first and compare within them (--from)")
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise InvalidParameterError(f"compare: a method is listed twice: {', '.join(labels)}")

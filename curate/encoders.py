@@ -110,14 +110,9 @@ class OnnxEncoder(TextEncoder):
     quantized: ClassVar[bool] = False
 
     def __init__(self, device: str = "cpu", threads: int | None = None):
-        if device != "cpu":
-            raise InvalidParameterError(f"backend {self.name!r} runs on the CPU; use "
-                                        f"--backend torch for device {device!r}")
+        self._load_tokenizer(device)
         import onnxruntime as ort
 
-        self.st = load_text_encoder("cpu")
-        self.tokenizer = self.st.tokenizer
-        self.max_length = int(self.st.max_seq_length)
         self.path = onnx_model(self.quantized)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or cores()
@@ -125,6 +120,15 @@ class OnnxEncoder(TextEncoder):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(self.path), opts,
                                             providers=["CPUExecutionProvider"])
+
+    def _load_tokenizer(self, device: str) -> None:
+        """The bundled model's own tokenizer and truncation length (CPU backends only)."""
+        if device != "cpu":
+            raise InvalidParameterError(f"backend {self.name!r} runs on the CPU; use "
+                                        f"--backend torch for device {device!r}")
+        self.st = load_text_encoder("cpu")
+        self.tokenizer = self.st.tokenizer
+        self.max_length = int(self.st.max_seq_length)
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """One forward pass: int64 (b, t) inputs → (b, t, 384) last hidden state."""
@@ -171,14 +175,9 @@ class OpenVinoEncoder(OnnxEncoder):
 
     def __init__(self, device: str = "cpu", threads: int | None = None,
                  precision: str | None = None):
-        if device != "cpu":
-            raise InvalidParameterError(f"backend {self.name!r} runs on the CPU; use "
-                                        f"--backend torch for device {device!r}")
+        self._load_tokenizer(device)
         import openvino as ov
 
-        self.st = load_text_encoder("cpu")
-        self.tokenizer = self.st.tokenizer
-        self.max_length = int(self.st.max_seq_length)
         self.path = onnx_model(False)
         core = ov.Core()
         self.precision = precision or bf16_or_f32(core)

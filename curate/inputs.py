@@ -238,11 +238,14 @@ def labelled_splits(store: Store, dataset: str | None, purpose: str) -> Labelled
 
 def text_keys(texts: pl.Series) -> np.ndarray:
     """(n,) int64 codes, equal iff the normalised texts are equal: Unicode NFKC, lower
-    case, every run of white space one space, trimmed; null is the empty text. Vectorised
-    (Polars string kernels and a dense rank), exact (no hashing)."""
+    case, every run of white space one space, trimmed. A null or empty text gets −1: it
+    says nothing, so it is nobody's duplicate. Vectorised (Polars string kernels and a
+    dense rank), exact (no hashing)."""
     norm = (texts.cast(pl.String).fill_null("").str.normalize("NFKC").str.to_lowercase()
             .str.replace_all(r"\s+", " ").str.strip_chars())
-    return norm.rank("dense").to_numpy().astype(np.int64)
+    keys = norm.rank("dense").to_numpy().astype(np.int64)
+    keys[(norm.str.len_bytes() == 0).to_numpy()] = -1
+    return keys
 
 
 def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: bool,
@@ -298,6 +301,7 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
         emb = RowSubset(matrix, rows) if lazy_embeddings else \
             np.asarray(matrix[rows], dtype=np.float32)
         used["embedding"] = meta.model
+        used["embedding_created_at"] = meta.created_at   # a re-embedding is another input
     sig = None
     if signals:
         raw = store.signals(info.name, signal)

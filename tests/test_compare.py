@@ -84,6 +84,27 @@ def test_compare_report_files(compared, tmp_path):
         write_report(rep, tmp_path / "report")
 
 
+def test_report_round_trips_through_json(compared, tmp_path):
+    from curate.comparison import CompareReport
+
+    _, rep = compared
+    back = CompareReport.from_json(json.loads(json.dumps(rep.to_json())))
+    assert json.dumps(back.to_json()) == json.dumps(json.loads(json.dumps(rep.to_json())))
+
+
+def test_compare_within_an_earlier_selection(compared):
+    """--from: every arm (baselines included) selects inside the parent's rows."""
+    import curate
+
+    st, _ = compared
+    parent = curate.select(method="random", budget=0.5, store=st, seed=5)
+    rep = compare(st, methods=["herding"], budgets=[0.2], seeds=1, within=parent.id)
+    assert rep.n_candidates == len(parent) and rep.within == parent.id
+    for sid in rep.provenance:
+        rows = curate.load_selection(st, sid).indices
+        assert np.isin(rows, parent.indices).all()
+
+
 def test_compare_cli_json_and_errors(compared, tmp_path, capsys):
     st, _ = compared
     capsys.readouterr()
@@ -93,7 +114,7 @@ def test_compare_cli_json_and_errors(compared, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["paths"]["html"].endswith("compare.html")
     for bad in (["--methods", "nosuch"], ["--methods", "herding", "--seeds", "0"],
-                ["--methods", "herding:k"]):
+                ["--methods", "herding:k"], ["--methods", "dedup"]):
         assert main(["--store", str(st.root), "compare", *bad, "--out",
                      str(tmp_path / "x")]) != 0
         err = capsys.readouterr().err.strip()

@@ -37,8 +37,30 @@ def _dedup_input(texts=None):
 
 def test_text_keys_normalise_case_space_and_unicode():
     keys = text_keys(pl.Series(["Hello  World", "hello world ", "ﬁne", "fine", None, "", "x"]))
-    assert keys[0] == keys[1] and keys[2] == keys[3] and keys[4] == keys[5]
+    assert keys[0] == keys[1] and keys[2] == keys[3]
+    assert keys[4] == keys[5] == -1            # empty texts are nobody's duplicates
     assert len(set(keys.tolist())) == 4
+
+
+def test_empty_texts_are_not_exact_duplicates():
+    e = np.eye(4, dtype=np.float32)                         # four distinct directions
+    from dataclasses import replace
+
+    data = replace(SelectionInput.from_arrays(embeddings=e),
+                   text_keys=text_keys(pl.Series([None, "", "  ", "a"])))
+    assert len(make_selector("dedup").select(data, 1.0).indices) == 4
+
+
+def test_large_identical_groups_are_one_group_with_bounded_listing():
+    """100 copies of one vector: more than NEIGHBOURS per row, still one group; the
+    provenance lists MEMBERS_LISTED of them and the full size."""
+    from curate.methods.dedup import MEMBERS_LISTED, NEIGHBOURS
+
+    e = np.r_[np.tile([[1.0, 0, 0]], (100, 1)), [[0, 1.0, 0]]].astype(np.float32)
+    sel = make_selector("dedup").select(SelectionInput.from_arrays(embeddings=e), 1.0)
+    info = sel.provenance.info
+    assert 100 > NEIGHBOURS and info["n_kept"] == 2 and info["groups_total"] == 1
+    assert len(info["groups"][0]) == MEMBERS_LISTED and info["group_sizes"] == [100]
 
 
 def test_dedup_groups_exact_and_semantic_hand_case():

@@ -17,6 +17,10 @@ test split is never read:
 3. The contender with the highest mean inner-validation accuracy runs on the whole pool at
    the asked budget and seed; its answer is the selection.
 
+``time_cap_s`` (default None: no cap) skips the contenders not yet run once the bake-off has
+taken that long; the answer then depends on the machine's speed (the skipped contenders are
+in ``info["skipped"]``), so the default keeps it a function of the data and the seed.
+
 The provenance ``info`` records the choice, why (its validation mean against the best
 baseline's), every contender's validation accuracies and times, the skipped ones, and the
 chosen method's own ``info``. Cost: ``rounds × |contenders|`` small selections and
@@ -30,6 +34,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from curate.budget import shuffled_class_rank
 from curate.checks import check_int, check_number
 from curate.errors import CurateError
 from curate.inputs import SelectionInput
@@ -52,14 +57,11 @@ def inner_split(labels: np.ndarray, val_fraction: float, rng: np.random.Generato
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions (train, val), class-stratified: each class gives ⌊val_fraction·n_c⌉ rows
     (at least 1 when it has 2 or more) to validation."""
-    order = np.lexsort((rng.permutation(len(labels)), labels))
-    sorted_labels = labels[order]
-    starts = np.searchsorted(sorted_labels, sorted_labels, side="left")
-    counts = np.bincount(labels)[sorted_labels]
-    rank = np.arange(len(labels)) - starts
+    rank = shuffled_class_rank(labels, rng)
+    counts = np.bincount(labels)[labels]
     n_val = np.where(counts >= 2, np.maximum(1, np.rint(val_fraction * counts)), 0)
     is_val = rank < n_val
-    return np.sort(order[~is_val]), np.sort(order[is_val])
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
 @register("auto")
@@ -67,18 +69,18 @@ class AutoSelector(Selector):
     needs = Needs(labels=True, embeddings=True)
     summary = ("chooses a method (and policy) by a nested validation bake-off on the "
                "candidates, then runs it; the evidence is in the provenance")
-    exact_budget = False        # the chosen method decides (every contender is exact today)
     uses_signals = True
 
     def __init__(self, *, rounds: int = 2, val_fraction: float = 0.25,
-                 time_cap_s: float = 600.0):
+                 time_cap_s: float | None = None):
         self.rounds, self.val_fraction, self.time_cap_s = rounds, val_fraction, time_cap_s
         self.check_params()
 
     def _check_params(self):
         check_int(self.name, "rounds", self.rounds, 1, 20)
         check_number(self.name, "val_fraction", self.val_fraction, 0.05, 0.5)
-        check_number(self.name, "time_cap_s", self.time_cap_s, 0.0, low_open=True)
+        if self.time_cap_s is not None:
+            check_number(self.name, "time_cap_s", self.time_cap_s, 0.0, low_open=True)
 
     def contenders(self, data: SelectionInput) -> list[tuple[str, str, dict]]:
         has_signals = data.signals is not None
@@ -106,7 +108,8 @@ class AutoSelector(Selector):
             for label, method, params in contenders:
                 if label in skipped:
                     continue
-                if label not in BASELINES and time.perf_counter() - start > self.time_cap_s:
+                if (label not in BASELINES and self.time_cap_s is not None
+                        and time.perf_counter() - start > self.time_cap_s):
                     skipped[label] = f"time cap {self.time_cap_s:g} s reached"
                     continue
                 t0 = time.perf_counter()

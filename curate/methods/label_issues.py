@@ -13,12 +13,13 @@ from a model that saw its label.
 
 ``keep="issues"`` (default) selects the flagged rows, worst label quality first (any
 prefix: the most likely errors); ``keep="clean"`` selects the complement, the rows *not*
-flagged, best quality first — the "clean" filter to chain before another method
+flagged, in a seeded random order (a prefix is a uniform sample of the clean rows, not the
+easiest ones) — the "clean" filter to chain before another method
 (``--from``). Fewer rows than the budget come back when fewer are flagged (or clean):
 ``exact_budget`` is False, ``info["n_flagged"]`` says how many were. ``scores`` are the
 label-quality scores (the out-of-sample probability of the given label). Rows of a class
 with fewer than ``folds`` rows cannot be held out and predicted: they are not judged
-(never flagged; score 1.0; last in the clean order; ``info["n_unjudged"]``).
+(never flagged; score 1.0; ``info["n_unjudged"]``).
 
 Memory: the pool's embeddings (n × d float32) and probabilities (n × C) are held; each
 fold's fit is full-batch L-BFGS. Past a few million rows, fit on a sample first
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from curate.budget import shuffled_class_rank
 from curate.checks import check_choice, check_int
 from curate.errors import DegenerateInputError
 from curate.inputs import SelectionInput
@@ -39,11 +41,7 @@ KEEP = ("issues", "clean")
 
 def stratified_folds(labels: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
     """(n,) fold of each row: within each class, a seeded shuffle dealt round-robin."""
-    order = np.lexsort((rng.permutation(len(labels)), labels))   # by class, shuffled within
-    rank = np.empty(len(labels), np.int64)
-    starts = np.searchsorted(labels[order], labels[order], side="left")
-    rank[order] = np.arange(len(labels)) - starts                 # position within its class
-    return rank % folds
+    return shuffled_class_rank(labels, rng) % folds
 
 
 def out_of_fold_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: int,
@@ -106,8 +104,8 @@ class LabelIssues(Selector):
             pool = np.flatnonzero(flagged)
             order = pool[np.lexsort((pool, quality[pool]))]           # worst first
         else:
-            pool = np.flatnonzero(~flagged)                          # cleanest first,
-            order = pool[np.lexsort((pool, -quality[pool], ~is_judged[pool]))]  # unjudged last
+            pool = np.flatnonzero(~flagged)          # a seeded order: any prefix is a
+            order = pool[rng.permutation(len(pool))]  # uniform sample of the clean rows
         if not len(order):
             raise DegenerateInputError(
                 f"label_issues: no row is {'flagged' if self.keep == 'issues' else 'clean'}"
