@@ -215,7 +215,7 @@ import json, sys, time, numpy as np, polars as pl
 backend, executor, src, out = sys.argv[1:5]
 texts = pl.read_parquet(src)["gloss"].to_list()
 from curate.embedding import embed_texts, embed_on_ray
-from curate.encoders import get_encoder
+from core.encoders import get_encoder
 get_encoder(backend).encode(texts[:64])                # load (and build) the model first
 t0 = time.perf_counter()
 if executor == "ray":

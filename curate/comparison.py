@@ -354,3 +354,16 @@ def write_report(rep: CompareReport, out: str | Path, *, overwrite: bool = False
     files.atomic_write(paths["html"],
                        lambda tmp: tmp.write_text(html_report(rep, png), encoding="utf-8"))
     return {k: str(v) for k, v in paths.items()}
+
+
+def compare_and_report(store: Store | str | Path | None = None, dataset: str | None = None, *,
+                       methods: list[str | MethodSpec], budgets: list[Budget],
+                       seeds: int = 3, seed: int = 0, within: str | None = None,
+                       executor=None, progress: bool = False, out: str | Path | None = None,
+                       overwrite: bool = False) -> tuple[CompareReport, dict[str, str]]:
+    """``curate compare``: run ``compare`` and write its report (``write_report``) into
+    ``out`` (default ``./compare-<dataset>``). Returns the report and the written paths."""
+    rep = compare(store, dataset, methods=methods, budgets=budgets, seeds=seeds, seed=seed,
+                  within=within, executor=executor, progress=progress)
+    paths = write_report(rep, out or Path(f"compare-{rep.dataset}"), overwrite=overwrite)
+    return rep, paths

@@ -63,8 +63,8 @@ def init_default(store: Store, *, sample: int | None = DEFAULT_SAMPLE, epochs: i
     """Build the default ``wordnet`` dataset in ``store`` (ingest → embed → signals). The seed,
     sample size, epochs and backend are checked before anything is read or written;
     ``backend`` and ``executor`` go to ``embed_dataset``."""
+    from core.encoders import BACKENDS
     from curate.checks import check_choice
-    from curate.encoders import BACKENDS
 
     seed = check_seed(seed)
     check_int("", "epochs", epochs)
@@ -79,3 +79,27 @@ def init_default(store: Store, *, sample: int | None = DEFAULT_SAMPLE, epochs: i
             "embedding": emb["model"], "backend": backend, "signal": sig["signal"],
             "epochs": epochs,
             "default": True}
+
+
+def wordnet_query_set(store: Store, dataset: str = DEFAULT_NAME,
+                      min_members: int = 5) -> pl.DataFrame:
+    """The bundled WordNet fan-out query set as a user's query table
+    (``retrieval.queries``): one query per hypernym with ≥ ``min_members`` hyponyms whose
+    hypernym and hyponyms are all rows of ``dataset`` (so a sampled store gets the sets it can
+    answer). Columns: ``query_id`` and ``item`` (the hypernym's synset id: the query is itself
+    an item, never returned for itself), ``text`` ("lemma, lemma: gloss", what a user would
+    type), the views ``head`` (the lemmas) and ``body`` (the gloss), and ``references`` (the
+    hyponyms' synset ids)."""
+    check_int("", "min_members", min_members)
+    ids = store.samples(dataset, ["sample_id"]).rename({"sample_id": "id"})
+    sets = pl.read_parquet(hyponym_sets_path()).filter(pl.col("size") >= min_members)
+    present = (sets.select("set_id", "members").explode("members")
+               .join(ids.with_columns(pl.lit(True).alias("ok")), left_on="members",
+                     right_on="id", how="left")
+               .group_by("set_id").agg(pl.col("ok").is_not_null().all().alias("all_in")))
+    sets = (sets.join(present.filter(pl.col("all_in")).select("set_id"), on="set_id")
+            .join(ids, left_on="set_id", right_on="id", how="semi").sort("set_id"))
+    head = sets["query_lemmas"].list.join(", ").str.replace_all("_", " ")
+    return pl.DataFrame({"query_id": sets["set_id"], "text": head + ": " + sets["query_gloss"],
+                         "head": head, "body": sets["query_gloss"],
+                         "references": sets["members"], "item": sets["set_id"]})

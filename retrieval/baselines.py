@@ -1,67 +1,81 @@
-"""Fan-out baselines behind one interface: ``retrieve(queries (B, d), k) -> FanoutResult``.
+"""The retrieval baselines, registered as ``topk`` and ``mmr`` (``retrieval.retriever``).
 
-- ``topk``: the k nearest items (no fan-out).
-- ``mmr``: Maximal Marginal Relevance (Carbonell & Goldstein, 1998) over the top ``pool``
-  candidates: repeatedly add argmax_i λ·cos(q, x_i) − (1 − λ)·max_{j ∈ S} cos(x_i, x_j).
+- ``topk``: the k nearest items of the full query (no fan-out).
+- ``mmr``: Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998) over the query's
+  top ``pool`` candidates: repeatedly add argmax_i λ·cos(q, x_i) − (1 − λ)·max_{j ∈ S}
+  cos(x_i, x_j) (the first pick is the top hit). Vectorised over the batch: (B, P, P)
+  candidate similarities, a loop over the k picks.
+
+Neither reads the request's objective weights; the reported objectives still use them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from curate.errors import InvalidParameterError
-from retrieval.index import VectorIndex, normalise
+from core.errors import InvalidParameterError
+from retrieval.retriever import FanoutResult, Retriever
+
+__all__ = ["FanoutResult", "MMRRetriever", "TopKRetriever", "candidates"]
 
 
-@dataclass(frozen=True)
-class FanoutResult:
-    row_idx: np.ndarray     # (B, k) int64
-    scores: np.ndarray      # (B, k) cosine to the query
-    source: np.ndarray      # (B, k) which sub-query found each item (−1: the query itself)
+def candidates(retriever: Retriever, q: np.ndarray, size: int,
+               exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The query's ``size`` nearest items as (cosines (B, P), row ids (B, P), unit vectors
+    (B, P, d)); a missing hit (−1) or the excluded row gets cosine −inf and must not be
+    picked. Shapes: q (B, d)."""
+    n = int(retriever.index.meta["n"])
+    scores, rows = retriever.index.search(q, min(n, size + 1), retriever.search_params)
+    invalid = rows < 0
+    if exclude is not None:
+        invalid |= rows == exclude[:, None]
+    rel = np.where(invalid, -np.inf, scores).astype(np.float64)
+    X = retriever.vectors[np.clip(rows, 0, None)]
+    return rel, rows, X
 
 
-class TopKRetriever:
+class TopKRetriever(Retriever):
     name = "topk"
+    summary = "the k nearest items (no fan-out)"
+    search_params: dict[str, Any] | None = None
 
-    def __init__(self, index: VectorIndex, params: dict | None = None):
-        self.index, self.params = index, params
+    def _retrieve(self, V, k, weights, seed, exclude):
+        _, rows = self.index.search(V[:, 0], k + (exclude is not None), self.search_params)
+        if exclude is not None:                 # drop the excluded row, keep the order
+            keep = rows != exclude[:, None]
+            order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+            rows = np.take_along_axis(rows, order, axis=1)
+        return rows[:, :k], np.full((len(V), k), -1)
 
-    def retrieve(self, queries: np.ndarray, k: int) -> FanoutResult:
-        scores, rows = self.index.search(queries, k, self.params)
-        return FanoutResult(rows, scores, np.full(rows.shape, -1))
 
-
-class MMRRetriever:
+class MMRRetriever(Retriever):
     name = "mmr"
+    summary = "maximal marginal relevance over the query's top `pool` (λ = relevance weight)"
+    lam: float = 0.5
+    pool: int = 200
+    search_params: dict[str, Any] | None = None
 
-    def __init__(self, index: VectorIndex, vectors: np.ndarray, *, lam: float = 0.5,
-                 pool: int = 200, params: dict | None = None):
-        if not 0 <= lam <= 1:
-            raise InvalidParameterError(f"mmr: lambda must be in [0, 1]; got {lam!r}")
-        self.index, self.vectors, self.lam, self.pool, self.params = \
-            index, vectors, lam, pool, params
+    def _check_params(self) -> None:
+        if not 0 <= self.lam <= 1:
+            raise InvalidParameterError(f"mmr: lam must be in [0, 1]; got {self.lam!r}")
+        if self.pool < 1:
+            raise InvalidParameterError(f"mmr: pool must be ≥ 1; got {self.pool!r}")
 
-    def retrieve(self, queries: np.ndarray, k: int) -> FanoutResult:
-        Q = normalise(np.atleast_2d(queries))
-        scores, rows = self.index.search(Q, max(k, self.pool), self.params)
-        out_rows = np.full((len(Q), k), -1, dtype=np.int64)
-        out_scores = np.zeros((len(Q), k), dtype=np.float32)
-        for b in range(len(Q)):
-            valid = rows[b] >= 0
-            cand, rel = rows[b][valid], scores[b][valid]
-            X = normalise(self.vectors[cand])
-            sim = X @ X.T
-            chosen: list[int] = []
-            max_sim = np.full(len(cand), -np.inf)
-            for _ in range(min(k, len(cand))):
-                red = np.where(np.isfinite(max_sim), max_sim, 0.0)
-                value = self.lam * rel - (1 - self.lam) * red
-                value[chosen] = -np.inf
-                j = int(np.argmax(value))
-                chosen.append(j)
-                max_sim = np.maximum(max_sim, sim[j])
-            out_rows[b, : len(chosen)] = cand[chosen]
-            out_scores[b, : len(chosen)] = rel[chosen]
-        return FanoutResult(out_rows, out_scores, np.full(out_rows.shape, -1))
+    def _retrieve(self, V, k, weights, seed, exclude):
+        rel, rows, X = candidates(self, V[:, 0], max(k, self.pool), exclude)
+        B, P = rel.shape
+        sim = np.einsum("bid,bjd->bij", X, X)
+        max_sim = np.zeros((B, P))
+        chosen = np.zeros((B, P), dtype=bool)
+        picks = np.full((B, k), -1, dtype=np.int64)
+        for t in range(min(k, P)):
+            value = self.lam * rel - (1 - self.lam) * max_sim if t else rel.copy()
+            value[chosen | ~np.isfinite(rel)] = -np.inf
+            j = value.argmax(1)
+            ok = np.isfinite(value[np.arange(B), j])
+            picks[ok, t] = rows[ok, j[ok]]
+            chosen[np.arange(B)[ok], j[ok]] = True
+            max_sim = np.maximum(max_sim, sim[np.arange(B), j])
+        return picks, np.full((B, k), -1)

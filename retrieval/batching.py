@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from curate.errors import DeadlineExceededError
+from core.errors import DeadlineExceededError
 
 
 def stack_vectors(items: list[Any]) -> np.ndarray:

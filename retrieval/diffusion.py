@@ -46,8 +46,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from retrieval.baselines import FanoutResult
-from retrieval.index import VectorIndex, ground, normalise
+from retrieval.index import ground, normalise
+from retrieval.retriever import MAX_BEST_OF, MAX_STEPS, Retriever
 
 # Default size: on the WordNet benchmark a 64-wide, 2-layer denoiser matched a 128-wide,
 # 3-layer one in recall and composite at half the latency (README, "Fan-out retrieval").
@@ -191,8 +191,8 @@ def train_diffusion(queries: np.ndarray, targets: np.ndarray, *, epochs: int = 3
     """Fit the denoiser on (queries (m, d), targets (m, k, d) unit rows: sub-queries or
     items); AdamW, the EDM loss, a seeded validation split (its loss is reported per epoch).
     Returns the model and a history dict."""
-    from curate.errors import InvalidParameterError
-    from curate.progress import bar
+    from core.errors import InvalidParameterError
+    from core.progress import bar
     from retrieval.views import as_views
 
     Q = as_views(queries)                                            # (m, V, d)
@@ -239,48 +239,57 @@ def train_diffusion(queries: np.ndarray, targets: np.ndarray, *, epochs: int = 3
     return model, history
 
 
-class DiffusionRetriever:
-    """``retrieve(queries (B, d) or views (B, V, d), k) -> FanoutResult``: sample residuals,
-    snap them to the index."""
+class DiffusionRetriever(Retriever):
+    """``diffusion``: the distilled set denoiser — sample the k sub-query residuals with
+    ``steps`` Heun steps and classifier-free guidance ``guidance``, add them to the query,
+    ground each to its best unused item. With ``best_of`` > 1, that many sets are sampled
+    and the best by the composite under the request's weights is returned (a cheap
+    reward-guided search; 1: one sampling pass, the default)."""
 
     name = "diffusion"
+    summary = "distilled EDM set denoiser: one sampling pass (best_of > 1: rank by weights)"
+    model_kind = "diffusion"
+    fans_out = seeded = weighted = True
+    steps: int = 6
+    guidance: float = 1.0
+    best_of: int = 1
+    device: str = "cpu"
 
-    def __init__(self, model: SetDiffusion, index: VectorIndex, vectors: np.ndarray, *,
-                 steps: int = 6, guidance: float = 1.0, seed: int = 0, device: str = "cpu"):
-        self.model, self.index, self.vectors = model.eval().to(device), index, vectors
-        self.steps, self.guidance, self.seed, self.device = steps, guidance, seed, device
+    def _check_params(self) -> None:
+        from core.checks import check_int, check_number
+
+        check_int(self.name, "steps", self.steps, 1, MAX_STEPS)
+        check_number(self.name, "guidance", self.guidance, 0.0)
+        check_int(self.name, "best_of", self.best_of, 1, MAX_BEST_OF)
+        self.model = self.model.eval().to(self.device)
 
     @property
-    def k(self) -> int:
-        return self.model.cfg.k
+    def k_fixed(self) -> int:
+        return int(self.model.cfg.k)
 
-    def retrieve(self, queries: np.ndarray, k: int | None = None,
-                 exclude: np.ndarray | None = None, seed: int | None = None,
-                 steps: int | None = None, guidance: float | None = None) -> FanoutResult:
-        """Sets for (B, d) queries; ``steps`` / ``guidance`` override the retriever's."""
-        from curate.errors import InvalidParameterError
+    @property
+    def n_views(self) -> int:
+        return int(self.model.cfg.views)
 
-        steps = self.steps if steps is None else steps
-        guidance = self.guidance if guidance is None else guidance
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100:
-            raise InvalidParameterError(f"steps must be an integer in [1, 100]; got {steps!r}")
-        if not (np.isfinite(guidance) and guidance >= 0):
-            raise InvalidParameterError(f"guidance must be ≥ 0; got {guidance!r}")
-        if k is not None and k != self.k:
-            raise InvalidParameterError(f"the diffusion model generates k={self.k} items; "
-                                        f"got k={k}")
-        from retrieval.views import as_views
+    def _retrieve(self, V, k, weights, seed, exclude):
+        from retrieval.objectives import score_sets
 
-        V = as_views(queries)
-        Q = V[:, 0]
-        gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        y = self.model.sample(torch.as_tensor(V).to(self.device), steps=steps,
-                              guidance=float(guidance), generator=gen).cpu().numpy()
-        sub = normalise((Q[:, None, :] + y).reshape(-1, Q.shape[1])).reshape(y.shape)
-        rows = ground(self.index, sub, exclude=exclude)
-        scores = np.einsum("bkd,bd->bk", self.vectors[np.clip(rows, 0, None)], Q)
-        return FanoutResult(rows, scores.astype(np.float32),
-                            np.tile(np.arange(self.k), (len(Q), 1)))
+        B, n, Q = len(V), self.best_of, V[:, 0]
+        gen = torch.Generator().manual_seed(0 if seed is None else seed)
+        Vn = np.repeat(V, n, axis=0)                        # (B·n, V, d): n samples each
+        y = self.model.sample(torch.as_tensor(Vn).to(self.device), steps=self.steps,
+                              guidance=float(self.guidance), generator=gen).cpu().numpy()
+        Qn = Vn[:, 0]
+        sub = normalise((Qn[:, None, :] + y).reshape(-1, Qn.shape[1])).reshape(y.shape)
+        ex = None if exclude is None else np.repeat(exclude, n)
+        rows = ground(self.index, sub, exclude=ex).reshape(B, n, k)
+        if n > 1:
+            r = score_sets(self.index, self.vectors, Q, np.clip(rows, 0, None),
+                           weights)["composite"]
+            rows = rows[np.arange(B), r.argmax(1)]
+        else:
+            rows = rows[:, 0]
+        return rows, np.tile(np.arange(k), (B, 1))
 
 
 # -- persistence -------------------------------------------------------------------------------
@@ -297,7 +306,7 @@ def save_diffusion(store, model: SetDiffusion, meta: dict) -> str:
 
 
 def load_diffusion(store, model_id: str, device: str = "cpu") -> tuple[SetDiffusion, dict]:
-    from curate.errors import SchemaError
+    from core.errors import SchemaError
     from stores import files
 
     path = store.model_path(model_id)

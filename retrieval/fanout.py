@@ -19,18 +19,23 @@ from typing import Any
 
 import numpy as np
 
-from curate.checks import check_int, check_number, check_seed
-from curate.errors import DeadlineExceededError, InvalidParameterError
-from retrieval.baselines import FanoutResult, MMRRetriever, TopKRetriever
+from core.checks import check_int, check_number, check_seed
+from core.errors import DeadlineExceededError, InvalidParameterError
 from retrieval.index import VectorIndex, load_index, normalise
-from retrieval.objectives import check_weights, set_objectives
-from retrieval.views import as_views
+from retrieval.objectives import DEFAULT_WEIGHTS, check_weights, score_sets
+from retrieval.retriever import (
+    MAX_BEST_OF,
+    MAX_ROUNDS,
+    MAX_STEPS,
+    RETRIEVERS,
+    FanoutResult,
+    Retriever,
+    retriever_class,
+)
+from retrieval.views import VIEWS, as_views
 from stores import Store
 
-METHODS = ("topk", "mmr", "teacher", "diffusion")
-POOL = 500                  # the query's neighbourhood for groundedness / coverage
-BEST_OF, STEPS, GUIDANCE = 8, 6, 1.0   # teacher's N; diffusion's Heun steps and CFG weight
-MAX_BEST_OF, MAX_STEPS = 64, 100   # the teacher's N; retrieval.diffusion's Heun steps
+METHODS = tuple(RETRIEVERS)
 MAX_TEXT = 10_000           # characters; MiniLM reads the first 256 word pieces anyway
 MODEL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")     # the store's artifact names
 
@@ -59,13 +64,13 @@ class FanoutEngine:
         self.texts = frame[info.text_column].to_list() if info.text_column else None
         self.store = store
         self.models: dict[str, Any] = {}
-        self.topk = TopKRetriever(self.index)
+        self._plain: dict[str, Retriever] = {}
         self.load_s = time.perf_counter() - t0
 
     @property
     def text_queries(self) -> bool:
         """Whether the index can be queried by text (it is built on MiniLM embeddings)."""
-        from curate.embedding import MODEL_NAME
+        from core.encoders import MODEL_NAME
 
         return self.index.meta.get("embedding") == MODEL_NAME
 
@@ -137,10 +142,9 @@ class FanoutEngine:
             from retrieval.teacher import load_teacher
 
             return load_teacher(self.store, model_id, self.index, self.vectors)
-        from retrieval.diffusion import DiffusionRetriever, load_diffusion
+        from retrieval.diffusion import load_diffusion
 
-        return DiffusionRetriever(load_diffusion(self.store, model_id)[0], self.index,
-                                  self.vectors)
+        return load_diffusion(self.store, model_id)[0]
 
     def _batcher(self, key: tuple, fn, **kwargs):
         """The shared ``MicroBatcher`` for ``key`` (one worker thread per key, made once)."""
@@ -160,13 +164,13 @@ class FanoutEngine:
             return embed_groups([texts])[0]
         return self._batcher(("encoder",), embed_groups, stack=list).submit(texts, deadline)
 
-    def _query_views(self, text: str | None, vector: Any, method: str,
+    def _query_views(self, text: str | None, vector: Any, views: int | None,
                      deadline: float | None) -> np.ndarray:
         """(1, V, d) views of a query text or vector, validated."""
         if text is not None:
             check_text(text)
             if not self.text_queries:
-                from curate.embedding import MODEL_NAME
+                from core.encoders import MODEL_NAME
 
                 raise InvalidParameterError(
                     f"index {self.index_name!r} is built on embedding "
@@ -175,26 +179,46 @@ class FanoutEngine:
                     "dataset embedded with `curate embed`")
             from retrieval.views import query_texts
 
-            # the baselines read the full text only; fan-out methods get all views
-            fan = method in ("teacher", "diffusion")
-            E = self._embed(query_texts(text, views=fan), deadline)
-            return E[None] if fan else as_views(E)                   # (1, V, d)
+            # the baselines read the full text; a 3-view model gets (full, head, body) of a
+            # "head: body" text (``retrieval.views``); any other model the text in every view
+            E = self._embed(query_texts(text, views=views == len(VIEWS)), deadline)
+            return as_views(E[None], views)                          # (1, V, d)
         vec = check_vector(vector, self.index.dim)
-        return as_views(vec[None])
+        return as_views(vec[None, None], views)
+
+    def retriever(self, method: str, model: str | None = None, **params: Any) -> Retriever:
+        """The registered retriever ``method`` over this engine's index (``model``: the
+        stored teacher / diffusion model id it needs, loaded once and cached)."""
+        cls = retriever_class(method)
+        mdl = None
+        if cls.model_kind is not None:
+            mdl = self._model(cls.model_kind, model)
+        if cls.model_kind == "diffusion":
+            return cls(self.index, self.vectors, model=mdl, **params)
+        if not params and cls.model_kind is None:
+            if method not in self._plain:
+                self._plain[method] = cls(self.index, self.vectors)
+            return self._plain[method]
+        return cls(self.index, self.vectors, model=mdl, **params)
 
     def query(self, *, text: str | None = None, vector: Any = None, k: int = 10,
               method: str = "topk", weights: dict[str, float] | None = None,
-              mmr_lambda: float = 0.5, mmr_pool: int = 200, model: str | None = None,
-              best_of: int | None = None, seed: int | None = None,
+              mmr_lambda: float = 0.5, mmr_pool: int = 200, dpp_theta: float = 0.7,
+              model: str | None = None, best_of: int | None = None,
+              rounds: int | None = None, seed: int | None = None,
               steps: int | None = None, guidance: float | None = None,
-              deadline: float | None = None) -> dict[str, Any]:
+              objectives: bool = True, deadline: float | None = None) -> dict[str, Any]:
         """One query → its set: items (row_idx, sample_id, text, score = cosine to the query,
-        sub_query = which fan-out slot found it, −1 for none), objectives, timings. ``seed``
-        fixes the teacher's / diffusion's sampling (None: a fresh draw / the model's seed);
-        ``best_of`` is the teacher's N; ``steps`` / ``guidance`` are the diffusion sampler's
-        Heun steps and classifier-free guidance weight (None: ``BEST_OF``, ``STEPS``,
-        ``GUIDANCE``). ``deadline`` (a ``time.monotonic()`` instant) stops the query between
-        stages with ``DeadlineExceededError`` once it has passed (the service's timeout)."""
+        sub_query = which fan-out slot found it, −1 for the query itself), objectives (None
+        with ``objectives=False``, which skips the ``POOL``-item neighbourhood search),
+        timings. ``method`` is any registered retriever (``retrieval.retriever.RETRIEVERS``);
+        its parameters: ``mmr_lambda``/``mmr_pool`` (mmr), ``dpp_theta`` (dpp; the pool is
+        ``mmr_pool``), ``best_of``/``rounds`` (teacher: N and CEM rounds; diffusion: sets
+        sampled and ranked), ``steps``/``guidance`` (diffusion). ``weights`` drive the
+        teacher's search and diffusion's ranking and the reported composite. ``seed`` fixes
+        the sampling (None: a fresh draw / the model's seed). ``deadline`` (a
+        ``time.monotonic()`` instant) stops the query between stages with
+        ``DeadlineExceededError`` once it has passed (the service's timeout)."""
         if method not in METHODS:
             raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}; got "
                                         f"{method!r}")
@@ -204,74 +228,62 @@ class FanoutEngine:
         # every parameter is checked whatever the method, so a bad one never passes unseen
         weights = check_weights(weights)
         check_number("", "mmr_lambda", mmr_lambda, 0.0, 1.0)
+        check_number("", "dpp_theta", dpp_theta, 0.0, 1.0, high_open=True)
+        check_int("", "mmr_pool", mmr_pool, 1, 10_000)
         if seed is not None:
             check_seed(seed)
-        for name, value, hi in (("best_of", best_of, MAX_BEST_OF), ("steps", steps, MAX_STEPS)):
+        for name, value, lo, hi in (("best_of", best_of, 1, MAX_BEST_OF),
+                                    ("rounds", rounds, 0, MAX_ROUNDS),
+                                    ("steps", steps, 1, MAX_STEPS)):
             if value is not None:
-                check_int("", name, value, 1, hi)
+                check_int("", name, value, lo, hi)
         if guidance is not None:
             check_number("", "guidance", guidance, 0.0)
+        if not isinstance(objectives, bool):
+            raise InvalidParameterError(f"objectives must be true or false; got {objectives!r}")
         check_deadline(deadline, "before it started")
+        params = {"mmr": {"lam": mmr_lambda, "pool": mmr_pool},
+                  "dpp": {"theta": dpp_theta, "pool": mmr_pool},
+                  "teacher": {"best_of": best_of, "rounds": rounds},
+                  "diffusion": {"steps": steps, "guidance": guidance, "best_of": best_of}
+                  }.get(method, {})
+        params = {p: v for p, v in params.items() if v is not None}
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        views = self._query_views(text, vector, method, deadline)
+        retr = self.retriever(method, model, **params)
+        views = self._query_views(text, vector, retr.n_views if retr.fans_out else 1,
+                                   deadline)
         if text is not None:
             timings["embed_s"] = time.perf_counter() - t0
         check_deadline(deadline, "embedding the query")
         q = views[:, 0]
         t0 = time.perf_counter()
-        if method in ("teacher", "diffusion"):
-            res = self._fanout(method, views, k, model, best_of, seed, steps, guidance,
-                               deadline)
-        elif method == "topk":
-            res = self.topk.retrieve(q, k)
+        shared = (self.micro_batch and retr.model_kind is not None and seed is None
+                  and not params and weights == DEFAULT_WEIGHTS)
+        if shared:       # one batcher (one worker thread) per model whatever clients send
+            rows = self._batcher((method, model), lambda Q, r=retr, kk=k:
+                                 r.retrieve(Q, kk).row_idx).submit(views[0], deadline)
+            res = FanoutResult(rows[None], np.einsum("kd,d->k", self.vectors[rows], q[0])[None],
+                               np.arange(k)[None])
         else:
-            res = MMRRetriever(self.index, self.vectors, lam=mmr_lambda,
-                               pool=mmr_pool).retrieve(q, k)
+            res = retr.retrieve(views, k, weights=weights, seed=seed)
         timings["retrieve_s"] = time.perf_counter() - t0
         check_deadline(deadline, "retrieval")
-        t0 = time.perf_counter()
-        rows = res.row_idx[0][res.row_idx[0] >= 0]
-        _, pool_rows = self.index.search(q, POOL)
-        objectives = {m: float(v[0]) for m, v in set_objectives(
-            q, self.vectors[rows][None], self.vectors[pool_rows[0][pool_rows[0] >= 0]][None],
-            weights).items()}
-        timings["objectives_s"] = time.perf_counter() - t0
+        obj = None
+        if objectives:
+            t0 = time.perf_counter()
+            obj = {m: float(v[0]) for m, v in
+                   score_sets(self.index, self.vectors, q, res.row_idx, weights).items()}
+            timings["objectives_s"] = time.perf_counter() - t0
         items = [{"row_idx": int(r), "sample_id": self.sample_ids[int(r)],
                   "text": self.texts[int(r)] if self.texts is not None else None,
-                  "score": float(s), "sub_query": int(src)}
-                 for r, s, src in zip(rows, res.scores[0], res.source[0], strict=False)]
+                  "score": float(sc), "sub_query": int(src)}
+                 for r, sc, src in zip(res.row_idx[0], res.scores[0], res.source[0],
+                                       strict=True)]
         return {"method": method, "k": k, "index": self.index_name,
-                "index_meta": self.index.meta, "model_version": model, "items": items,
-                "objectives": objectives, "timings": timings}
-
-    def _fanout(self, method: str, views: np.ndarray, k: int, model: str | None,
-                best_of: int | None, seed: int | None, steps: int | None,
-                guidance: float | None, deadline: float | None) -> FanoutResult:
-        """The teacher's / diffusion retriever's set for (1, V, d) views."""
-        defaults = (best_of, steps, guidance) == (None, None, None)
-        best_of = BEST_OF if best_of is None else best_of
-        steps = STEPS if steps is None else steps
-        guidance = GUIDANCE if guidance is None else guidance
-        mdl = self._model(method, model)
-        if k != mdl.k:
-            raise InvalidParameterError(f"{method} model {model!r} returns k={mdl.k} "
-                                        f"items; got k={k}")
-        if method == "teacher":
-            def answer(Q, s=seed):
-                return mdl.best_of_n(Q, n=best_of, seed=s)[0]
-        else:
-            def answer(Q, s=seed):
-                return mdl.retrieve(Q, k, seed=s, steps=steps, guidance=guidance).row_idx
-        # shared batches only for unseeded calls with the default sampler settings, so
-        # there is one batcher (one worker thread) per model whatever clients send
-        if self.micro_batch and seed is None and defaults:
-            sets = self._batcher((method, model), answer).submit(views[0], deadline)[None]
-        else:
-            sets = answer(views)
-        q = views[:, 0]
-        return FanoutResult(sets, np.einsum("bkd,bd->bk", self.vectors[sets], q),
-                            np.arange(k)[None])
+                "index_meta": self.index.meta,
+                "model_version": model if retr.model_kind else None, "items": items,
+                "objectives": obj, "timings": timings}
 
 
 def check_deadline(deadline: float | None, stage: str) -> None:

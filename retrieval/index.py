@@ -17,7 +17,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from curate.errors import InvalidParameterError, SchemaError
+from core.errors import InvalidParameterError, SchemaError
 from stores import Store, files
 from stores.store import check_name
 
@@ -65,21 +65,28 @@ class VectorIndex:
 
 def ground(index: VectorIndex, sub: np.ndarray, per: int = 20,
            exclude: np.ndarray | None = None) -> np.ndarray:
-    """(B, k, d) sub-queries → (B, k) distinct row_idx: each takes its best unused hit;
-    ``exclude`` (B,) is a row per set that is never taken (−1: none)."""
+    """(B, k, d) sub-queries → (B, k) distinct row_idx: slot j takes its best hit not taken by
+    slots < j (nor ``exclude`` (B,), one row per set never taken; −1: none).
+
+    Each sub-query's ``max(per, k + 2)`` nearest items are searched, which always holds an
+    unused one (at most k − 1 earlier picks + 1 excluded row are taken), so every slot gets a
+    valid, distinct row whenever the index returns its hits (an approximate index that returns
+    fewer leaves −1, which ``retrieval.retriever.complete`` refills). Vectorised over the
+    batch; the loop runs over the k slots."""
     B, k, d = sub.shape
-    _, rows = index.search(sub.reshape(B * k, d), per)
-    rows = rows.reshape(B, k, per)
-    out = np.full((B, k), -1, dtype=np.int64)
-    for b in range(B):
-        used: set[int] = set() if exclude is None else {int(exclude[b])}
-        for j in range(k):
-            for r in rows[b, j]:
-                if r >= 0 and int(r) not in used:
-                    out[b, j] = r
-                    used.add(int(r))
-                    break
-    return out
+    n = int(index.index.ntotal)
+    _, rows = index.search(sub.reshape(B * k, d), min(n, max(per, k + 2)))
+    rows = rows.reshape(B, k, -1)
+    out = np.full((B, k + 1), -1, dtype=np.int64)          # column k: the excluded row
+    if exclude is not None:
+        out[:, k] = np.asarray(exclude, dtype=np.int64)
+    for j in range(k):
+        cand = rows[:, j]                                   # (B, per)
+        taken = (cand[:, :, None] == out[:, None, :]).any(2) | (cand < 0)
+        has = ~taken.all(1)
+        first = np.argmax(~taken, axis=1)
+        out[has, j] = cand[has, first[has]]
+    return out[:, :k]
 
 
 def build_index(store: Store, dataset: str | None = None, *, factory: str = "Flat",

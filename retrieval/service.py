@@ -27,7 +27,8 @@ integers; ``vector`` is a non-empty list of finite numbers; unknown fields are r
 for values Curate rejects (empty query, k out of range, wrong dimension, a zero vector,
 unknown method, bad weights, a model of the wrong kind or index). Every status is in the
 OpenAPI schema.
-Methods: topk, mmr, teacher, diffusion (the last two name a stored model).
+Methods: every registered retriever (``retrieval.retriever.RETRIEVERS``: topk, mmr, dpp,
+teacher, diffusion; the last two name a stored model).
 """
 
 from __future__ import annotations
@@ -46,19 +47,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from curate.errors import CurateError, DeadlineExceededError
-from retrieval.fanout import (
-    BEST_OF,
-    MAX_BEST_OF,
-    MAX_STEPS,
-    MAX_TEXT,
-    METHODS,
-    STEPS,
-    FanoutEngine,
-)
+from core.checks import SEED_LIMIT
+from core.errors import CurateError, DeadlineExceededError
+from retrieval.diffusion import DiffusionRetriever
+from retrieval.fanout import MAX_TEXT, METHODS, FanoutEngine
 from retrieval.objectives import MAX_WEIGHT, OBJECTIVES
+from retrieval.retriever import MAX_BEST_OF, MAX_ROUNDS, MAX_STEPS
+from retrieval.teacher import TeacherRetriever
 from stores import Store, files
-from stores.checks import SEED_LIMIT
 
 MAX_BODY_BYTES = 4 << 20        # 4 MiB: a 384-dim vector request is ~8 kB, a full batch ~2 MB
 MAX_BATCH = 256
@@ -93,26 +89,38 @@ class FanoutRequest(BaseModel):
     k: Int = Field(10, description="Number of items to return: 1 ≤ k ≤ the service's max_k "
                                    "(teacher/diffusion: the model's k).",
                    json_schema_extra={"minimum": 1})
-    method: str = Field("topk", description="topk, mmr, teacher or diffusion.",
+    method: str = Field("topk", description=", ".join(METHODS) + ".",
                         json_schema_extra={"enum": list(METHODS)})
     weights: dict[str, Finite] | None = Field(
         None, description=f"Objective weights of the composite (each in [0, {MAX_WEIGHT:g}], "
-                          "at least one > 0; default 0.6 groundedness, 0.2 diversity, 0.2 "
-                          f"alignment); keys: {', '.join(OBJECTIVES)}.",
+                          "at least one > 0; default 0.5 diversity, 0.5 alignment); "
+                          f"keys: {', '.join(OBJECTIVES)}.",
         json_schema_extra={"propertyNames": {"enum": list(OBJECTIVES)},
                            "additionalProperties": {"type": "number", "minimum": 0,
                                                     "maximum": MAX_WEIGHT}})
     mmr_lambda: Finite = Field(0.5, description="MMR relevance weight in [0, 1].",
                                json_schema_extra={"minimum": 0, "maximum": 1})
+    dpp_theta: Finite = Field(0.7, description="DPP relevance–diversity trade-off θ in [0, 1) "
+                                               "(0: pure diversity).",
+                              json_schema_extra={"minimum": 0, "exclusiveMaximum": 1})
+    objectives: bool = Field(True, description="Compute the set's objectives (false skips the "
+                                               "500-neighbour pool search).")
     model: str | None = Field(None, max_length=64, description="Model id (methods teacher, "
                                                                 "diffusion).")
     seed: Int | None = Field(None, description="Sampling seed (teacher, diffusion).",
                              json_schema_extra={"minimum": 0, "maximum": SEED_LIMIT - 1})
-    best_of: Int | None = Field(None, description=f"Teacher: fan-outs sampled, best kept (N "
-                                                  f"in [1, {MAX_BEST_OF}]; default {BEST_OF}).",
+    best_of: Int | None = Field(None, description=f"Teacher: fan-outs sampled, best kept by "
+                                                  f"the weights (N in [1, {MAX_BEST_OF}]; "
+                                                  f"default {TeacherRetriever.best_of}); "
+                                                  "diffusion: sets sampled and ranked "
+                                                  f"(default {DiffusionRetriever.best_of}).",
                                 json_schema_extra={"minimum": 1, "maximum": MAX_BEST_OF})
+    rounds: Int | None = Field(None, description=f"Teacher: cross-entropy-method rounds after "
+                                                 f"best-of-N (in [0, {MAX_ROUNDS}]; default "
+                                                 f"{TeacherRetriever.rounds}).",
+                               json_schema_extra={"minimum": 0, "maximum": MAX_ROUNDS})
     steps: Int | None = Field(None, description=f"Diffusion: Heun steps in [1, {MAX_STEPS}] "
-                                                f"(default {STEPS}).",
+                                                f"(default {DiffusionRetriever.steps}).",
                               json_schema_extra={"minimum": 1, "maximum": MAX_STEPS})
     guidance: Finite | None = Field(None, description="Diffusion: classifier-free guidance "
                                                       "weight ≥ 0 (default 1).",
@@ -133,6 +141,28 @@ class Item(BaseModel):
     sub_query: int = Field(..., description="The fan-out slot that found it (−1: none).")
 
 
+class Objectives(BaseModel):
+    """``retrieval.objectives``: each set-level objective and the weighted composite."""
+
+    groundedness: float = Field(..., description="Share of the set inside the query's 500 "
+                                                 "nearest items (a diagnostic).")
+    diversity: float = Field(..., description="Vendi score of the set, in [1, k].")
+    alignment: float = Field(..., description="Mean cosine of the items to the query.")
+    coverage: float = Field(..., description="Mean over the query's 500 neighbours of the "
+                                             "best cosine to the set.")
+    complementarity: float = Field(..., description="Mean of 1 − the item's best cosine to "
+                                                    "another item.")
+    coherence: float = Field(..., description="Mean cosine of the items to their centroid.")
+    composite: float = Field(..., description="Σ weight × objective (diversity as Vendi/k).")
+
+
+class Timings(BaseModel):
+    load_s: float | None = None
+    embed_s: float | None = Field(None, description="Embedding the query text.")
+    retrieve_s: float
+    objectives_s: float | None = None
+
+
 class FanoutResponse(BaseModel):
     method: str
     k: int
@@ -140,8 +170,9 @@ class FanoutResponse(BaseModel):
     index_meta: dict[str, Any]
     model_version: str | None
     items: list[Item]
-    objectives: dict[str, float]
-    timings: dict[str, float]
+    objectives: Objectives | None = Field(..., description="The set's objectives (null when the "
+                                                           "request says objectives: false).")
+    timings: Timings
 
 
 class BatchResponse(BaseModel):
@@ -361,8 +392,9 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
         try:
             return runner.engine.query(
                 text=req.query, vector=req.vector, k=req.k, method=req.method,
-                weights=req.weights, mmr_lambda=req.mmr_lambda, model=req.model,
-                seed=req.seed, best_of=req.best_of, steps=req.steps, guidance=req.guidance,
+                weights=req.weights, mmr_lambda=req.mmr_lambda, dpp_theta=req.dpp_theta,
+                model=req.model, seed=req.seed, best_of=req.best_of, rounds=req.rounds,
+                steps=req.steps, guidance=req.guidance, objectives=req.objectives,
                 deadline=deadline)
         except DeadlineExceededError:
             raise

@@ -1,6 +1,6 @@
 """R4T stage 2: synthesise the diffusion retriever's training data with the teacher.
 
-For each training query (the training hypernyms of the teacher's split) the teacher proposes
+For each training query (the train split of the teacher's query set) the teacher proposes
 ``n`` fan-outs (its mean one and n − 1 samples), each grounded to k distinct items; the best
 by the teacher's own reward is kept — the composite objective for an ``open`` teacher, the
 recall of the query's reference set for a ``weak`` one (training queries have labels, so
@@ -11,7 +11,8 @@ synthesis may use them). Of those, the top ``keep`` fraction by reward is stored
                            subqueries.npy (m, k, d) float32 the teacher's sub-queries that
                                          found them (normalised q + a_j)
                            rows.npy      (m, k) int64 their row_idx
-                           rewards.parquet  query_row, reward, recall, and every objective
+                           rewards.parquet  query_id, query_row (its item, −1: none),
+                                         reward, recall, and every objective
                            model.json    teacher, index, k, n, keep, threshold, counts
 """
 
@@ -22,53 +23,65 @@ import time
 import numpy as np
 import polars as pl
 
-from curate.errors import InvalidParameterError
-from curate.progress import bar
-from retrieval.fanout import POOL
+from core.errors import InvalidParameterError
+from core.progress import bar
 from retrieval.index import load_index, normalise
-from retrieval.objectives import reference_recall, set_objectives
-from retrieval.teacher import hypernym_queries, hypernym_query_views, load_teacher
+from retrieval.objectives import score_sets
+from retrieval.retriever import MAX_BEST_OF
+from retrieval.teacher import load_teacher
 from stores import files
 
 
 def synthesize(store, teacher_id: str, *, n: int = 16, keep: float = 0.5, chunk: int = 64,
                seed: int = 0, progress: bool = False) -> dict:
+    """``curate fanout synthesize``: the teacher's best-of-``n`` set for every training query
+    of its query set, the top ``keep`` fraction by reward stored (see the module docstring).
+    Rewards: an ``open`` teacher's composite under its training weights (on the same
+    ``POOL``-item neighbourhood the reported objectives use), a ``weak`` one's reference
+    recall."""
+    from core.checks import check_int, check_seed
+    from retrieval.queries import load_queries, recall_at_k, recall_reward
+
     if not 0 < keep <= 1:
         raise InvalidParameterError(f"keep must be in (0, 1]; got {keep!r}")
-    if n < 1:
-        raise InvalidParameterError(f"n must be ≥ 1; got {n!r}")
+    check_int("synthesize", "n", n, 1, MAX_BEST_OF)
+    check_int("synthesize", "chunk", chunk, 1)
+    check_seed(seed)
     tmeta = files.read_json(store.model_path(teacher_id) / "model.json")
+    if tmeta.get("kind") != "teacher":
+        raise InvalidParameterError(f"model {teacher_id!r} is a {tmeta.get('kind')!r} model; "
+                                    "synthesis needs a teacher (`curate fanout train-teacher`)")
     index = load_index(store, tmeta.get("index", ""))
     meta = index.meta
     X = normalise(np.asarray(store.embeddings(meta["dataset"], meta["embedding"])[0]))
     teacher = load_teacher(store, teacher_id, index, X)
-    q_rows, refs = hypernym_queries(store, meta["dataset"], seed=int(tmeta["seed"]))["train"]
-    Q = hypernym_query_views(store, meta["dataset"], meta["embedding"], q_rows, progress)
-    exclude = np.asarray(q_rows)
+    train = load_queries(store, tmeta["queries"], "train")
+    Q, exclude = train.views, train.exclude
+    weak = tmeta["regime"] == "weak"
+    fn = recall_reward(train.refs) if weak else None
     t0 = time.perf_counter()
     sets = np.empty((len(Q), teacher.k), dtype=np.int64)
     subs = np.empty((len(Q), teacher.k, Q.shape[2]), dtype=np.float32)
+    obj: dict[str, list[np.ndarray]] = {}
     with bar("synthesising sets", total=len(Q), enabled=progress) as b:
         for s in range(0, len(Q), chunk):
             sl = slice(s, s + chunk)
-            fn = None
-            if tmeta["regime"] == "weak":
-                def fn(i, rows, s=s):
-                    return reference_recall(rows, refs[s + i])
-            sets[sl], _, subs[sl] = teacher.best_of_n(Q[sl], n=n, reward_fn=fn,
-                                                      exclude=exclude[sl], subqueries=True,
-                                                      seed=seed * 1_000_003 + s)
+            sets[sl], _, subs[sl] = teacher.best_of_n(
+                Q[sl], n=n, reward_fn=fn, exclude=exclude[sl], subqueries=True,
+                seed=seed * 1_000_003 + s, idx=np.arange(s, min(s + chunk, len(Q))))
+            for m, v in score_sets(index, X, Q[sl, 0], sets[sl], teacher.weights).items():
+                obj.setdefault(m, []).append(v)
             b.advance(len(Q[sl]))
-    _, pool = index.search(Q[:, 0], POOL)
-    obj = set_objectives(Q[:, 0], X[sets], X[np.clip(pool, 0, None)], teacher.weights)
-    recall = np.array([reference_recall(row, r) for r, row in zip(refs, sets, strict=True)])
-    reward = recall if tmeta["regime"] == "weak" else obj["composite"]
+    objectives = {m: np.concatenate(v) for m, v in obj.items()}
+    recall = recall_at_k(sets, train.refs) if train.has_references else \
+        np.full(len(Q), np.nan)
+    reward = recall if weak else objectives["composite"]
     threshold = float(np.quantile(reward, 1 - keep)) if keep < 1 else float(reward.min())
     kept = np.flatnonzero(reward >= threshold)
-    frame = pl.DataFrame({"query_row": exclude[kept], "reward": reward[kept],
-                          "recall": recall[kept],
-                          **{m: v[kept] for m, v in obj.items()}})
-    info = {"teacher": teacher_id, "index": index.meta.get("name", tmeta["index"]),
+    frame = pl.DataFrame({"query_id": train.query_id[kept], "query_row": exclude[kept],
+                          "reward": reward[kept], "recall": recall[kept],
+                          **{m: v[kept] for m, v in objectives.items()}})
+    info = {"teacher": teacher_id, "index": tmeta["index"], "queries": tmeta["queries"],
             "regime": tmeta["regime"], "k": teacher.k, "n": n, "keep": keep, "seed": seed,
             "threshold": threshold, "n_queries": len(Q), "n_kept": int(len(kept)),
             "mean_reward_all": float(reward.mean()), "mean_reward_kept": float(reward[kept].mean()),
@@ -92,7 +105,7 @@ def load_synthesis(store, synthesis_id: str, target: str = "subqueries"
                    ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(query views (m, V, d), targets (m, k, d), meta) of a stored synthesis; ``target`` picks the
     teacher's sub-queries (the fan-out itself) or the items they found."""
-    from curate.errors import SchemaError
+    from core.errors import SchemaError
 
     path = store.model_path(synthesis_id)
     meta = files.read_json(path / "model.json")

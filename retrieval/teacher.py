@@ -35,10 +35,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from curate.models import init_linear_layers
+from core.nn import init_linear_layers
 from retrieval.index import VectorIndex, ground, normalise
-from retrieval.objectives import reference_recall, set_objectives
+from retrieval.objectives import score_sets
+from retrieval.retriever import MAX_BEST_OF, MAX_ROUNDS, Retriever
 from retrieval.views import VIEWS, as_views
+
+#: a vectorised reward: (query indices (B,), item sets (B, n, k)) → (B, n)
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class FanoutPolicy(nn.Module):
@@ -54,8 +58,9 @@ class FanoutPolicy(nn.Module):
     def forward(self, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(V.flatten(1))
         n_mix = self.k * (self.views - 1)
-        return (out[:, :n_mix].view(-1, self.k, self.views - 1),
-                self.scale * out[:, n_mix:].view(-1, self.k, self.dim))
+        B = out.shape[0]
+        return (out[:, :n_mix].reshape(B, self.k, self.views - 1),
+                self.scale * out[:, n_mix:].reshape(B, self.k, self.dim))
 
 
 def subqueries(V: np.ndarray, mix: np.ndarray, offset: np.ndarray) -> np.ndarray:
@@ -67,21 +72,34 @@ def subqueries(V: np.ndarray, mix: np.ndarray, offset: np.ndarray) -> np.ndarray
 
 
 class Teacher:
-    """Fan-out policy + grounding + reward; ``train`` (GRPO) and ``best_of_n``. Queries are
-    (B, d) vectors or (B, V, d) views."""
+    """Fan-out policy + grounding + reward; ``train`` (GRPO), ``search`` (best-of-N with
+    optional cross-entropy-method rounds) and ``best_of_n``. Queries are (B, d) vectors or
+    (B, V, d) views. The reward is ``retrieval.objectives.score_sets``' composite under
+    ``weights`` (None: the defaults) on the same ``POOL``-item neighbourhood the reported
+    objectives use, or a ``reward_fn``."""
 
     def __init__(self, index: VectorIndex, vectors: np.ndarray, k: int = 10, *,
                  sigma: float | None = None, tau: float = 0.3, beta: float = 0.01,
-                 pool: int = 100, weights: dict[str, float] | None = None, seed: int = 0):
-        self.index, self.vectors, self.k = index, normalise(vectors), k
+                 weights: dict[str, float] | None = None, views: int = len(VIEWS),
+                 seed: int = 0):
+        self.index, self.vectors, self.k, self.views = index, normalise(vectors), k, views
         self.sigma = 0.3 / np.sqrt(index.dim) if sigma is None else float(sigma)
-        self.tau, self.beta, self.pool, self.weights = float(tau), beta, pool, weights
+        self.tau, self.beta, self.weights = float(tau), beta, weights
         self.gen = torch.Generator().manual_seed(seed)
-        self.policy = init_linear_layers(FanoutPolicy(index.dim, k), self.gen)
+        self.policy = init_linear_layers(FanoutPolicy(index.dim, k, views=views), self.gen)
         with torch.no_grad():                 # μ ≡ 0 at the start: the mean fan-out is top-k
             self.policy.net[-1].weight.zero_()
             self.policy.net[-1].bias.zero_()
         self.initial = copy.deepcopy(self.policy).requires_grad_(False)
+
+    def _ground(self, V: np.ndarray, mix: np.ndarray, off: np.ndarray,
+                exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Sub-queries (B, n, k, d) and grounded rows (B, n, k) of actions mix (B, n, k, V−1),
+        off (B, n, k, d)."""
+        B, n, k, d = off.shape
+        sub = subqueries(V, mix, off)
+        ex = None if exclude is None else np.repeat(np.asarray(exclude), n)
+        return sub, ground(self.index, sub.reshape(B * n, k, d), exclude=ex).reshape(B, n, k)
 
     def _sample(self, V: np.ndarray, n: int, exclude: np.ndarray | None = None,
                 with_mean: bool = False, generator: torch.Generator | None = None):
@@ -96,33 +114,31 @@ class Teacher:
             e_mix[:, 0], e_off[:, 0] = 0.0, 0.0
         mix = mu_mix.detach().unsqueeze(1) + self.tau * e_mix
         off = mu_off.detach().unsqueeze(1) + self.sigma * e_off
-        sub = subqueries(V, mix.numpy(), off.numpy())
-        ex = None if exclude is None else np.repeat(np.asarray(exclude), n)
-        rows = ground(self.index, sub.reshape(B * n, k, d), exclude=ex).reshape(B, n, k)
+        sub, rows = self._ground(V, mix.numpy(), off.numpy(), exclude)
         return (mu_mix, mu_off), (mix, off), sub, rows
 
-    def rewards(self, q: np.ndarray, rows: np.ndarray,
-                reward_fn: Callable[[int, np.ndarray], float] | None = None) -> np.ndarray:
+    def rewards(self, q: np.ndarray, rows: np.ndarray, reward_fn: RewardFn | None = None,
+                weights: dict[str, float] | None = None,
+                idx: np.ndarray | None = None) -> np.ndarray:
         """(B, n) rewards of (B, n, k) item sets for full queries q (B, d): the composite
-        objective, or ``reward_fn``."""
-        B, n, k = rows.shape
+        objective under ``weights`` (None: the teacher's), or ``reward_fn(idx, rows)``
+        (vectorised: ``idx`` (B,) the queries' indices, default 0..B−1; e.g.
+        ``retrieval.queries.recall_reward``)."""
         if reward_fn is not None:
-            return np.array([[reward_fn(b, rows[b, g]) for g in range(n)] for b in range(B)])
-        _, pool = self.index.search(q, self.pool)
-        S = self.vectors[np.clip(rows, 0, None)].reshape(B * n, k, -1)
-        qq = np.repeat(q, n, axis=0)
-        P = np.repeat(self.vectors[np.clip(pool, 0, None)], n, axis=0)
-        return set_objectives(qq, S, P, self.weights)["composite"].reshape(B, n)
+            idx = np.arange(len(rows)) if idx is None else np.asarray(idx)
+            return np.asarray(reward_fn(idx, rows), dtype=np.float64)
+        return score_sets(self.index, self.vectors, q, np.clip(rows, 0, None),
+                          self.weights if weights is None else weights)["composite"]
 
     def train(self, queries: np.ndarray, *, steps: int = 50, group: int = 8,
               batch: int = 16, lr: float = 3e-3, reward_fn=None,
               exclude: np.ndarray | None = None, progress: bool = False) -> list[float]:
-        """GRPO on ``queries`` (m, d) or views (m, V, d); ``reward_fn(query_index, rows)``
-        for weak supervision (indices refer to the rows of ``queries``); ``exclude`` (m,)
-        rows never returned. Returns the mean reward per step."""
-        from curate.progress import bar
+        """GRPO on ``queries`` (m, d) or views (m, V, d); ``reward_fn(query_idx, rows)``
+        (vectorised, see ``rewards``; indices refer to the rows of ``queries``) for weak
+        supervision; ``exclude`` (m,) rows never returned. Returns the mean reward per step."""
+        from core.progress import bar
 
-        Vq = as_views(queries)
+        Vq = as_views(queries, self.views)
         opt = torch.optim.Adam(self.policy.parameters(), lr=lr)
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,),
                                                       generator=self.gen)))
@@ -139,9 +155,8 @@ class Teacher:
         V = Vq[pick]
         (mu_mix, mu_off), (mix, off), _, rows = self._sample(
             V, group, None if exclude is None else np.asarray(exclude)[pick])
-        fn = None if reward_fn is None else (
-            lambda b, r, pick=pick: reward_fn(int(pick[b]), r))
-        r = torch.as_tensor(self.rewards(V[:, 0], rows, fn), dtype=torch.float32)
+        r = torch.as_tensor(self.rewards(V[:, 0], rows, reward_fn, idx=pick),
+                            dtype=torch.float32)
         adv = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-6)
         logp = (-((mix - mu_mix.unsqueeze(1)) ** 2).sum((2, 3)) / (2 * self.tau ** 2)
                 - ((off - mu_off.unsqueeze(1)) ** 2).sum((2, 3)) / (2 * self.sigma ** 2))
@@ -155,98 +170,155 @@ class Teacher:
         return float(r.mean())
 
     @torch.no_grad()
-    def best_of_n(self, queries: np.ndarray, n: int = 8, reward_fn=None,
+    def search(self, queries: np.ndarray, n: int = 8, *, rounds: int = 0,
+               elite: float = 0.25, reward_fn: RewardFn | None = None,
+               weights: dict[str, float] | None = None, exclude: np.ndarray | None = None,
+               seed: int | None = None, idx: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Query-time search for the best fan-out: (rows (B, k), rewards (B,), sub-queries
+        (B, k, d)).
+
+        Round 0 is best-of-N: the policy's mean fan-out and n − 1 samples from it. Each of
+        ``rounds`` further rounds is a cross-entropy-method step (Rubinstein 1999): the
+        ceil(elite·n) best fan-outs so far (by reward) give a new mean and per-coordinate
+        std of the actions (std floored at 10% of the policy's), n new fan-outs are drawn
+        around it (its mean one included), and the best set seen in any round is kept.
+        Rewards: ``reward_fn`` (given the queries' indices ``idx``) or the composite under
+        ``weights`` (the request's).
+        ``seed`` draws the samples from a fresh generator (None: the teacher's own)."""
+        V = as_views(queries, self.views)
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        gen = gen or self.gen
+        _, (mix, off), sub, rows = self._sample(V, n, exclude, with_mean=True, generator=gen)
+        mix, off = mix.numpy(), off.numpy()
+        r = self.rewards(V[:, 0], rows, reward_fn, weights, idx)
+        B = len(V)
+        ar = np.arange(B)
+        best = r.argmax(1)
+        out_rows, out_r, out_sub = rows[ar, best], r[ar, best], sub[ar, best]
+        n_elite = max(1, int(np.ceil(elite * n)))
+        floor_mix, floor_off = 0.1 * self.tau, 0.1 * self.sigma
+        pool_mix, pool_off, pool_r = mix, off, r
+        for _ in range(rounds):
+            top = np.argsort(-pool_r, axis=1)[:, :n_elite]                   # (B, e)
+            em = np.take_along_axis(pool_mix, top[:, :, None, None], 1)
+            eo = np.take_along_axis(pool_off, top[:, :, None, None], 1)
+            m_mix, m_off = em.mean(1, keepdims=True), eo.mean(1, keepdims=True)
+            s_mix = np.maximum(em.std(1, keepdims=True), floor_mix)
+            s_off = np.maximum(eo.std(1, keepdims=True), floor_off)
+            z_mix = torch.randn(mix.shape, generator=gen).numpy()
+            z_off = torch.randn(off.shape, generator=gen).numpy()
+            z_mix[:, 0], z_off[:, 0] = 0.0, 0.0
+            mix, off = m_mix + s_mix * z_mix, m_off + s_off * z_off
+            sub, rows = self._ground(V, mix.astype(np.float32), off.astype(np.float32),
+                                     exclude)
+            r = self.rewards(V[:, 0], rows, reward_fn, weights, idx)
+            best = r.argmax(1)
+            better = r[ar, best] > out_r
+            out_rows[better] = rows[ar, best][better]
+            out_sub[better] = sub[ar, best][better]
+            out_r = np.maximum(out_r, r[ar, best])
+            pool_mix = np.concatenate([pool_mix, mix], 1)
+            pool_off = np.concatenate([pool_off, off], 1)
+            pool_r = np.concatenate([pool_r, r], 1)
+        return out_rows, out_r, out_sub
+
+    def best_of_n(self, queries: np.ndarray, n: int = 8, reward_fn: RewardFn | None = None,
                   exclude: np.ndarray | None = None, seed: int | None = None,
-                  subqueries: bool = False) -> tuple[np.ndarray, ...]:
+                  subqueries: bool = False, weights: dict[str, float] | None = None,
+                  idx: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """(B, k) best item sets by reward among n fan-outs (the mean one and n − 1 sampled),
         their rewards (B,) and, with ``subqueries``, the chosen fan-outs' sub-query vectors
-        (B, k, d). Queries are (B, d) or views (B, V, d). ``seed`` draws the samples from a
-        fresh generator."""
-        V = as_views(queries)
-        gen = None if seed is None else torch.Generator().manual_seed(seed)
-        _, _, sub, rows = self._sample(V, n, exclude, with_mean=True, generator=gen)
-        r = self.rewards(V[:, 0], rows, reward_fn)
-        pick = (np.arange(len(V)), r.argmax(1))
-        if not subqueries:
-            return rows[pick], r[pick]
-        return rows[pick], r[pick], sub[pick]
+        (B, k, d): ``search`` with no CEM rounds."""
+        rows, r, sub = self.search(queries, n, reward_fn=reward_fn, weights=weights,
+                                   exclude=exclude, seed=seed, idx=idx)
+        return (rows, r, sub) if subqueries else (rows, r)
 
 
-# -- persistence and training on a stored dataset -------------------------------------------
+class TeacherRetriever(Retriever):
+    """``teacher``: the RL fan-out policy with a query-time search under the request's
+    weights — best-of-``best_of`` fan-outs, then ``rounds`` cross-entropy-method rounds
+    (``Teacher.search``). The expensive, high-quality method the diffusion retriever is
+    distilled from."""
 
-def hypernym_queries(store, dataset: str, seed: int = 0, min_members: int = 5):
-    """Train/val/test splits (70/10/20 by hypernym, seeded) of the bundled WordNet hyponym
-    sets whose hypernym and members are all in ``dataset``: (query rows, reference row sets)."""
-    import polars as pl
+    name = "teacher"
+    summary = "RL fan-out policy; best-of-N (+ CEM rounds) under the request's weights"
+    model_kind = "teacher"
+    fans_out = seeded = weighted = True
+    best_of: int = 8
+    rounds: int = 0
+    elite: float = 0.25
 
-    from curate.defaults import hyponym_sets_path
+    def _check_params(self) -> None:
+        from core.checks import check_int, check_number
 
-    ids = store.samples(dataset, ["sample_id"])["sample_id"].to_list()
-    row_of = {s: i for i, s in enumerate(ids)}
-    sets = pl.read_parquet(hyponym_sets_path()).filter(pl.col("size") >= min_members)
-    keep = [(row_of[s], {row_of[m] for m in mem}) for s, mem in
-            zip(sets["set_id"], sets["members"].to_list(), strict=True)
-            if s in row_of and all(m in row_of for m in mem)]
-    order = np.random.default_rng(seed).permutation(len(keep))
-    n_te, n_va = int(0.2 * len(keep)), int(0.1 * len(keep))
-    parts = {"test": order[:n_te], "val": order[n_te:n_te + n_va], "train": order[n_te + n_va:]}
-    return {k: ([keep[i][0] for i in v], [keep[i][1] for i in v]) for k, v in parts.items()}
+        check_int(self.name, "best_of", self.best_of, 1, MAX_BEST_OF)
+        check_int(self.name, "rounds", self.rounds, 0, MAX_ROUNDS)
+        check_number(self.name, "elite", self.elite, 0.0, 1.0, low_open=True)
 
+    @property
+    def k_fixed(self) -> int:
+        return int(self.model.k)
 
-def hypernym_query_views(store, dataset: str, embedding: str, rows: list[int],
-                         progress: bool = False) -> np.ndarray:
-    """(m, V, d) query views for hypernym rows: the MiniLM views of "lemma, lemma: gloss"
-    (full text, lemmas, gloss; what a user would type — the issue's reference top-10 recall was
-    measured on the full text) when the dataset has WordNet's lemmas/gloss columns and is
-    embedded with MiniLM; otherwise the rows' stored embeddings, repeated (one view)."""
-    from curate.embedding import MODEL_NAME
-    from retrieval.views import text_views
-
-    frame = store.samples(dataset)
-    if embedding == MODEL_NAME and {"lemmas", "gloss"} <= set(frame.columns):
-        sub = frame[rows]
-        texts = [", ".join(lem).replace("_", " ") + ": " + g for lem, g in
-                 zip(sub["lemmas"].to_list(), sub["gloss"].to_list(), strict=True)]
-        return text_views(texts, progress=progress)
-    return as_views(np.asarray(store.embeddings(dataset, embedding)[0])[rows])
+    def _retrieve(self, V, k, weights, seed, exclude):
+        rows, _, _ = self.model.search(V, self.best_of, rounds=self.rounds, elite=self.elite,
+                                       weights=weights, exclude=exclude, seed=seed)
+        return rows, np.tile(np.arange(k), (len(V), 1))
 
 
-def train_teacher(store, index_name: str, *, k: int = 10, regime: str = "open",
+# -- persistence and training on a stored query set -----------------------------------------
+
+def train_teacher(store, index_name: str, queries: str, *, k: int = 10, regime: str = "open",
                   steps: int = 200, group: int = 8, batch: int = 32, lr: float = 1e-2,
                   sigma: float | None = None, tau: float = 0.3, beta: float = 0.01,
-                  seed: int = 0, progress: bool = False) -> dict:
-    """``curate fanout train-teacher``: GRPO on the training hypernyms of the index's dataset;
-    ``regime="open"`` rewards the composite objective, ``"weak"`` the recall of the hyponyms.
-    The hypernym itself is never returned (it is not one of its hyponyms)."""
-    from curate.errors import InvalidParameterError, MissingInputError
+                  weights: dict[str, float] | None = None, seed: int = 0,
+                  progress: bool = False) -> dict:
+    """``curate fanout train-teacher``: GRPO on the training split of the stored query set
+    ``queries`` (``retrieval.queries.register_queries``) over index ``index_name``;
+    ``regime="open"`` rewards the composite objective under ``weights``, ``"weak"`` the
+    recall of each query's references (the query set must have them). A query's own item
+    (``item`` column) is never returned for it."""
+    from core.checks import check_int, check_seed
+    from core.errors import InvalidParameterError, MissingInputError
     from retrieval.index import load_index
+    from retrieval.objectives import check_weights
+    from retrieval.queries import load_queries, query_set_meta, recall_reward
     from stores import files
 
     if regime not in ("open", "weak"):
         raise InvalidParameterError(f"regime must be 'open' or 'weak'; got {regime!r}")
+    for name, value in (("k", k), ("steps", steps), ("group", group), ("batch", batch)):
+        check_int("train-teacher", name, value, 2 if name == "group" else 1)
+    check_seed(seed)
+    weights = check_weights(weights)
+    qmeta = query_set_meta(store, queries)
+    if qmeta["index"] != index_name:
+        raise InvalidParameterError(f"query set {queries!r} was registered for index "
+                                    f"{qmeta['index']!r}, not {index_name!r}")
     index = load_index(store, index_name)
     meta = index.meta
     X = np.asarray(store.embeddings(meta["dataset"], meta["embedding"])[0])
-    splits = hypernym_queries(store, meta["dataset"], seed=seed)
-    q_rows, refs = splits["train"]
-    if len(q_rows) < 4:
-        raise MissingInputError(f"only {len(q_rows)} training hypernyms have all their members "
-                                f"in {meta['dataset']!r}; index a fuller dataset "
-                                "(`curate init --default --full`)")
-    teacher = Teacher(index, X, k=k, sigma=sigma, tau=tau, beta=beta, seed=seed)
-    Q = hypernym_query_views(store, meta["dataset"], meta["embedding"], q_rows, progress)
+    train = load_queries(store, queries, "train")
+    if len(train) < 4:
+        raise MissingInputError(f"query set {queries!r} has {len(train)} training queries; "
+                                "the teacher needs at least 4")
     reward_fn = None
     if regime == "weak":
-        def reward_fn(i, rows):
-            return reference_recall(rows, refs[i])
+        if not train.has_references:
+            raise MissingInputError(f"regime 'weak' rewards the recall of each query's "
+                                    f"references; query set {queries!r} has none (give a "
+                                    "references column)")
+        reward_fn = recall_reward(train.refs)
+    teacher = Teacher(index, X, k=k, sigma=sigma, tau=tau, beta=beta, weights=weights,
+                      views=train.views.shape[1], seed=seed)
     t0 = time.perf_counter()
-    history = teacher.train(Q, steps=steps, group=group, batch=batch, lr=lr,
-                            reward_fn=reward_fn, exclude=np.asarray(q_rows), progress=progress)
-    info = {"index": index_name, "k": k, "regime": regime, "steps": steps, "group": group,
-            "batch": batch, "lr": lr, "sigma": teacher.sigma, "tau": teacher.tau,
-            "beta": teacher.beta,
-            "seed": seed, "train_s": time.perf_counter() - t0,
-            "n_train_queries": len(q_rows), "reward_first": history[0],
+    history = teacher.train(train.views, steps=steps, group=group, batch=batch, lr=lr,
+                            reward_fn=reward_fn, exclude=train.exclude, progress=progress)
+    info = {"index": index_name, "queries": queries, "k": k, "regime": regime,
+            "steps": steps, "group": group, "batch": batch, "lr": lr, "sigma": teacher.sigma,
+            "tau": teacher.tau, "beta": teacher.beta, "weights": weights,
+            "views": int(teacher.views), "seed": seed, "train_s": time.perf_counter() - t0,
+            "n_train_queries": len(train), "reward_first": history[0],
             "reward_last": float(np.mean(history[-5:])), "reward_history": history}
 
     def write(folder):
@@ -258,7 +330,7 @@ def train_teacher(store, index_name: str, *, k: int = 10, regime: str = "open",
 
 
 def load_teacher(store, model_id: str, index: VectorIndex, vectors: np.ndarray) -> Teacher:
-    from curate.errors import SchemaError
+    from core.errors import SchemaError
     from stores import files
 
     path = store.model_path(model_id)
@@ -267,6 +339,7 @@ def load_teacher(store, model_id: str, index: VectorIndex, vectors: np.ndarray) 
         raise SchemaError(f"model {model_id!r} is a {meta.get('kind')!r} model, not a teacher")
     teacher = Teacher(index, vectors, k=int(meta["k"]), sigma=float(meta["sigma"]),
                       tau=float(meta.get("tau", 0.3)), beta=float(meta["beta"]),
+                      weights=meta.get("weights"), views=int(meta.get("views", len(VIEWS))),
                       seed=int(meta["seed"]))
     teacher.policy.load_state_dict(torch.load(path / "policy.pt", weights_only=True))
     return teacher

@@ -36,7 +36,7 @@ def query_texts(text: str, views: bool = True) -> tuple[str, ...]:
 def embed_groups(groups: list[tuple[str, ...]], progress: bool = False) -> list[np.ndarray]:
     """MiniLM vectors of groups of strings, one (len(group), 384) float32 array per group, in
     one encoder call (each distinct string embedded once; the service's encoder batches)."""
-    from curate.embedding import embed_texts
+    from core.encoders import embed_texts
 
     unique = sorted({s for g in groups for s in g})
     E = embed_texts(unique, progress=progress)
@@ -49,12 +49,22 @@ def text_views(texts: list[str], progress: bool = False) -> np.ndarray:
     return np.stack(embed_groups([query_texts(t) for t in texts], progress)).astype(np.float32)
 
 
-def as_views(queries: np.ndarray) -> np.ndarray:
-    """(B, d) vectors → (B, 3, d) copies; (B, V, d) views pass through (normalised)."""
+def as_views(queries: np.ndarray, views: int | None = None) -> np.ndarray:
+    """(B, d) vectors → (B, V, d) copies (V = ``views``, default ``len(VIEWS)``); (B, V, d)
+    views pass through (normalised) — a single view (B, 1, d) is repeated to ``views``.
+    Raises ``InvalidParameterError`` when the views given are not the number asked for."""
+    from core.errors import InvalidParameterError
+
     Q = np.asarray(queries, dtype=np.float32)
     if Q.ndim == 1:
         Q = Q[None]
     if Q.ndim == 2:
-        return np.repeat(normalise(Q)[:, None, :], len(VIEWS), axis=1)
+        Q = Q[:, None, :]
     B, V, d = Q.shape
-    return normalise(Q.reshape(B * V, d)).reshape(B, V, d)
+    out = normalise(Q.reshape(B * V, d)).reshape(B, V, d)
+    want = len(VIEWS) if views is None and V == 1 else views
+    if want is None or want == V:
+        return out
+    if V == 1:
+        return np.repeat(out, want, axis=1)
+    raise InvalidParameterError(f"the queries have {V} views; the model takes {want}")

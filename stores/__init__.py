@@ -1,8 +1,7 @@
 """stores: Curate's dataset store (DuckDB catalog + Parquet/npy files on disk)."""
 
-from stores.checks import check_seed
-from stores.embeddings import EmbeddingMeta
-from stores.errors import (
+from core.checks import check_seed
+from core.errors import (
     AlreadyExistsError,
     CurateError,
     EmptyDatasetError,
@@ -12,6 +11,7 @@ from stores.errors import (
     StoreError,
     UsageError,
 )
+from stores.embeddings import EmbeddingMeta
 from stores.ingest import IngestSpec, assign_splits
 from stores.signals import Signals
 from stores.store import DatasetInfo, Store, resolve_root

@@ -23,8 +23,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from core.errors import StoreError
 from stores import files
-from stores.errors import StoreError
 from stores.lock import store_lock
 
 SCHEMA_VERSION = 2

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import SchemaError
 from stores import files
-from stores.errors import SchemaError
 from stores.ingest import check_finite
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from stores.errors import CurateError, InvalidParameterError, UsageError
-from stores.progress import bar
+from core.errors import CurateError, InvalidParameterError, UsageError
+from core.progress import bar
 
 ENV = "CURATE_EXECUTOR"
 #: tests only: a folder; while it holds a file ``armed``, the first task to take it dies like

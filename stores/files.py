@@ -224,7 +224,7 @@ def check_output_path(path: str | Path, *, overwrite: bool = False,
 
     Raises ``UsageError``; returns the path unchanged otherwise.
     """
-    from stores.errors import UsageError
+    from core.errors import UsageError
 
     path = Path(path)
     store = enclosing_store(path)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from stores.checks import check_seed
-from stores.errors import EmptyDatasetError, InvalidParameterError, SchemaError
+from core.checks import check_seed
+from core.errors import EmptyDatasetError, InvalidParameterError, SchemaError
 
 RESERVED = ("row_idx", "sample_id")
 SPLITS = ("train", "val", "test")

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from stores.errors import StoreError
+from core.errors import StoreError
 from stores.files import sha256_file
 
 FULL_HASH_BYTES = 64 << 20

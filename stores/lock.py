@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from stores.errors import StoreError
+from core.errors import StoreError
 
 LOCK_NAME = ".lock"
 TIMEOUT_ENV = "CURATE_LOCK_TIMEOUT"

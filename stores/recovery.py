@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from core.errors import StoreError
 from stores import files, integrity
 from stores.catalog import KEYS
-from stores.errors import StoreError
 from stores.lock import StoreBusyError, store_lock
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import SchemaError
 from stores import files
-from stores.errors import SchemaError
 from stores.ingest import check_finite
 
 _ARRAYS = ("train_rows", "train_losses", "val_rows", "val_losses", "train_correct",

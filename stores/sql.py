@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from stores.errors import UsageError
+from core.errors import UsageError
 
 ALLOWED = ("SELECT", "EXPLAIN")
 

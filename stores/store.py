@@ -34,6 +34,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from core.errors import AlreadyExistsError, NotFoundError, SchemaError, StoreError, UsageError
 from stores import files, integrity
 from stores.catalog import TABLES, Catalog, relative_path
 from stores.embeddings import (
@@ -45,7 +46,6 @@ from stores.embeddings import (
     read_embeddings,
     write_embeddings,
 )
-from stores.errors import AlreadyExistsError, NotFoundError, SchemaError, StoreError, UsageError
 from stores.ingest import IngestSpec, check_finite, check_spec, prepare_samples
 from stores.lock import store_lock
 from stores.signals import Signals
@@ -214,7 +214,7 @@ class Store:
         ``"ingested"``; samples and vectors are registered in one transaction, and bad input
         anywhere (any shard, any batch) leaves the store unchanged. ``executor`` (``ray``)
         converts Parquet shards' vectors one shard per task (``stream_ingest``)."""
-        from stores.progress import bar
+        from core.progress import bar
 
         check_name(name)
         check_spec(spec)
@@ -528,9 +528,11 @@ class Store:
         integrity.verify(path, _load(row["manifest"]), f"{what} {artifact_id!r}")
         return path
 
-    def write_model(self, kind: str, write, meta: dict[str, Any]) -> str:
-        """Write ``models/<kind>-<hex>/`` (``write(folder)`` + ``model.json``); return its id."""
-        return self._write_artifact("models", kind, write, meta, "model")
+    def write_model(self, kind: str, write, meta: dict[str, Any],
+                    model_id: str | None = None) -> str:
+        """Write ``models/<kind>-<hex>/`` (``write(folder)`` + ``model.json``); return its id
+        (``model_id``: a content address the caller computed; else a random hex)."""
+        return self._write_artifact("models", kind, write, meta, "model", artifact_id=model_id)
 
     def model_path(self, model_id: str) -> Path:
         return self._artifact_path("models", model_id, "see `curate list` for the stored models")

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stores.errors import EmptyDatasetError, SchemaError
+from core.errors import EmptyDatasetError, SchemaError
 from stores.ingest import FORMATS, IngestSpec, check_columns, prepare_samples
 from stores.vectors import NpyWriter, arrow_vectors, open_rows, preallocate_npy
 

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stores.errors import SchemaError
+from core.errors import SchemaError
 
 _HEADER_BYTES = 128  # magic (6) + version (2) + length (2) + padded dict; multiple of 64
 

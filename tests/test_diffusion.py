@@ -72,13 +72,13 @@ def test_retriever_snaps_to_distinct_rows_and_is_seeded(tmp_path):
     build_index(st, "d", factory="Flat", name="flat")
     cfg = DiffusionConfig(dim=8, k=6, sigma_data=0.3, width=16, layers=1)
     model = SetDiffusion(cfg, torch.Generator().manual_seed(0))
-    retr = DiffusionRetriever(model, load_index(st, "flat"), normalise(X), steps=4, seed=0)
+    retr = DiffusionRetriever(load_index(st, "flat"), normalise(X), model=model, steps=4)
     Q = normalise(rng.normal(size=(5, 8)))
-    a = retr.retrieve(Q, 6, exclude=np.arange(5))
+    a = retr.retrieve(Q, 6, exclude=np.arange(5), seed=0)
     assert a.row_idx.shape == (5, 6) and all(len(set(r)) == 6 for r in a.row_idx.tolist())
     assert not any(b in a.row_idx[b] for b in range(5))          # excluded rows never appear
-    assert np.array_equal(a.row_idx, retr.retrieve(Q, 6, exclude=np.arange(5)).row_idx)
+    assert np.array_equal(a.row_idx, retr.retrieve(Q, 6, exclude=np.arange(5), seed=0).row_idx)
     assert np.allclose(a.scores, np.einsum("bkd,bd->bk", normalise(X)[a.row_idx], Q),
                        atol=1e-5)
-    with pytest.raises(InvalidParameterError, match="generates k=6"):
+    with pytest.raises(InvalidParameterError, match="returns k=6"):
         retr.retrieve(Q, 5)

@@ -5,9 +5,9 @@ description names the backend, its library version and the precision used."""
 import numpy as np
 import pytest
 
+from core.encoders import BACKENDS, DEFAULT_BACKEND, get_encoder
 from curate.defaults import load_wordnet
 from curate.embedding import embed_texts
-from curate.encoders import BACKENDS, DEFAULT_BACKEND, get_encoder
 from curate.errors import CurateError
 
 MIN_COS = {"torch": 0.9999, "openvino": 0.999, "onnx": 0.9999, "onnx-int8": 0.98}

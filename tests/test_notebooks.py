@@ -32,7 +32,8 @@ def test_notebook_executes(name, wordnet_home, tmp_path, monkeypatch):
         assert "QUERY" in text and "test MJC" in text
     elif name.startswith("03"):
         text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-        assert "QUERY" in text and "recall@10" in text and "diffusion" in text
+        assert "QUERY" in text and "recall@10" in text and "dpp" in text
+        assert "service (diffusion)" in text and "query set queries-" in text
     else:
         text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
         images = [o for c in nb.cells for o in c.get("outputs", [])

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-import curate.checks
+import core.checks
 from curate import SelectionInput, available_methods, get_selector_class, make_selector
 from curate.budget import parse_budget, resolve_budget
 from curate.calibration import FAITHFULNESS, RELEVANCE, select_calibration
@@ -171,7 +171,7 @@ def selector_calls(draw):
 def test_selectors_give_a_valid_selection_or_a_curate_error(call):
     method, params, budget, seed = call
     # a small allocation limit: large-but-valid parameters take the refusal path quickly
-    with mock.patch.object(curate.checks, "MAX_ALLOC_BYTES", 2**26):
+    with mock.patch.object(core.checks, "MAX_ALLOC_BYTES", 2**26):
         try:
             sel = make_selector(method, **params).select(DATA, budget, seed=seed)
         except CurateError as exc:

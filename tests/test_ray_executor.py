@@ -16,9 +16,9 @@ ray = pytest.importorskip("ray")
 import curate  # noqa: E402
 import curate.methods.knn as knn  # noqa: E402
 import curate.score_selector as score_selector  # noqa: E402
+from core.errors import UsageError  # noqa: E402
 from curate.cli import main  # noqa: E402
 from stores import IngestSpec, Store  # noqa: E402
-from stores.errors import UsageError  # noqa: E402
 from stores.executor import KILL_ENV, LocalExecutor, RayExecutor, get_executor  # noqa: E402
 from tests.conftest import blobs, build_synthetic_store, tree_hash  # noqa: E402
 from tests.test_stream_ingest import _bad  # noqa: E402

@@ -12,6 +12,7 @@ from curate.cli import main
 from curate.errors import InvalidParameterError, SchemaError
 from retrieval import build_index, load_index
 from retrieval.baselines import MMRRetriever, TopKRetriever
+from retrieval.queries import recall_at_k, recall_reward
 from retrieval.index import normalise
 from retrieval.objectives import complementarity, coverage, set_objectives, vendi
 from stores import IngestSpec, Store
@@ -87,8 +88,7 @@ def test_objectives_golden():
     q = np.eye(4)[:1]
     out = set_objectives(q, same, pool)
     assert out["alignment"][0] == pytest.approx(1.0)
-    assert out["composite"][0] == pytest.approx(0.6 * out["groundedness"][0] + 0.2 * 0.25
-                                                + 0.2 * 1.0)
+    assert out["composite"][0] == pytest.approx(0.5 * 0.25 + 0.5 * 1.0)   # Vendi 1 of k = 4
     with pytest.raises(InvalidParameterError, match="unknown objective"):
         set_objectives(q, same, pool, {"beauty": 1.0})
 
@@ -98,12 +98,12 @@ def test_mmr_trades_relevance_for_diversity(vec_store):
     build_index(st, "d", factory="Flat", name="flat3")
     idx = load_index(st, "flat3")
     q = X[:5]
-    top = TopKRetriever(idx).retrieve(q, 10)
-    mmr = MMRRetriever(idx, X, lam=0.3, pool=200).retrieve(q, 10)
     Xn = normalise(X)
+    top = TopKRetriever(idx, Xn).retrieve(q, 10)
+    mmr = MMRRetriever(idx, Xn, lam=0.3, pool=200).retrieve(q, 10)
     v_top, v_mmr = vendi(Xn[top.row_idx]), vendi(Xn[mmr.row_idx])
     assert (v_mmr >= v_top - 1e-9).all() and v_mmr.mean() > v_top.mean()
-    pure = MMRRetriever(idx, X, lam=1.0, pool=50).retrieve(q, 10)
+    pure = MMRRetriever(idx, Xn, lam=1.0, pool=50).retrieve(q, 10)
     assert (pure.row_idx == top.row_idx).mean() > 0.95      # λ = 1 is plain top-k
 
 
@@ -173,15 +173,13 @@ def test_teacher_grpo_improves_weakly_supervised_recall(vec_store):
     rng = np.random.default_rng(0)
     queries = Xn[rng.choice(3000, 24, replace=False)]
     direction = normalise(rng.normal(size=(1, 16)))[0]
-    _, near = idx.search(normalise(queries + 0.6 * direction), 10)
-    refs = [set(r.tolist()) for r in near]
-    def recall(i, rows_):
-        return len(refs[i] & set(rows_.tolist())) / len(refs[i])
+    _, refs = idx.search(normalise(queries + 0.6 * direction), 10)
+    recall = recall_reward(refs)
     teacher = Teacher(idx, X, k=5, sigma=0.2, beta=0.0, seed=0)
     hist = teacher.train(queries, steps=60, group=8, batch=12, lr=1e-2, reward_fn=recall)
     assert np.mean(hist[-5:]) > np.mean(hist[:5])            # GRPO raises the reward
-    top = TopKRetriever(idx).retrieve(queries, 5).row_idx
-    base = np.mean([recall(i, top[i]) for i in range(len(queries))])
+    top = TopKRetriever(idx, Xn).retrieve(queries, 5).row_idx
+    base = recall_at_k(top, refs).mean()
     sets, r = teacher.best_of_n(queries, n=8, reward_fn=recall)
     assert sets.shape == (24, 5) and r.mean() >= base
 
@@ -196,7 +194,7 @@ def test_untrained_teacher_mean_fanout_is_topk(vec_store):
     idx = load_index(st, "teach0")
     Q = normalise(X[:7] + 0.1)
     sets, _ = Teacher(idx, X, k=6, seed=0).best_of_n(Q, n=1)
-    assert np.array_equal(sets, TopKRetriever(idx).retrieve(Q, 6).row_idx)
+    assert np.array_equal(sets, TopKRetriever(idx, normalise(X)).retrieve(Q, 6).row_idx)
 
 
 def test_r4t_pipeline_from_the_cli(tmp_path, capsys):
@@ -235,7 +233,7 @@ def test_r4t_pipeline_from_the_cli(tmp_path, capsys):
     Qs, Zs, _ = load_synthesis(st, synth["synthesis_id"])
     _, Ts, _ = load_synthesis(st, synth["synthesis_id"], "items")
     assert Zs.shape == Ts.shape == (synth["n_kept"], 5, 16)
-    assert Qs.shape == (synth["n_kept"], 3, 16)              # views: copies of the vector
+    assert Qs.shape == (synth["n_kept"], 1, 16)              # one view: the item's vector
     assert np.allclose(np.linalg.norm(Zs, axis=2), 1, atol=1e-5)
     with pytest.raises(InvalidParameterError, match="target must be one of"):
         load_synthesis(st, synth["synthesis_id"], "vectors")
@@ -302,18 +300,14 @@ def test_teacher_learns_to_mix_query_views(vec_store):
     full = normalise(X[rng.choice(3000, 40, replace=False)])
     head = normalise(X[rng.choice(3000, 40, replace=False)])
     views = np.stack([full, head, full], axis=1)
-    _, near = idx.search(normalise(full + head), 8)
-    refs = [set(r.tolist()) for r in near]
-
-    def recall(i, rows_):
-        return len(refs[i] & set(rows_.tolist())) / len(refs[i])
+    _, refs = idx.search(normalise(full + head), 8)
+    recall = recall_reward(refs)
 
     teacher = Teacher(idx, X, k=8, tau=0.3, beta=0.0, seed=0)
     base, _ = teacher.best_of_n(views, n=1, reward_fn=recall)
     teacher.train(views, steps=40, group=8, batch=16, lr=1e-2, reward_fn=recall)
     after, _ = teacher.best_of_n(views, n=1, reward_fn=recall)
-    r0 = np.mean([recall(i, base[i]) for i in range(40)])
-    r1 = np.mean([recall(i, after[i]) for i in range(40)])
+    r0, r1 = recall_at_k(base, refs).mean(), recall_at_k(after, refs).mean()
     assert r1 > r0 + 0.2
 
 

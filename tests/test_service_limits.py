@@ -324,7 +324,7 @@ def test_the_library_gives_python_callers_the_same_errors(home):
     from retrieval import fanout_query
     from retrieval.objectives import check_weights, set_objectives
 
-    assert check_weights(None) == {"groundedness": 0.6, "diversity": 0.2, "alignment": 0.2}
+    assert check_weights(None) == {"diversity": 0.5, "alignment": 0.5}
     assert check_weights({"coverage": 2}) == {"coverage": 2.0}
     for bad in ({"coverage": float("nan")}, {"coverage": -1}, {"coverage": 0},
                 {"coverage": True}, {"beauty": 1.0}):

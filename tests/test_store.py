@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 import curate
+from core.errors import AlreadyExistsError, NotFoundError, SchemaError
 from stores import IngestSpec, Store
-from stores.errors import AlreadyExistsError, NotFoundError, SchemaError
 from tests.conftest import blobs, tree_hash
 
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from core.errors import SchemaError, UsageError
 from stores import IngestSpec, Store, files
-from stores.errors import SchemaError, UsageError
 from stores.vectors import NpyWriter, _read_shape
 from tests.conftest import blobs, tree_hash
 

@@ -11,6 +11,7 @@ import pytest
 
 import curate
 import curate.api
+from core.checks import check_seed
 from curate import SelectionInput, make_selector
 from curate.calibration import select_calibration
 from curate.checks import check_seed as curate_check_seed
@@ -23,7 +24,6 @@ from curate.errors import (
     UsageError,
 )
 from stores import IngestSpec, Store
-from stores.checks import check_seed
 from tests.conftest import blobs, make_input, tree_hash
 from tests.test_calibration import relevance_pool
 
@@ -152,9 +152,9 @@ def test_sizes_from_parameters_are_bounded_before_allocating(method, params, fra
 
 
 def test_allocation_limit_is_checked_against_the_data(monkeypatch):
-    import curate.checks
+    import core.checks
 
-    monkeypatch.setattr(curate.checks, "MAX_ALLOC_BYTES", 1000)
+    monkeypatch.setattr(core.checks, "MAX_ALLOC_BYTES", 1000)
     with pytest.raises(InvalidParameterError, match="neighbors=10 for 20 rows would need"):
         make_selector("facility_location").select(make_input(), 5, seed=0)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from curate.errors import SchemaError
+from curate.errors import InvalidParameterError, SchemaError
 from curate.subsets.models import SetFunction, make_set_model
 from stores import Store, files
 
@@ -80,3 +80,20 @@ def train_from_store(store: Store, data_path: str | Path, kind: str, *,
             "n_train": len(train), "n_val": len(val), "n_test": len(test)}
     model_id = save_set_model(store, model, kind, meta)
     return {"model_id": model_id, "kind": kind, **meta, "train_time_s": fit["train_time_s"]}
+
+
+def train_subsets(store: Store | str | Path | None, data_path: str | Path | None = None,
+                  kind: str = "inset", **kwargs: Any) -> dict[str, Any]:
+    """``curate subsets train``: check ``kind`` (one of ``MODELS``) before anything is read,
+    default ``data_path`` to the bundled WordNet hyponym sets, open the store and run
+    ``train_from_store`` with ``kwargs`` (dataset, epochs, hidden, max_sets, seed, progress)."""
+    from curate.api import open_store
+    from curate.subsets.models import MODELS
+
+    if kind not in MODELS:
+        raise InvalidParameterError(f"--model must be one of {', '.join(MODELS)}; got {kind!r}")
+    if data_path is None:
+        from curate.defaults import hyponym_sets_path
+
+        data_path = hyponym_sets_path()
+    return train_from_store(open_store(store), data_path, kind, **kwargs)

@@ -39,7 +39,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from curate.errors import InvalidParameterError
+from core.checks import check_choice, check_int
+from core.errors import InvalidParameterError
+from core.progress import bar
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
@@ -291,3 +293,27 @@ def _quantize(fp32: Path, path: Path) -> None:
     keep_float = [n for n in names if not n.endswith(attention)]
     quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=True,
                      nodes_to_exclude=keep_float)
+
+
+def embed_texts(texts: list[str], *, batch_size: int | None = None, device: str = "cpu",
+                progress: bool = False, chunk_size: int = 4096,
+                backend: str = DEFAULT_BACKEND) -> np.ndarray:
+    """(N, 384) float32, L2-normalised.
+
+    Texts go to the encoder in chunks of ``chunk_size`` (each chunk sorted by length, so
+    batches pad little) and the bar advances per chunk. ``batch_size`` (``None``: the
+    backend's own, 32 for torch, 128 for openvino) and ``chunk_size`` must be integers ≥ 1
+    and ``backend`` one of ``BACKENDS`` (checked before the model loads).
+    """
+    if batch_size is not None:
+        check_int("", "batch_size", batch_size)
+    check_int("", "chunk_size", chunk_size)
+    check_choice("", "backend", backend, tuple(BACKENDS))
+    encoder = get_encoder(backend, device)
+    out = np.empty((len(texts), DIM), dtype=np.float32)
+    with bar("embedding", total=len(texts), enabled=progress) as b:
+        for start in range(0, len(texts), chunk_size):
+            chunk = texts[start:start + chunk_size]
+            out[start:start + len(chunk)] = encoder.encode(chunk, batch_size)
+            b.advance(len(chunk))
+    return out
