@@ -1,7 +1,8 @@
 """How much recall can any query-conditioned shift of the query buy on the WordNet fan-out task?
 
-Same data and split as benchmarks/fanout.py (HNSW32 over all glosses; test hypernyms with ≥ 5
-hyponyms; query = MiniLM("lemmas: gloss"); the hypernym itself is dropped). Recall@10 of the
+Same data and split as benchmarks/fanout.py (HNSW32 over all glosses; the bundled WordNet query
+set's test split: hypernyms with ≥ 5 hyponyms; query = MiniLM("lemmas: gloss"); the hypernym
+itself is dropped). Recall@10 of the
 hyponyms for the top-10 of:
 - the query itself (top-k);
 - q + c·δ, δ = the mean over training hypernyms of (hyponym centroid − q): one learned global
@@ -25,41 +26,47 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import RESULTS, full_store, machine, write_json  # noqa: E402
 
+from curate.defaults import wordnet_query_set  # noqa: E402
 from retrieval import load_index  # noqa: E402
 from retrieval.index import normalise  # noqa: E402
-from retrieval.objectives import reference_recall  # noqa: E402
-from retrieval.teacher import hypernym_queries, hypernym_query_views  # noqa: E402
+from retrieval.queries import load_queries, recall_at_k, register_queries  # noqa: E402
 
 
 def main() -> None:
     st = full_store()
     index = load_index(st, "wordnet-hnsw32")
     X = normalise(np.asarray(st.embeddings("wordnet")[0]))
-    splits = hypernym_queries(st, "wordnet", seed=0)
-    (tr_rows, tr_refs), (te_rows, te_refs) = splits["train"], splits["test"]
-    te_rows, te_refs = te_rows[:1000], te_refs[:1000]
-    Qtr = hypernym_query_views(st, "wordnet", "all-MiniLM-L6-v2", tr_rows)[:, 0]
-    Qte = hypernym_query_views(st, "wordnet", "all-MiniLM-L6-v2", te_rows)[:, 0]
+    qs = register_queries(st, "wordnet-hnsw32", wordnet_query_set(st, "wordnet"),
+                          view_columns=("head", "body"), references_column="references",
+                          item_column="item")["query_set"]
+    tr, te = load_queries(st, qs, "train"), load_queries(st, qs, "test")
+    n = min(1000, len(te))
+    Qtr, Qte, ex, refs = tr.views[:, 0], te.views[:n, 0], te.exclude[:n], te.refs[:n]
 
     def recall(Q: np.ndarray) -> float:
         _, rows = index.search(normalise(Q), 11)
-        sets = [[r for r in row if r != q][:10] for row, q in zip(rows, te_rows, strict=True)]
-        return float(np.mean([reference_recall(s, y) for y, s in
-                              zip(te_refs, sets, strict=True)]))
+        keep = rows != ex[:, None]
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :10]
+        return float(np.nanmean(recall_at_k(np.take_along_axis(rows, order, 1), refs)))
 
-    centroid = normalise(np.stack([X[list(y)].mean(0) for y in tr_refs]))
-    offset = centroid - Qtr
+    def centroids(R: np.ndarray) -> np.ndarray:
+        valid = R >= 0
+        return normalise((X[np.clip(R, 0, None)] * valid[:, :, None]).sum(1)
+                         / valid.sum(1, keepdims=True))
+
+    offset = centroids(tr.refs) - Qtr
     delta = offset.mean(0)
     W = np.linalg.solve(Qtr.T @ Qtr + np.eye(Qtr.shape[1]), Qtr.T @ offset)
-    from curate.embedding import embed_texts
+    from core.encoders import embed_texts
 
-    first = [lem[0].replace("_", " ") for lem in st.samples("wordnet")[te_rows]["lemmas"]]
+    lemmas = st.samples("wordnet", ["lemmas"])["lemmas"]
+    first = [lem[0].replace("_", " ") for lem in lemmas[ex.tolist()].to_list()]
     out = {"topk": recall(Qte),
            "two_view_query": recall(Qte + embed_texts(first)),
            "global_shift": {str(c): recall(Qte + c * delta) for c in (0.25, 0.5, 1.0)},
            "ridge_shift": {str(c): recall(Qte + c * (Qte @ W)) for c in (0.25, 0.5, 1.0)},
-           "oracle_centroid": recall(np.stack([X[list(y)].mean(0) for y in te_refs])),
-           "n_train": len(tr_rows), "n_test": len(te_rows), "machine": machine()}
+           "oracle_centroid": recall(centroids(refs)), "query_set": qs,
+           "n_train": len(tr), "n_test": n, "machine": machine()}
     write_json(RESULTS / "fanout_ceiling.json", out)
     print(out)
 

@@ -205,14 +205,8 @@ def open_models(store) -> dict[str, str]:
         store.model_path(i) / "model.json").get("index") == INDEX}
     if set(latest) == set(wanted):
         return latest
-    from retrieval.synthesis import synthesize, train_diffusion_from_store
-    from retrieval.teacher import train_teacher
-
-    t = train_teacher(store, INDEX, k=10, regime="open", steps=200, seed=0, progress=True)
-    syn = synthesize(store, t["model_id"], n=16, keep=0.5, progress=True)
-    dif = train_diffusion_from_store(store, syn["synthesis_id"], epochs=40, seed=0,
-                                     progress=True)
-    return {"teacher": t["model_id"], "diffusion": dif["model_id"]}
+    raise SystemExit("no open-regime teacher and diffusion model on index "
+                     f"{INDEX!r}: run `python benchmarks/fanout.py` first")
 
 
 def start_server(store: Path, port: int) -> subprocess.Popen:

@@ -113,3 +113,9 @@ def wordnet_home(tmp_path_factory) -> Path:
     assert main(["--store", str(home), "init", "--default", "--sample", "600", "--epochs", "6",
                  "--json"]) == 0
     return home
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the ``slow`` tests (the notebooks) first: with ``-n 2 --dist loadfile`` the
+    longest files then start at once on separate workers instead of ending the run on one."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

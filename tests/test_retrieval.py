@@ -12,9 +12,9 @@ from curate.cli import main
 from curate.errors import InvalidParameterError, SchemaError
 from retrieval import build_index, load_index
 from retrieval.baselines import MMRRetriever, TopKRetriever
-from retrieval.queries import recall_at_k, recall_reward
 from retrieval.index import normalise
 from retrieval.objectives import complementarity, coverage, set_objectives, vendi
+from retrieval.queries import recall_at_k, recall_reward
 from stores import IngestSpec, Store
 
 

@@ -221,6 +221,8 @@ def fanout_train_teacher(
 def fanout_synthesize(
     teacher: Annotated[str, typer.Option("--teacher", help="Teacher model id.")],
     n: Annotated[int, typer.Option(help="Fan-outs per query (best-of-n).")] = 16,
+    rounds: Annotated[int, typer.Option(
+        help="Cross-entropy-method rounds after best-of-n.")] = 0,
     keep: Annotated[float, typer.Option(help="Fraction of sets kept, by reward.")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed for the sampled fan-outs.")] = 0,
     json_out: JsonOpt = False,
@@ -228,8 +230,8 @@ def fanout_synthesize(
     """Run the teacher over the training queries; store the high-reward sets."""
     from retrieval.synthesis import synthesize
 
-    _emit(synthesize(_store(), teacher, n=n, keep=keep, seed=seed, progress=not json_out),
-          json_out)
+    _emit(synthesize(_store(), teacher, n=n, rounds=rounds, keep=keep, seed=seed,
+                     progress=not json_out), json_out)
 
 
 @fanout_app.command("train-diffusion")
