@@ -13,17 +13,19 @@ Domains (``--domain``):
 
 Pipeline, per regime (``open``: composite reward; ``weak``: recall of the references), run
 through the CLI a user types (``curate fanout queries / train-teacher / synthesize /
-train-diffusion``): GRPO teacher, synthesis over the training split (best-of-16 + 2 CEM
-rounds, top half kept), diffusion retriever. The query set's test split (up to ``--n-test``):
+train-diffusion``): GRPO teacher, synthesis over the training split (the teacher's search:
+best-of-16 at 3× the policy's noise, warm-started from DPP sets, + 2 CEM rounds; top half
+kept), diffusion retriever. The query set's test split (up to ``--n-test``):
 - recall@10 = |Y ∩ R| / |Y|, "capped" = |Y ∩ R| / min(|Y|, k);
 - every objective of ``retrieval.objectives.score_sets`` (one 500-item neighbourhood for all
   methods; default composite 0.5 diversity + 0.5 alignment);
 - seeded methods: mean ± std over 3 seeds; a deterministic method is one run;
 - latency per query at batch 1 (first 200 queries) and batch 64 (p50/p99 over batches).
 Methods: ``topk``; ``mmr`` at λ 0.3/0.5/0.7/0.9; ``dpp`` at θ 0.3/0.5/0.7/0.9; per regime
-the teacher's mean fan-out (N = 1), best-of-8, best-of-64 and best-of-16 + 3 CEM rounds
-(query-time search under the default weights), and the diffusion retriever at 6 and 3 Heun
-steps. Also: the reference sets' own Vendi (their first k items), the diversity ceiling.
+the teacher's mean fan-out (N = 1), best-of-8, best-of-64 at 3× noise, and best-of-16 at 3×
+noise warm-started from DPP sets + 2 CEM rounds (query-time search under the default
+weights), and the diffusion retriever at 6 and 3 Heun steps. Also: the reference sets' own
+Vendi (their first k items), the diversity ceiling.
 Headline (open regime, batch 64): ``latency_ratio_teacher_over_diffusion`` against the
 teacher's best setting by composite, and ``quality_fraction_diffusion_over_teacher``.
 Writes results/fanout[-manpages].json / .md and a Pareto plot (recall vs Vendi) .png.
@@ -162,7 +164,7 @@ def main() -> None:
         t = cli(st.root, "fanout", "train-teacher", "--index", index_name, *qargs,
                 "--k", K, "--regime", regime, "--steps", args.steps, "--seed", 0)
         syn = cli(st.root, "fanout", "synthesize", "--teacher", t["model_id"], "--n", 16,
-                  "--rounds", 2, "--keep", 0.5)
+                  "--rounds", 2, "--spread", 3, "--warm-start", "--keep", 0.5)
         dif = cli(st.root, "fanout", "train-diffusion", "--synthesis", syn["synthesis_id"],
                   "--epochs", args.epochs, "--seed", 0)
         pipeline[regime] = {"teacher": {k: v for k, v in t.items() if k != "reward_history"},
@@ -181,11 +183,13 @@ def main() -> None:
     for regime in pipeline:
         tm, dm = teachers[regime], diffusions[regime]
         methods[f"teacher-{regime}-mean"] = (engine.retriever("teacher", tm, best_of=1), [0])
-        for n in (8, 64):
-            methods[f"teacher-{regime}-{n}"] = (engine.retriever("teacher", tm, best_of=n),
-                                                [0, 1, 2])
-        methods[f"teacher-{regime}-16+cem3"] = (
-            engine.retriever("teacher", tm, best_of=16, rounds=3), [0, 1, 2])
+        methods[f"teacher-{regime}-8"] = (engine.retriever("teacher", tm, best_of=8),
+                                          [0, 1, 2])
+        methods[f"teacher-{regime}-64-spread3"] = (
+            engine.retriever("teacher", tm, best_of=64, spread=3.0), [0, 1, 2])
+        methods[f"teacher-{regime}-16+cem2-warm"] = (
+            engine.retriever("teacher", tm, best_of=16, rounds=2, spread=3.0,
+                             warm_start=True), [0, 1, 2])
         for steps in (6, 3):
             suffix = "" if steps == 6 else f"-{steps}step"
             methods[f"diffusion-{regime}{suffix}"] = (

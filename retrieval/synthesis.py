@@ -32,23 +32,25 @@ from retrieval.teacher import load_teacher
 from stores import files
 
 
-def synthesize(store, teacher_id: str, *, n: int = 16, rounds: int = 0, keep: float = 0.5,
-               chunk: int = 64, seed: int = 0, progress: bool = False) -> dict:
+def synthesize(store, teacher_id: str, *, n: int = 16, rounds: int = 0, spread: float = 1.0,
+               warm_start: bool = False, keep: float = 0.5, chunk: int = 64, seed: int = 0,
+               progress: bool = False) -> dict:
     """``curate fanout synthesize``: the teacher's best set for every training query of its
     query set — best-of-``n`` and ``rounds`` cross-entropy-method rounds
     (``Teacher.search``), so the diffusion retriever distils the teacher's expensive
-    search, not only its policy — the top ``keep`` fraction by reward stored (see the
-    module docstring).
+    search, not only its policy (``spread``, ``warm_start``: as in ``Teacher.search``) —
+    the top ``keep`` fraction by reward stored (see the module docstring).
     Rewards: an ``open`` teacher's composite under its training weights (on the same
     ``POOL``-item neighbourhood the reported objectives use), a ``weak`` one's reference
     recall."""
-    from core.checks import check_int, check_seed
+    from core.checks import check_int, check_number, check_seed
     from retrieval.queries import load_queries, recall_at_k, recall_reward
 
     if not 0 < keep <= 1:
         raise InvalidParameterError(f"keep must be in (0, 1]; got {keep!r}")
     check_int("synthesize", "n", n, 1, MAX_BEST_OF)
     check_int("synthesize", "rounds", rounds, 0, MAX_ROUNDS)
+    check_number("synthesize", "spread", spread, 0.0, 100.0, low_open=True)
     check_int("synthesize", "chunk", chunk, 1)
     check_seed(seed)
     tmeta = files.read_json(store.model_path(teacher_id) / "model.json")
@@ -71,7 +73,8 @@ def synthesize(store, teacher_id: str, *, n: int = 16, rounds: int = 0, keep: fl
         for s in range(0, len(Q), chunk):
             sl = slice(s, s + chunk)
             sets[sl], _, subs[sl] = teacher.search(
-                Q[sl], n, rounds=rounds, reward_fn=fn, exclude=exclude[sl],
+                Q[sl], n, rounds=rounds, spread=spread, warm_start=warm_start, reward_fn=fn,
+                exclude=exclude[sl],
                 seed=seed * 1_000_003 + s, idx=np.arange(s, min(s + chunk, len(Q))))
             for m, v in score_sets(index, X, Q[sl, 0], sets[sl], teacher.weights).items():
                 obj.setdefault(m, []).append(v)
@@ -86,7 +89,8 @@ def synthesize(store, teacher_id: str, *, n: int = 16, rounds: int = 0, keep: fl
                           "reward": reward[kept], "recall": recall[kept],
                           **{m: v[kept] for m, v in objectives.items()}})
     info = {"teacher": teacher_id, "index": tmeta["index"], "queries": tmeta["queries"],
-            "regime": tmeta["regime"], "k": teacher.k, "n": n, "rounds": rounds, "keep": keep,
+            "regime": tmeta["regime"], "k": teacher.k, "n": n, "rounds": rounds,
+            "spread": spread, "warm_start": warm_start, "keep": keep,
             "seed": seed,
             "threshold": threshold, "n_queries": len(Q), "n_kept": int(len(kept)),
             "mean_reward_all": float(reward.mean()), "mean_reward_kept": float(reward[kept].mean()),

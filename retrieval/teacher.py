@@ -41,6 +41,9 @@ from retrieval.objectives import score_sets
 from retrieval.retriever import MAX_BEST_OF, MAX_ROUNDS, Retriever
 from retrieval.views import VIEWS, as_views
 
+#: the DPP trade-offs whose sets seed a warm-started search (``Teacher.search``)
+WARM_THETAS = (0.3, 0.5, 0.7, 0.9)
+
 #: a vectorised reward: (query indices (B,), item sets (B, n, k)) → (B, n)
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -102,9 +105,11 @@ class Teacher:
         return sub, ground(self.index, sub.reshape(B * n, k, d), exclude=ex).reshape(B, n, k)
 
     def _sample(self, V: np.ndarray, n: int, exclude: np.ndarray | None = None,
-                with_mean: bool = False, generator: torch.Generator | None = None):
+                with_mean: bool = False, generator: torch.Generator | None = None,
+                spread: float = 1.0):
         """Means (μδ, μa), actions (δ (B, n, k, V−1), a (B, n, k, d)), sub-queries
-        (B, n, k, d) and grounded rows (B, n, k); with ``with_mean`` fan-out 0 is the mean."""
+        (B, n, k, d) and grounded rows (B, n, k); with ``with_mean`` fan-out 0 is the mean;
+        ``spread`` scales the policy's noise (query-time search only)."""
         gen = generator or self.gen
         mu_mix, mu_off = self.policy(torch.as_tensor(V))
         B, k, d = mu_off.shape
@@ -112,8 +117,8 @@ class Teacher:
         e_off = torch.randn((B, n, k, d), generator=gen)
         if with_mean:
             e_mix[:, 0], e_off[:, 0] = 0.0, 0.0
-        mix = mu_mix.detach().unsqueeze(1) + self.tau * e_mix
-        off = mu_off.detach().unsqueeze(1) + self.sigma * e_off
+        mix = mu_mix.detach().unsqueeze(1) + spread * self.tau * e_mix
+        off = mu_off.detach().unsqueeze(1) + spread * self.sigma * e_off
         sub, rows = self._ground(V, mix.numpy(), off.numpy(), exclude)
         return (mu_mix, mu_off), (mix, off), sub, rows
 
@@ -171,33 +176,46 @@ class Teacher:
 
     @torch.no_grad()
     def search(self, queries: np.ndarray, n: int = 8, *, rounds: int = 0,
-               elite: float = 0.25, reward_fn: RewardFn | None = None,
-               weights: dict[str, float] | None = None, exclude: np.ndarray | None = None,
-               seed: int | None = None, idx: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               elite: float = 0.25, spread: float = 1.0, warm_start: bool = False,
+               reward_fn: RewardFn | None = None, weights: dict[str, float] | None = None,
+               exclude: np.ndarray | None = None, seed: int | None = None,
+               idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Query-time search for the best fan-out: (rows (B, k), rewards (B,), sub-queries
         (B, k, d)).
 
-        Round 0 is best-of-N: the policy's mean fan-out and n − 1 samples from it. Each of
+        Round 0 is best-of-N: the policy's mean fan-out and n − 1 samples from it, their
+        noise scaled by ``spread`` (1: the policy's own; larger explores further from it —
+        a trained policy's noise is small, so its samples stay near its mean). Each of
         ``rounds`` further rounds is a cross-entropy-method step (Rubinstein 1999): the
         ceil(elite·n) best fan-outs so far (by reward) give a new mean and per-coordinate
         std of the actions (std floored at 10% of the policy's), n new fan-outs are drawn
         around it (its mean one included), and the best set seen in any round is kept.
+        ``warm_start`` adds to round 0 the fan-outs whose sub-queries are the items of the
+        DPP sets at θ ∈ ``WARM_THETAS`` (``retrieval.dpp``; sub-query j = item j's vector,
+        which grounds to that item): the search then starts from the best
+        relevance–diversity trade-off a heuristic offers for these weights and refines it,
+        so the teacher is never worse than those sets under the request's weights.
         Rewards: ``reward_fn`` (given the queries' indices ``idx``) or the composite under
         ``weights`` (the request's).
         ``seed`` draws the samples from a fresh generator (None: the teacher's own)."""
         V = as_views(queries, self.views)
         gen = None if seed is None else torch.Generator().manual_seed(seed)
         gen = gen or self.gen
-        _, (mix, off), sub, rows = self._sample(V, n, exclude, with_mean=True, generator=gen)
+        _, (mix, off), sub, rows = self._sample(V, n, exclude, with_mean=True, generator=gen,
+                                                spread=spread)
         mix, off = mix.numpy(), off.numpy()
+        if warm_start:
+            w_mix, w_off = self._warm_actions(V, exclude)
+            w_sub, w_rows = self._ground(V, w_mix, w_off, exclude)
+            mix, off = np.concatenate([mix, w_mix], 1), np.concatenate([off, w_off], 1)
+            sub, rows = np.concatenate([sub, w_sub], 1), np.concatenate([rows, w_rows], 1)
         r = self.rewards(V[:, 0], rows, reward_fn, weights, idx)
         B = len(V)
         ar = np.arange(B)
         best = r.argmax(1)
         out_rows, out_r, out_sub = rows[ar, best], r[ar, best], sub[ar, best]
         n_elite = max(1, int(np.ceil(elite * n)))
-        floor_mix, floor_off = 0.1 * self.tau, 0.1 * self.sigma
+        floor_mix, floor_off = 0.1 * spread * self.tau, 0.1 * spread * self.sigma
         pool_mix, pool_off, pool_r = mix, off, r
         for _ in range(rounds):
             top = np.argsort(-pool_r, axis=1)[:, :n_elite]                   # (B, e)
@@ -222,6 +240,22 @@ class Teacher:
             pool_off = np.concatenate([pool_off, off], 1)
             pool_r = np.concatenate([pool_r, r], 1)
         return out_rows, out_r, out_sub
+
+    def _warm_actions(self, V: np.ndarray, exclude: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Actions (B, m, k, V−1), (B, m, k, d) whose sub-queries are the items of the DPP
+        sets at each θ in ``WARM_THETAS`` (mixing weights 0, offset = item − query)."""
+        from retrieval.dpp import DPPRetriever
+
+        B, _, d = V.shape
+        offs = []
+        for theta in WARM_THETAS:
+            dpp = DPPRetriever(self.index, self.vectors, theta=theta)
+            rows, _ = dpp._retrieve(V[:, :1], self.k, {}, None, exclude)
+            rows = np.where(rows >= 0, rows, 0)
+            offs.append(self.vectors[rows] - V[:, None, 0])
+        off = np.stack(offs, 1).astype(np.float32)                       # (B, m, k, d)
+        return np.zeros((B, len(WARM_THETAS), self.k, V.shape[1] - 1), np.float32), off
 
     def best_of_n(self, queries: np.ndarray, n: int = 8, reward_fn: RewardFn | None = None,
                   exclude: np.ndarray | None = None, seed: int | None = None,
@@ -248,6 +282,8 @@ class TeacherRetriever(Retriever):
     best_of: int = 8
     rounds: int = 0
     elite: float = 0.25
+    spread: float = 1.0
+    warm_start: bool = False
 
     def _check_params(self) -> None:
         from core.checks import check_int, check_number
@@ -255,6 +291,7 @@ class TeacherRetriever(Retriever):
         check_int(self.name, "best_of", self.best_of, 1, MAX_BEST_OF)
         check_int(self.name, "rounds", self.rounds, 0, MAX_ROUNDS)
         check_number(self.name, "elite", self.elite, 0.0, 1.0, low_open=True)
+        check_number(self.name, "spread", self.spread, 0.0, 100.0, low_open=True)
 
     @property
     def k_fixed(self) -> int:
@@ -262,6 +299,7 @@ class TeacherRetriever(Retriever):
 
     def _retrieve(self, V, k, weights, seed, exclude):
         rows, _, _ = self.model.search(V, self.best_of, rounds=self.rounds, elite=self.elite,
+                                       spread=self.spread, warm_start=self.warm_start,
                                        weights=weights, exclude=exclude, seed=seed)
         return rows, np.tile(np.arange(k), (len(V), 1))
 

@@ -223,6 +223,10 @@ def fanout_synthesize(
     n: Annotated[int, typer.Option(help="Fan-outs per query (best-of-n).")] = 16,
     rounds: Annotated[int, typer.Option(
         help="Cross-entropy-method rounds after best-of-n.")] = 0,
+    spread: Annotated[float, typer.Option(
+        help="Scale of the search's noise over the policy's (1: its own).")] = 1.0,
+    warm_start: Annotated[bool, typer.Option(
+        help="Also start the search from DPP sets (retrieval.dpp).")] = False,
     keep: Annotated[float, typer.Option(help="Fraction of sets kept, by reward.")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed for the sampled fan-outs.")] = 0,
     json_out: JsonOpt = False,
@@ -230,8 +234,9 @@ def fanout_synthesize(
     """Run the teacher over the training queries; store the high-reward sets."""
     from retrieval.synthesis import synthesize
 
-    _emit(synthesize(_store(), teacher, n=n, rounds=rounds, keep=keep, seed=seed,
-                     progress=not json_out), json_out)
+    _emit(synthesize(_store(), teacher, n=n, rounds=rounds, spread=spread,
+                     warm_start=warm_start, keep=keep, seed=seed, progress=not json_out),
+          json_out)
 
 
 @fanout_app.command("train-diffusion")
