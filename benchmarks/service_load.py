@@ -2,12 +2,13 @@
 
 Starts ``curate serve`` (uvicorn, one process) on 127.0.0.1 over the full-WordNet HNSW32 index
 (built here, as benchmarks/fanout.py does, when missing), then for each client count of
-``--clients`` (default 8 and 16), each query kind (``vector``: a WordNet gloss vector;
+``--clients`` (default 16), each query kind (``vector``: a WordNet gloss vector;
 ``text``: a WordNet "lemmas: gloss" text the server embeds) and each method (topk, mmr, and
-the open-regime teacher and diffusion models that benchmarks/fanout.py trained — ids read from
-results/fanout.json; when this store lacks them, the latest ones trained on the index, or new
-ones trained with fanout.py's settings) runs that many threads sending POST /v1/fanout (k = 10)
-back to back for ``--seconds``.
+dpp, and the open-regime teacher and diffusion models that benchmarks/fanout.py trained — ids
+read from results/fanout.json; when this store lacks them, the latest ones trained on the
+index) and with the objectives on and off (``--objectives``), runs that many threads sending
+POST /v1/fanout (k = 10) back to back for ``--seconds``; then batch rows (``--batch`` vector
+queries per POST /v1/fanout/batch call).
 Reports throughput, latency p50/p99, the error count and the 1-minute load average beside
 every figure (other jobs on the machine slow the server). Writes results/service_load.json
 and .md.
@@ -85,8 +86,12 @@ def query(kind: str, rng, vectors: np.ndarray, texts: list[str]) -> dict:
 
 
 def run(method: str, kind: str, clients: int, seconds: float, port: int,
-        vectors: np.ndarray, texts: list[str], model: str | None = None) -> dict:
-    url = f"http://127.0.0.1:{port}/v1/fanout"
+        vectors: np.ndarray, texts: list[str], model: str | None = None,
+        objectives: bool = True, batch: int = 1) -> dict:
+    """``clients`` threads sending requests back to back for ``seconds``; with ``batch`` > 1
+    each request is a POST /v1/fanout/batch of that many queries (latency per call,
+    throughput in queries/s)."""
+    url = f"http://127.0.0.1:{port}/v1/fanout" + ("/batch" if batch > 1 else "")
     lat: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -96,8 +101,10 @@ def run(method: str, kind: str, clients: int, seconds: float, port: int,
     def client(seed: int) -> None:
         rng = np.random.default_rng(seed)
         while time.perf_counter() < stop:
-            body = {**query(kind, rng, vectors, texts), "k": 10, "method": method,
-                    **({"model": model} if model else {})}
+            one = [{**query(kind, rng, vectors, texts), "k": 10, "method": method,
+                    "objectives": objectives, **({"model": model} if model else {})}
+                   for _ in range(batch)]
+            body = {"requests": one} if batch > 1 else one[0]
             t0 = time.perf_counter()
             ok = post(url, body) == 200
             with lock:
@@ -115,7 +122,9 @@ def run(method: str, kind: str, clients: int, seconds: float, port: int,
     wall = time.perf_counter() - t0
     arr = np.asarray(lat) * 1e3
     return {"method": method, "query": kind, "clients": clients, "seconds": wall,
+            "objectives": objectives, "batch": batch,
             "requests": len(lat), "errors": errors[0], "throughput_rps": len(lat) / wall,
+            "queries_per_s": len(lat) * batch / wall,
             "p50_ms": float(np.percentile(arr, 50)) if len(arr) else None,
             "p99_ms": float(np.percentile(arr, 99)) if len(arr) else None,
             "load_avg_start": load0, "load_avg_end": load_avg()}
@@ -228,8 +237,12 @@ def start_server(store: Path, port: int) -> subprocess.Popen:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", default="8,16", help="client counts, comma-separated")
-    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--clients", default="16", help="client counts, comma-separated")
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--objectives", default="on,off",
+                    help="with and/or without the objectives (the 500-neighbour pool)")
+    ap.add_argument("--batch", type=int, default=16,
+                    help="queries per /v1/fanout/batch call for the batch rows (0: none)")
     ap.add_argument("--queries", default="vector,text", help="query kinds, comma-separated")
     ap.add_argument("--soak", action="store_true", help="a soak run instead (RSS over time)")
     ap.add_argument("--soak-seconds", type=float, default=600)
@@ -243,7 +256,7 @@ def main() -> None:
     if INDEX not in st.indices():
         build_index(st, "wordnet", factory="HNSW32", name=INDEX)
     models = open_models(st)
-    methods = [("topk", None), ("mmr", None), ("teacher", models["teacher"]),
+    methods = [("topk", None), ("mmr", None), ("dpp", None), ("teacher", models["teacher"]),
                ("diffusion", models["diffusion"])]
     vectors = np.asarray(st.embeddings("wordnet")[0][:5000])
     frame = st.samples("wordnet", ["lemmas", "gloss"])[:5000]
@@ -257,9 +270,14 @@ def main() -> None:
         if args.soak:
             out = soak(args, port, proc.pid, vectors, texts, models)
         else:
-            results = [run(m, kind, int(c), args.seconds, port, vectors, texts, model)
+            results = [run(m, kind, int(c), args.seconds, port, vectors, texts, model,
+                           objectives=obj == "on")
                        for c in args.clients.split(",") for kind in args.queries.split(",")
-                       for m, model in methods]
+                       for obj in args.objectives.split(",") for m, model in methods]
+            if args.batch > 1:
+                results += [run(m, "vector", int(c), args.seconds, port, vectors, texts,
+                                model, objectives=False, batch=args.batch)
+                            for c in args.clients.split(",") for m, model in methods]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -281,13 +299,17 @@ def write_load(results: list[dict], models: dict, start_s: float, args) -> None:
              f"models loaded) {start_s:.1f} s after launch. Load average = the machine's "
              "1-minute load average at the start/end of the row (2 cores: above 2, other "
              "jobs were competing). Produced by `benchmarks/service_load.py`.", "",
-             "| clients | query | method | requests | throughput (req/s) | p50 ms | p99 ms "
-             "| errors | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+             "Rows with objectives off send `\"objectives\": false` (no 500-neighbour pool "
+             f"search); batch rows send POST /v1/fanout/batch with {args.batch} vector "
+             "queries a call (latency per call, throughput in queries/s).", "",
+             "| clients | query | method | objectives | batch | requests | queries/s | p50 ms "
+             "| p99 ms | errors | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lat = (f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f}" if r["p50_ms"] is not None
                else "– | –")
-        lines.append(f"| {r['clients']} | {r['query']} | {r['method']} | {r['requests']} | "
-                     f"{r['throughput_rps']:.1f} | {lat} | {r['errors']} | "
+        lines.append(f"| {r['clients']} | {r['query']} | {r['method']} | "
+                     f"{'on' if r['objectives'] else 'off'} | {r['batch']} | {r['requests']} | "
+                     f"{r['queries_per_s']:.1f} | {lat} | {r['errors']} | "
                      f"{r['load_avg_start']:.1f}/{r['load_avg_end']:.1f} |")
     write_markdown(RESULTS / "service_load.md", lines)
 
