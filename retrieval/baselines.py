@@ -18,7 +18,7 @@ import numpy as np
 from core.errors import InvalidParameterError
 from retrieval.retriever import FanoutResult, Retriever
 
-__all__ = ["FanoutResult", "MMRRetriever", "TopKRetriever", "candidates"]
+__all__ = ["FanoutResult", "MMRRetriever", "PoolRetriever", "TopKRetriever", "candidates"]
 
 
 def candidates(retriever: Retriever, q: np.ndarray, size: int,
@@ -50,18 +50,30 @@ class TopKRetriever(Retriever):
         return rows[:, :k], np.full((len(V), k), -1)
 
 
-class MMRRetriever(Retriever):
-    name = "mmr"
-    summary = "maximal marginal relevance over the query's top `pool` (λ = relevance weight)"
-    lam: float = 0.5
+class PoolRetriever(Retriever):
+    """Base of the methods that re-rank the query's top ``pool`` candidates (mmr, dpp):
+    the pool size and FAISS search parameters, checked once."""
+
     pool: int = 200
     search_params: dict[str, Any] | None = None
 
     def _check_params(self) -> None:
+        if self.pool < 1:
+            raise InvalidParameterError(f"{self.name}: pool must be ≥ 1; got {self.pool!r}")
+        self._check_trade_off()
+
+    def _check_trade_off(self) -> None:
+        """Check the method's own trade-off parameter (override)."""
+
+
+class MMRRetriever(PoolRetriever):
+    name = "mmr"
+    summary = "maximal marginal relevance over the query's top `pool` (λ = relevance weight)"
+    lam: float = 0.5
+
+    def _check_trade_off(self) -> None:
         if not 0 <= self.lam <= 1:
             raise InvalidParameterError(f"mmr: lam must be in [0, 1]; got {self.lam!r}")
-        if self.pool < 1:
-            raise InvalidParameterError(f"mmr: pool must be ≥ 1; got {self.pool!r}")
 
     def _retrieve(self, V, k, weights, seed, exclude):
         rel, rows, X = candidates(self, V[:, 0], max(k, self.pool), exclude)

@@ -18,13 +18,10 @@ the batch: (B, P, P) kernels, (B, P, k) Cholesky rows, a loop over the k picks.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from core.errors import InvalidParameterError
-from retrieval.baselines import candidates
-from retrieval.retriever import Retriever
+from retrieval.baselines import PoolRetriever, candidates
 
 EPS = 1e-10
 
@@ -55,18 +52,14 @@ def greedy_dpp(L: np.ndarray, k: int, valid: np.ndarray, fallback: np.ndarray) -
     return out
 
 
-class DPPRetriever(Retriever):
+class DPPRetriever(PoolRetriever):
     name = "dpp"
     summary = "greedy MAP of a quality×similarity DPP over the query's top `pool` (θ: relevance)"
     theta: float = 0.7
-    pool: int = 200
-    search_params: dict[str, Any] | None = None
 
-    def _check_params(self) -> None:
+    def _check_trade_off(self) -> None:
         if not 0 <= self.theta < 1:
             raise InvalidParameterError(f"dpp: theta must be in [0, 1); got {self.theta!r}")
-        if self.pool < 1:
-            raise InvalidParameterError(f"dpp: pool must be ≥ 1; got {self.pool!r}")
 
     def _retrieve(self, V, k, weights, seed, exclude):
         rel, rows, X = candidates(self, V[:, 0], max(k, self.pool), exclude)

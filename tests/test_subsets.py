@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 import torch
 
+from core.nn import init_linear_layers
 from curate.subsets import (
     build_pairs,
     make_set_model,
@@ -42,9 +44,23 @@ def test_build_pairs_sizes_distractors_and_split():
     assert not set(tr.queries) & set(te.queries)
 
 
+def test_forward_draws_only_from_the_generator_it_is_given():
+    """Regression (issue 13): ``generator=None`` used to fall back to torch's global RNG."""
+    model = init_linear_layers(make_set_model("inset", 4, 8), torch.Generator().manual_seed(0))
+    x = torch.randn(2, 6, 4, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(TypeError):
+        model(x)                                          # a generator is required
+    torch.manual_seed(123)
+    a = model(x, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(456)                                # the global state does not matter
+    b = model(x, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
 def test_inset_superset_term_changes_gains_equivset_does_not():
-    x = torch.randn(2, 6, 4)
-    masks = (torch.rand(2, 3, 6) > 0.5).float()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 4, generator=gen)
+    masks = (torch.rand(2, 3, 6, generator=gen) > 0.5).float()
     for kind in ("equivset", "inset"):
         m = make_set_model(kind, 4, hidden=8)
         g = m.gains(x, masks)

@@ -54,9 +54,11 @@ class SetFunction(nn.Module):
             g = g + self.rho_out(out_with_i).squeeze(-1) - self.rho_out(out_without_i).squeeze(-1)
         return g.mean(1)
 
-    def forward(self, x: torch.Tensor, *, steps: int = 3, samples: int = 5,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """ψ (B, n) after ``steps`` mean-field updates from the amortised start."""
+    def forward(self, x: torch.Tensor, *, generator: torch.Generator, steps: int = 3,
+                samples: int = 5) -> torch.Tensor:
+        """ψ (B, n) after ``steps`` mean-field updates from the amortised start. The Monte
+        Carlo masks draw from ``generator`` (required: there is no fallback to torch's global
+        RNG, so the same generator state gives the same ψ whatever else ran before)."""
         ctx = x.mean(1, keepdim=True).expand_as(x)
         psi = torch.sigmoid(self.init(torch.cat([x, ctx], -1)).squeeze(-1))
         for _ in range(steps):
