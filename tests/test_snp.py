@@ -8,6 +8,7 @@ import pytest
 
 from curate import SelectionInput, make_selector
 from curate.cli import main
+from curate.errors import InvalidParameterError
 from curate.frechet import Moments, frechet_distance, frechet_from_moments
 from curate.methods.snp import balanced_kmeans, fps_with_seeds
 from stores import IngestSpec
@@ -88,3 +89,20 @@ def test_snp_per_class_keeps_class_quotas():
     sel = make_selector("snp", clusters=6, per_class=True).select(data, 60, seed=0)
     assert np.bincount(labels[sel.indices]).tolist() == [20, 20, 20]
     assert (sel.indices // 300 == 1).mean() >= 0.9
+
+
+def test_group_budget_follows_the_one_budget_rule():
+    """Issue 13: a group budget resolves like every budget — a fraction rounds half up
+    (0.25 of 10 groups is 3, where Python's round() gave 2), and a count above the groups
+    found is one clear error instead of being clipped silently."""
+    snp = make_selector("snp", group_budget=0.25)
+    assert snp._groups_to_keep(10) == 3
+    assert make_selector("snp", group_budget=4)._groups_to_keep(10) == 4
+    assert make_selector("snp")._groups_to_keep(7) == 7
+    with pytest.raises(InvalidParameterError, match="group_budget.*found 5 groups"):
+        make_selector("snp", group_budget=8)._groups_to_keep(5)
+    X, groups, target = _domains()
+    data = SelectionInput(row_idx=np.arange(len(X)), embeddings=X, groups=groups,
+                          target=target)
+    with pytest.raises(InvalidParameterError, match="group_budget"):
+        make_selector("snp", clusters=6, group_budget=10_000).select(data, 60, seed=0)

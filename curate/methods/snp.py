@@ -187,12 +187,19 @@ class SnPSelector(Selector):
         return fps_with_seeds(Z, pool, np.asarray(seeds, dtype=np.int64), k)
 
     def _groups_to_keep(self, available: int) -> int:
-        gb = self.group_budget
-        if gb is None:
+        """Groups kept out of ``available`` searched ones, by the one budget rule
+        (``curate.budget.resolve_budget``: a count in [1, available] or a fraction rounded
+        half up); a count above ``available`` is refused, naming ``group_budget``."""
+        from curate.budget import resolve_budget
+        from curate.errors import BudgetError
+
+        if self.group_budget is None:
             return available
-        if not is_int(gb):  # a fraction in (0, 1] (checked in _check_params)
-            return max(1, min(available, int(round(gb * available))))
-        return max(1, min(available, int(gb)))
+        try:
+            return resolve_budget(self.group_budget, available)
+        except BudgetError as exc:
+            raise InvalidParameterError(f"snp: group_budget: {exc}; the search found "
+                                        f"{available} groups") from None
 
 
 def fps_with_seeds(Z: np.ndarray, pool: np.ndarray, seeds: np.ndarray, k: int) -> np.ndarray:
