@@ -150,3 +150,22 @@ def test_facility_location_exact_graph_matches_the_flat_graph():
     assert np.array_equal(flat.indices, exact.indices)
     with pytest.raises(InvalidParameterError, match="needs partition=none"):
         make_selector("facility_location", graph="exact")
+
+
+@pytest.mark.parametrize("method", ["herding"])   # facility location orders by gain
+def test_per_class_picks_interleave_so_every_prefix_is_a_smaller_budget(method):
+    """Issue 13: picks were concatenated class by class (a prefix held one class only).
+    Classes of 60/30/10 rows, k = 20 → quotas 12/6/2; every prefix of m picks holds each
+    class within one of its share m·q/k."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], [60, 30, 10])
+    X = rng.normal(size=(100, 6)).astype(np.float32) + labels[:, None]
+    data = SelectionInput(row_idx=np.arange(100), labels=labels, classes=("a", "b", "c"),
+                          embeddings=X)
+    sel = make_selector(method).select(data, 20, seed=0)
+    got = labels[sel.indices]
+    quota = np.bincount(got, minlength=3)
+    assert quota.tolist() == [12, 6, 2]
+    for m in range(1, 21):
+        counts = np.bincount(got[:m], minlength=3)
+        assert (np.abs(counts - m * quota / 20) <= 1).all(), (m, counts)

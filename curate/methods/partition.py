@@ -99,8 +99,11 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
     ``merge="gains"`` (facility location: oversample, keep the q largest gains of a group)
     or ``"quota"`` (k-center, herding: each part its largest-remainder share).
     ``kw(rng, part_rows)`` gives a part's extra keyword arguments (drawn in part order on the
-    driver: seeded and executor-free). Returns (positions, scores, info, each part's scores),
-    groups in order, each group's picks in merge order.
+    driver: seeded and executor-free). Returns (positions, scores, info, each part's scores).
+    Groups are interleaved in quota order: the t-th pick (0-based) of a group with quota q
+    gets the key (t + ½)/q and picks follow their keys (ties: group order), each group's
+    picks in merge order — so every prefix of the answer is a valid smaller budget with the
+    classes in proportion, not class after class.
     """
     groups = (class_groups(data.labels, k) if per_class and data.labels is not None
               else [(np.arange(data.n), k)])
@@ -138,5 +141,7 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
     info = {"parts": len(items), "partitioned_groups": sum(hi - lo > 1 for _, lo, hi, *_ in plan)}
     if merge == "gains":
         info["parts_exhausted"] = exhausted
-    return (np.concatenate(positions), np.concatenate(scores), info,
+    keys = np.concatenate([(np.arange(len(pos)) + 0.5) / max(len(pos), 1) for pos in positions])
+    order = np.argsort(keys, kind="stable")
+    return (np.concatenate(positions)[order], np.concatenate(scores)[order], info,
             [r[1] for r in results])
