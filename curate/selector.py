@@ -278,7 +278,7 @@ def describe_methods() -> list[dict[str, str]]:
     rows = []
     for name in available_methods():
         cls = get_selector_class(name)
-        rows.append({"method": name, "needs": cls.needs.describe(),
+        rows.append({"method": name, "kind": "selector", "needs": cls.needs.describe(),
                      "params": ", ".join(cls.param_names()), "summary": cls.summary})
     return rows
 

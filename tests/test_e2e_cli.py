@@ -70,13 +70,18 @@ def test_flow_select_show_evaluate_export(wordnet_home, tmp_path, capsys):
     assert pl.read_ndjson(tmp_path / "out.jsonl").height == 60
     assert pl.read_csv(tmp_path / "out.csv").height == 60
     assert _json(capsys, *st, "sql", "SELECT count(*) AS n FROM wordnet", "--json")[0]["n"] == 600
-    names = [m["method"] for m in _json(capsys, *st, "methods", "--json")]
-    assert {"cld", "random", "stratified"} <= set(names)
+    listed = _json(capsys, *st, "methods", "--json")
+    names = {m["method"] for m in listed if m["kind"] == "selector"}
+    assert {"cld", "random", "stratified"} <= names
+    pruners = {m["method"]: m for m in listed if m["kind"] == "pruner"}
+    assert {"seta", "infobatch", "dynamic_random"} <= set(pruners)      # issue 13
+    assert "losses" in pruners["seta"]["needs"] and "prune_ratio" in pruners["seta"]["params"]
 
 
 def test_human_output_has_tables(wordnet_home, capsys):
     assert main(["--store", str(wordnet_home), "methods"]) == 0
-    assert "cld" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "cld" in text and "seta" in text and "pruners" in text
 
 
 def test_train_with_pruner_from_the_cli(wordnet_home, capsys):

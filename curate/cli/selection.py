@@ -111,15 +111,20 @@ def dedup(
 
 @app.command()
 def methods(json_out: JsonOpt = False) -> None:
-    """List selection methods, what each needs, and its parameters."""
+    """List selection methods and training-time pruners, what each needs, its parameters."""
+    from curate.pruning.pruners import describe_pruners
     from curate.selector import describe_methods
 
-    rows = describe_methods()
+    rows = describe_methods() + describe_pruners()
 
     def human() -> None:
         import polars as pl
 
-        out.print(_table(pl.DataFrame(rows), "selection methods"))
+        frame = pl.DataFrame(rows)
+        out.print(_table(frame.filter(pl.col("kind") == "selector").drop("kind"),
+                         "selection methods (curate select --method NAME)"))
+        out.print(_table(frame.filter(pl.col("kind") == "pruner").drop("kind"),
+                         "training-time pruners (curate train --pruner NAME)"))
 
     _emit(rows, json_out, human)
 

@@ -60,6 +60,7 @@ class DynamicPruner:
     ``self.weights`` for the epoch)."""
 
     name = "none"
+    summary = ""
 
     def __init__(self, n: int, epochs: int, *, prune_ratio: float = 0.0, anneal: float = 0.875,
                  seed: int = 0):

@@ -25,6 +25,7 @@ from curate.pruning.base import DynamicPruner
 
 class FullData(DynamicPruner):
     name = "full"
+    summary = "no pruning: every sample every epoch (the reference run)"
 
     def __init__(self, n: int, epochs: int, *, seed: int = 0, **_: object):
         super().__init__(n, epochs, prune_ratio=0.0, seed=seed)
@@ -32,6 +33,7 @@ class FullData(DynamicPruner):
 
 class DynamicRandomPruner(DynamicPruner):
     name = "dynamic_random"
+    summary = "a fresh uniform (1 − prune_ratio) share of the samples each epoch"
 
     def _plan(self, epoch, rng):
         keep = max(1, int(round((1 - self.prune_ratio) * self.n)))
@@ -40,6 +42,7 @@ class DynamicRandomPruner(DynamicPruner):
 
 class InfoBatchPruner(DynamicPruner):
     name = "infobatch"
+    summary = "drop a share of below-mean-loss samples, rescale the kept ones (Qin et al. 2024)"
 
     def _plan(self, epoch, rng):
         if self.is_annealing(epoch):
@@ -72,6 +75,7 @@ def kmeans_1d(values: np.ndarray, k: int, iters: int = 50) -> np.ndarray:
 
 class SeTaPruner(DynamicPruner):
     name = "seta"
+    summary = "random prune, then a sliding window over loss-difficulty groups (SeTa)"
 
     def __init__(self, n: int, epochs: int, *, prune_ratio: float = 0.1, groups: int = 5,
                  window: float = 0.9, anneal: float = 0.875, seed: int = 0):
@@ -99,6 +103,24 @@ class SeTaPruner(DynamicPruner):
 
 PRUNERS = {"full": FullData, "dynamic_random": DynamicRandomPruner,
            "infobatch": InfoBatchPruner, "seta": SeTaPruner}
+
+
+def describe_pruners() -> list[dict[str, str]]:
+    """One row per dynamic pruner for ``curate methods``: its name, what it needs during
+    training, its parameters and summary (``curate train --pruner NAME``)."""
+    import inspect
+
+    rows = []
+    for name, cls in PRUNERS.items():
+        own = [p.name for p in inspect.signature(cls.__init__).parameters.values()
+               if p.kind is p.KEYWORD_ONLY]
+        base = [p.name for p in inspect.signature(DynamicPruner.__init__).parameters.values()
+                if p.kind is p.KEYWORD_ONLY]
+        rows.append({"method": name, "kind": "pruner",
+                     "needs": "nothing" if name in ("full", "dynamic_random")
+                     else "per-sample losses each step (update)",
+                     "params": ", ".join(own or base), "summary": cls.summary})
+    return rows
 
 
 def make_pruner(name: str, n: int, epochs: int, **params) -> DynamicPruner:

@@ -1,4 +1,4 @@
-"""Notebook 01_explore_subsets.ipynb executes on the bundled data (``tests/notebooks/runner.py``)."""
+"""Notebook 01 executes on the bundled data (tests/notebooks/runner.py)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Notebook 02_set_selection.ipynb executes on the bundled data (``tests/notebooks/runner.py``)."""
+"""Notebook 02 executes on the bundled data (tests/notebooks/runner.py)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Notebook 03_fanout_retrieval.ipynb executes on the bundled data (tests/notebooks/runner)."""
+"""Notebook 03 executes on the bundled data (tests/notebooks/runner.py)."""
 
 import pytest
 

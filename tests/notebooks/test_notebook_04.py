@@ -1,4 +1,4 @@
-"""Notebook 04_choose_a_method.ipynb executes on the bundled data (``tests/notebooks/runner.py``)."""
+"""Notebook 04 executes on the bundled data (tests/notebooks/runner.py)."""
 
 import pytest
 
