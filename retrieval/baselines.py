@@ -78,7 +78,7 @@ class MMRRetriever(PoolRetriever):
     def _retrieve(self, V, k, weights, seed, exclude):
         rel, rows, X = candidates(self, V[:, 0], max(k, self.pool), exclude)
         B, P = rel.shape
-        sim = np.einsum("bid,bjd->bij", X, X)
+        sim = X @ X.transpose(0, 2, 1)                      # batched BLAS, not einsum
         max_sim = np.zeros((B, P))
         chosen = np.zeros((B, P), dtype=bool)
         picks = np.full((B, k), -1, dtype=np.int64)

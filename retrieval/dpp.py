@@ -67,7 +67,8 @@ class DPPRetriever(PoolRetriever):
         r = np.where(valid, rel, 0.0)
         alpha = self.theta / (2 * (1 - self.theta))
         quality = np.exp(alpha * (r - r.max(1, keepdims=True)))   # scale-free: det ratio
-        S = np.einsum("bid,bjd->bij", X.astype(np.float64), X.astype(np.float64))
+        X64 = X.astype(np.float64)
+        S = X64 @ X64.transpose(0, 2, 1)
         S[:, np.arange(S.shape[1]), np.arange(S.shape[1])] += 1e-6
         L = quality[:, :, None] * S * quality[:, None, :]
         pos = greedy_dpp(L, k, valid, np.where(valid, rel, -np.inf))

@@ -72,7 +72,7 @@ def alignment(q: np.ndarray, S: np.ndarray) -> np.ndarray:
 
 
 def vendi(S: np.ndarray) -> np.ndarray:
-    K = np.clip(np.einsum("bid,bjd->bij", S, S), 0.0, None) / S.shape[1]
+    K = np.clip(S @ S.transpose(0, 2, 1), 0.0, None) / S.shape[1]
     lam = np.clip(np.linalg.eigvalsh(K), 0.0, None)
     lam = lam / np.maximum(lam.sum(1, keepdims=True), 1e-12)
     ent = -(np.where(lam > 0, lam * np.log(np.where(lam > 0, lam, 1.0)), 0.0)).sum(1)
@@ -84,11 +84,11 @@ def groundedness(q: np.ndarray, S: np.ndarray, threshold: np.ndarray) -> np.ndar
 
 
 def coverage(S: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    return np.einsum("brd,bkd->brk", pool, S).max(2).mean(1)
+    return (pool @ S.transpose(0, 2, 1)).max(2).mean(1)
 
 
 def complementarity(S: np.ndarray) -> np.ndarray:
-    K = np.einsum("bid,bjd->bij", S, S)
+    K = S @ S.transpose(0, 2, 1)
     k = S.shape[1]
     K[:, np.arange(k), np.arange(k)] = -np.inf
     return (1.0 - K.max(2)).mean(1) if k > 1 else np.ones(len(S))
@@ -154,13 +154,14 @@ def score_sets(index, vectors: np.ndarray, q: np.ndarray, rows: np.ndarray,
     """Every objective and the composite of item sets ``rows`` (B, k) or (B, n, k) (n
     candidate sets per query) for queries q (B, d): arrays (B,) or (B, n). ``pool`` (B, R, d)
     is the queries' ``neighbourhood`` (computed when None); it is never copied per candidate
-    set (coverage is one (B, n, R, k) product)."""
+    set (coverage is one batched (B, R, d) × (B, d, n·k) product)."""
     P = neighbourhood(index, vectors, q) if pool is None else pool
     shape = rows.shape[:-1]
     B, k = rows.shape[0], rows.shape[-1]
     m = int(np.prod(shape[1:], dtype=np.int64))
     S = vectors[rows.reshape(B, m, k)]                                   # (B, m, k, d)
-    cover = np.einsum("brd,bmkd->bmrk", P, S).max(3).mean(2)            # (B, m)
+    sims = P @ S.reshape(B, m * k, -1).transpose(0, 2, 1)              # (B, R, m·k), BLAS
+    cover = sims.reshape(B, P.shape[1], m, k).max(3).mean(1)            # (B, m)
     tau = np.einsum("bd,bd->b", q, P[:, -1])
     out = _objectives(np.repeat(q, m, axis=0), S.reshape(B * m, k, -1), np.repeat(tau, m),
                       cover.reshape(-1))

@@ -13,8 +13,11 @@ Training (group-relative policy gradient, GRPO-style): per query sample G fan-ou
 each, advantage A_g = (r_g − mean_G r) / (std_G r + 1e-6), and minimise
     −mean(A_g · log π(δ_g, a_g | V)) + β · KL(π ‖ π_init),
 log π = −‖δ − μδ‖² / (2τ²) − ‖a − μa‖² / (2σ²) + const; for equal-variance Gaussians
-KL = ‖μδ − μδ_init‖² / (2τ²) + ‖μa − μa_init‖² / (2σ²). Inference: best-of-N sampled fan-outs
-by reward (the paper's expensive, high-quality path).
+KL = ‖μδ − μδ_init‖² / (2τ²) + ‖μa − μa_init‖² / (2σ²). Inference (``Teacher.search``, the
+registered ``teacher`` retriever): best-of-N sampled fan-outs by the reward under the
+request's weights, optionally at ``spread`` × the policy's noise, warm-started from DPP sets
+and refined by cross-entropy-method rounds (the paper's expensive, high-quality path).
+Training data: the train split of a stored query set (``retrieval.queries``).
 
 The policy starts at μ ≡ 0: every sub-query is the full query and the mean fan-out is exactly
 top-k. ``sigma`` defaults to 0.3/√d (a sampled offset moves a sub-query ≈ 0.3 away), ``tau`` to

@@ -221,3 +221,20 @@ def test_mmr_golden():
     for lam, second in ((0.7, 1), (0.3, 2)):
         r = MMRRetriever(FakeIndex(), X, lam=lam, pool=3)
         assert r._retrieve(q, 2, {}, None, None)[0].tolist() == [[0, second]]
+
+
+def test_score_sets_equals_set_objectives_per_set(world):
+    """The batched scorer (n candidate sets per query, one shared neighbourhood) gives what
+    ``set_objectives`` gives for each set on its own."""
+    from retrieval.objectives import neighbourhood, score_sets, set_objectives
+
+    index, Xn, _, Q = world
+    rng = np.random.default_rng(2)
+    rows = np.stack([np.stack([rng.choice(len(Xn), 5, replace=False) for _ in range(3)])
+                     for _ in range(len(Q))])                             # (B, 3, 5)
+    batched = score_sets(index, Xn, Q, rows, {"coverage": 1.0, "diversity": 0.5})
+    pool = neighbourhood(index, Xn, Q)
+    for j in range(3):
+        one = set_objectives(Q, Xn[rows[:, j]], pool, {"coverage": 1.0, "diversity": 0.5})
+        for name, value in one.items():
+            assert np.allclose(batched[name][:, j], value, atol=1e-5), name
