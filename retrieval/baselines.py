@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InvalidParameterError
-from retrieval.retriever import FanoutResult, Retriever
+from retrieval.retriever import MAX_POOL, FanoutResult, Retriever
 
 __all__ = ["FanoutResult", "MMRRetriever", "PoolRetriever", "TopKRetriever", "candidates"]
 
@@ -58,8 +58,12 @@ class PoolRetriever(Retriever):
     search_params: dict[str, Any] | None = None
 
     def _check_params(self) -> None:
-        if self.pool < 1:
-            raise InvalidParameterError(f"{self.name}: pool must be ≥ 1; got {self.pool!r}")
+        if not 1 <= self.pool <= MAX_POOL:
+            raise InvalidParameterError(f"{self.name}: pool must be in [1, {MAX_POOL}]; got "
+                                        f"{self.pool!r}")
+        if self.search_params is not None and not isinstance(self.search_params, dict):
+            raise InvalidParameterError(f"{self.name}: search_params must be a mapping of "
+                                        f"FAISS parameter to value; got {self.search_params!r}")
         self._check_trade_off()
 
     def _check_trade_off(self) -> None:

@@ -25,6 +25,7 @@ from retrieval.index import VectorIndex, load_index, normalise
 from retrieval.objectives import DEFAULT_WEIGHTS, check_weights, score_sets
 from retrieval.retriever import (
     MAX_BEST_OF,
+    MAX_POOL,
     MAX_ROUNDS,
     MAX_STEPS,
     RETRIEVERS,
@@ -229,7 +230,7 @@ class FanoutEngine:
         weights = check_weights(weights)
         check_number("", "mmr_lambda", mmr_lambda, 0.0, 1.0)
         check_number("", "dpp_theta", dpp_theta, 0.0, 1.0, high_open=True)
-        check_int("", "mmr_pool", mmr_pool, 1, 10_000)
+        check_int("", "mmr_pool", mmr_pool, 1, MAX_POOL)
         if seed is not None:
             check_seed(seed)
         for name, value, lo, hi in (("best_of", best_of, 1, MAX_BEST_OF),
@@ -258,13 +259,19 @@ class FanoutEngine:
         check_deadline(deadline, "embedding the query")
         q = views[:, 0]
         t0 = time.perf_counter()
+        if retr.k_fixed is not None and k != retr.k_fixed:
+            raise InvalidParameterError(f"{method}: the model returns k={retr.k_fixed} items; "
+                                        f"got k={k}")
         shared = (self.micro_batch and retr.model_kind is not None and seed is None
                   and not params and weights == DEFAULT_WEIGHTS)
-        if shared:       # one batcher (one worker thread) per model whatever clients send
-            rows = self._batcher((method, model), lambda Q, r=retr, kk=k:
-                                 r.retrieve(Q, kk).row_idx).submit(views[0], deadline)
+        if shared:   # one batcher (one worker thread) per model and k, whatever clients send
+            def answer(Q, r=retr, kk=k):
+                res_ = r.retrieve(Q, kk)
+                return np.stack([res_.row_idx, res_.source], axis=1)        # (B, 2, k)
+
+            rows, source = self._batcher((method, model, k), answer).submit(views[0], deadline)
             res = FanoutResult(rows[None], np.einsum("kd,d->k", self.vectors[rows], q[0])[None],
-                               np.arange(k)[None])
+                               source[None])
         else:
             res = retr.retrieve(views, k, weights=weights, seed=seed)
         timings["retrieve_s"] = time.perf_counter() - t0

@@ -234,8 +234,12 @@ def _embed_views(store: Store, meta: dict, frame: pl.DataFrame, text_column: str
     cols = [text_column, *view_columns]
     texts = frame.select([pl.col(c).cast(pl.Utf8).fill_null("") for c in cols])
     for c in cols:
-        if (texts[c].str.strip_chars() == "").all():
-            raise SchemaError(f"query column {c!r} holds no text")
+        blank = texts[c].str.strip_chars() == ""
+        if blank.any():
+            first = int(np.flatnonzero(blank.to_numpy())[0])
+            raise SchemaError(f"query column {c!r} is empty or null in {int(blank.sum())} "
+                              f"row(s) (the first: row {first} of the table); every view of a "
+                              "query needs text")
     flat = texts.to_numpy().reshape(-1).tolist()            # row-major: (m · V,)
     unique, inverse = np.unique(np.asarray(flat, dtype=object).astype(str), return_inverse=True)
     E = embed_texts(unique.tolist(), progress=progress)

@@ -40,7 +40,7 @@ from torch import nn
 
 from core.nn import init_linear_layers
 from retrieval.index import VectorIndex, ground, normalise
-from retrieval.objectives import score_sets
+from retrieval.objectives import neighbourhood, score_sets
 from retrieval.retriever import MAX_BEST_OF, MAX_ROUNDS, Retriever
 from retrieval.views import VIEWS, as_views
 
@@ -105,7 +105,13 @@ class Teacher:
         B, n, k, d = off.shape
         sub = subqueries(V, mix, off)
         ex = None if exclude is None else np.repeat(np.asarray(exclude), n)
-        return sub, ground(self.index, sub.reshape(B * n, k, d), exclude=ex).reshape(B, n, k)
+        rows = ground(self.index, sub.reshape(B * n, k, d), exclude=ex)
+        if (rows < 0).any():    # an approximate index returned too few hits: refill first, so
+            from retrieval.retriever import complete  # the reward scores the real set
+
+            rows, _ = complete(self.index, self.vectors, np.repeat(V[:, 0], n, axis=0), rows,
+                               np.zeros_like(rows), ex)
+        return sub, rows.reshape(B, n, k)
 
     def _sample(self, V: np.ndarray, n: int, exclude: np.ndarray | None = None,
                 with_mean: bool = False, generator: torch.Generator | None = None,
@@ -126,17 +132,18 @@ class Teacher:
         return (mu_mix, mu_off), (mix, off), sub, rows
 
     def rewards(self, q: np.ndarray, rows: np.ndarray, reward_fn: RewardFn | None = None,
-                weights: dict[str, float] | None = None,
-                idx: np.ndarray | None = None) -> np.ndarray:
+                weights: dict[str, float] | None = None, idx: np.ndarray | None = None,
+                pool: np.ndarray | None = None) -> np.ndarray:
         """(B, n) rewards of (B, n, k) item sets for full queries q (B, d): the composite
         objective under ``weights`` (None: the teacher's), or ``reward_fn(idx, rows)``
         (vectorised: ``idx`` (B,) the queries' indices, default 0..B−1; e.g.
-        ``retrieval.queries.recall_reward``)."""
+        ``retrieval.queries.recall_reward``); ``pool``: the queries' ``neighbourhood``, when
+        the caller scores several rounds for the same queries."""
         if reward_fn is not None:
             idx = np.arange(len(rows)) if idx is None else np.asarray(idx)
             return np.asarray(reward_fn(idx, rows), dtype=np.float64)
-        return score_sets(self.index, self.vectors, q, np.clip(rows, 0, None),
-                          self.weights if weights is None else weights)["composite"]
+        return score_sets(self.index, self.vectors, q, rows,
+                          self.weights if weights is None else weights, pool)["composite"]
 
     def train(self, queries: np.ndarray, *, steps: int = 50, group: int = 8,
               batch: int = 16, lr: float = 3e-3, reward_fn=None,
@@ -212,7 +219,8 @@ class Teacher:
             w_sub, w_rows = self._ground(V, w_mix, w_off, exclude)
             mix, off = np.concatenate([mix, w_mix], 1), np.concatenate([off, w_off], 1)
             sub, rows = np.concatenate([sub, w_sub], 1), np.concatenate([rows, w_rows], 1)
-        r = self.rewards(V[:, 0], rows, reward_fn, weights, idx)
+        pool = None if reward_fn is not None else neighbourhood(self.index, self.vectors, V[:, 0])
+        r = self.rewards(V[:, 0], rows, reward_fn, weights, idx, pool)
         B = len(V)
         ar = np.arange(B)
         best = r.argmax(1)
@@ -233,7 +241,7 @@ class Teacher:
             mix, off = m_mix + s_mix * z_mix, m_off + s_off * z_off
             sub, rows = self._ground(V, mix.astype(np.float32), off.astype(np.float32),
                                      exclude)
-            r = self.rewards(V[:, 0], rows, reward_fn, weights, idx)
+            r = self.rewards(V[:, 0], rows, reward_fn, weights, idx, pool)
             best = r.argmax(1)
             better = r[ar, best] > out_r
             out_rows[better] = rows[ar, best][better]
@@ -274,9 +282,10 @@ class Teacher:
 
 class TeacherRetriever(Retriever):
     """``teacher``: the RL fan-out policy with a query-time search under the request's
-    weights — best-of-``best_of`` fan-outs, then ``rounds`` cross-entropy-method rounds
-    (``Teacher.search``). The expensive, high-quality method the diffusion retriever is
-    distilled from."""
+    weights (a request without weights is searched under ``DEFAULT_WEIGHTS``, not the
+    weights the teacher was trained with) — best-of-``best_of`` fan-outs, then ``rounds``
+    cross-entropy-method rounds (``Teacher.search``). The expensive, high-quality method
+    the diffusion retriever is distilled from."""
 
     name = "teacher"
     summary = "RL fan-out policy; best-of-N (+ CEM rounds) under the request's weights"
@@ -319,7 +328,7 @@ def train_teacher(store, index_name: str, queries: str, *, k: int = 10, regime: 
     ``regime="open"`` rewards the composite objective under ``weights``, ``"weak"`` the
     recall of each query's references (the query set must have them). A query's own item
     (``item`` column) is never returned for it."""
-    from core.checks import check_int, check_seed
+    from core.checks import check_int, check_number, check_seed
     from core.errors import InvalidParameterError, MissingInputError
     from retrieval.index import load_index
     from retrieval.objectives import check_weights
@@ -331,6 +340,11 @@ def train_teacher(store, index_name: str, queries: str, *, k: int = 10, regime: 
     for name, value in (("k", k), ("steps", steps), ("group", group), ("batch", batch)):
         check_int("train-teacher", name, value, 2 if name == "group" else 1)
     check_seed(seed)
+    check_number("train-teacher", "lr", lr, 0.0, 10.0, low_open=True)
+    check_number("train-teacher", "tau", tau, 0.0, 10.0, low_open=True)
+    check_number("train-teacher", "beta", beta, 0.0, 1e6)
+    if sigma is not None:
+        check_number("train-teacher", "sigma", sigma, 0.0, 10.0, low_open=True)
     weights = check_weights(weights)
     qmeta = query_set_meta(store, queries)
     if qmeta["index"] != index_name:

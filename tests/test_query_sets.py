@@ -117,3 +117,27 @@ def test_recall_helpers_golden():
     fn = recall_reward(refs)
     got = fn(np.array([0, 1]), np.stack([rows, rows[::-1]], 1))       # (2, 2, 3)
     assert np.allclose(got, [[2 / 3, 0.0], [0.0, 0.0]])
+
+
+def test_engine_batches_per_k_and_refuses_the_wrong_k_before_batching(user_data, capsys):
+    """Review finding: a first request with the wrong k used to bind the shared batcher to
+    that k, so every later valid request failed."""
+    from retrieval import build_index
+    from retrieval.fanout import FanoutEngine
+    from retrieval.teacher import Teacher
+    from stores import files
+
+    st, _ = user_data
+    build_index(st, "docs", name="flat")
+    index_meta = files.read_json(st.index_path("flat") / "index.json")
+    X = np.asarray(st.embeddings("docs", index_meta["embedding"])[0])
+    engine = FanoutEngine(st, "flat", micro_batch=True)
+    engine.models["t"] = Teacher(engine.index, X, k=5, seed=0)       # a 5-item teacher
+    engine._model = lambda kind, model_id: engine.models[model_id]
+    q = X[0].tolist()
+    with pytest.raises(CurateError, match="returns k=5"):
+        engine.query(vector=q, k=3, method="teacher", model="t")
+    for _ in range(2):
+        out = engine.query(vector=q, k=5, method="teacher", model="t")
+        assert len({i["row_idx"] for i in out["items"]}) == 5
+        assert {i["sub_query"] for i in out["items"]} <= set(range(-1, 5))

@@ -163,8 +163,15 @@ def _query_set(store, index: str, queries: str | None, progress: bool) -> str:
     if queries is not None:
         from stores.stream import read_table
 
-        cols = read_table(queries).columns if Path(queries).is_file() else []
-        return register_queries(store, index, queries,
+        if not Path(queries).is_file():
+            from curate.errors import NotFoundError
+
+            raise NotFoundError(f"--queries {queries!r} is neither a stored query set nor a "
+                                "file")
+        frame = read_table(queries)
+        cols = set(frame.columns)
+        return register_queries(store, index, frame,
+                                text_column="text" if "text" in cols else None,
                                 references_column="references" if "references" in cols
                                 else None, item_column="item" if "item" in cols else None,
                                 progress=progress)["query_set"]
