@@ -84,3 +84,52 @@ def test_autocoreset_budget_at_class_size_does_not_crash():
     sel = make_selector("autocoreset", summarizer="uniform", max_rounds=2).select(
         data, data.n, seed=0)
     assert len(sel) == data.n
+
+
+def test_linear_problem_regresses_on_the_label_values_not_their_codes():
+    # labels [2.5, 9, 10, 100]: their string-rank codes are [2, 3, 0, 1]. With constant
+    # features the ridge fit is the (unpenalised) intercept = the mean target, so the cost is
+    # Σ (y − ȳ)²: values → 10187.25 − 4·30.375² = 6496.6875; codes would give 5.0.
+    data = SelectionInput.from_arrays(labels=np.array([2.5, 9, 10, 100]),
+                                      embeddings=np.zeros((4, 2), dtype=np.float32))
+    assert data.labels.tolist() == [2, 3, 0, 1]
+    sel = make_selector("autocoreset", problem="linear", n_initial=1,
+                        max_rounds=1).select(data, 4, seed=0)
+    assert sel.provenance.info["best_cost"] == pytest.approx(6496.6875, rel=1e-6)
+    prob = make_problem("linear")
+    assert prob.targets(data.labels, data.classes).tolist() == [2.5, 9.0, 10.0, 100.0]
+
+
+def test_linear_problem_never_makes_target_values_classes():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.01 * rng.normal(size=200)  # 200 distinct values
+    data = SelectionInput.from_arrays(labels=y, embeddings=X)
+    sel = make_selector("autocoreset", problem="linear", fill=True).select(data, 20, seed=0)
+    info = sel.provenance.info
+    assert info["strata"] == 1 and len(sel.indices) == 20
+    # the coreset's model predicts the held values: a good regression, not a rank fit
+    assert info["best_cost"] < 0.05 * float(((y - y.mean()) ** 2).sum())
+    # classification problems still stratify by class by default
+    lab = SelectionInput.from_arrays(labels=(y > 0).astype(int), embeddings=X)
+    assert make_selector("autocoreset").select(lab, 20, seed=0).provenance.info["strata"] == 2
+
+
+def test_linear_problem_refuses_non_numeric_labels_before_fitting():
+    from curate.errors import SchemaError
+
+    data = SelectionInput.from_arrays(labels=np.array(["cat", "dog"] * 10),
+                                      embeddings=np.zeros((20, 2), dtype=np.float32))
+    with pytest.raises(SchemaError, match="'cat' is not a number"):
+        make_selector("autocoreset", problem="linear").select(data, 5, seed=0)
+
+
+def test_problems_form_a_registry_open_to_new_problems():
+    from curate.coresets import PROBLEMS, Problem, register_problem
+
+    assert set(PROBLEMS) >= {"logistic", "svm", "linear", "kmeans"}
+    assert all(issubclass(cls, Problem) and cls.name == name for name, cls in PROBLEMS.items())
+    with pytest.raises(InvalidParameterError, match="did you mean 'linear'"):
+        make_problem("linaer")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_problem("linear")(type("Dup", (Problem,), {}))

@@ -1,31 +1,92 @@
 """Pluggable learning problems for coreset construction: anything with a weighted fit and a
 per-point loss. AutoCoreset needs nothing else.
 
+    problem.targets(data) -> (n,) or None      (what the fit regresses / classifies)
     problem.fit(X, y, w, seed) -> model        (w: per-point weights ≥ 0)
     problem.losses(model, X, y) -> (n,) ≥ 0    (per-point loss; cost = Σ_i loss_i)
 
-Shipped: ``logistic`` (multinomial cross-entropy, −log p(y|x)), ``svm`` (linear SVM, hinge
-loss max(0, 1 + max_{c≠y} s_c − s_y), binary: max(0, 1 − y·s)), ``linear`` (ridge regression
-on a numeric target, squared error), ``kmeans`` (weighted k-means, squared distance to the
-nearest centre; needs no labels). All fits use scikit-learn with ``sample_weight``.
-Implement the protocol to add your own.
+Shipped (``PROBLEMS``, a registry like the selectors'): ``logistic`` (multinomial
+cross-entropy, −log p(y|x)), ``svm`` (linear SVM, hinge loss max(0, 1 + max_{c≠y} s_c − s_y),
+binary: max(0, 1 − y·s)), ``linear`` (ridge regression, α = 1e-3, on the label's *numeric
+value*, squared error (ŷ − y)²), ``kmeans`` (weighted k-means, squared distance to the nearest
+centre; needs no labels). All fits use scikit-learn with ``sample_weight``.
+
+Targets: classification problems use the label codes (classes); ``linear`` decodes each code
+back to the number it names (``numeric_targets``: labels ``[2.5, 9, 10, 100]`` give targets
+``[2.5, 9, 10, 100]``, never the codes ``[2, 3, 0, 1]``), and a regression's targets are never
+strata (``stratify = False``: AutoCoreset's ``per_class`` does not apply to it). Subclass
+``Problem`` and decorate with ``@register_problem("name")`` to add your own.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import difflib
+from typing import Any, ClassVar
 
 import numpy as np
 
-from curate.errors import InvalidParameterError
+from curate.errors import InvalidParameterError, SchemaError
 
 
-class Problem(Protocol):
-    needs_labels: bool
+class Problem:
+    """Base class. ``n_classes`` and ``n_clusters`` are the context every problem is built
+    with (each uses what it needs)."""
 
-    def fit(self, X: np.ndarray, y: np.ndarray | None, w: np.ndarray, seed: int) -> Any: ...
+    name: ClassVar[str] = ""
+    needs_labels: ClassVar[bool] = True
+    #: whether the labels may define strata (per-class quotas) for this problem
+    stratify: ClassVar[bool] = True
 
-    def losses(self, model: Any, X: np.ndarray, y: np.ndarray | None) -> np.ndarray: ...
+    def __init__(self, *, n_classes: int = 0, n_clusters: int = 10):
+        self.n_classes, self.n_clusters = n_classes, n_clusters
+
+    def targets(self, labels: np.ndarray | None,
+                classes: tuple[str, ...] | None) -> np.ndarray | None:
+        """(n,) what ``fit``/``losses`` take as y: the class codes by default."""
+        return labels
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None, w: np.ndarray, seed: int) -> Any:
+        raise NotImplementedError
+
+    def losses(self, model: Any, X: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+
+PROBLEMS: dict[str, type[Problem]] = {}
+
+
+def register_problem(name: str):
+    def deco(cls: type[Problem]) -> type[Problem]:
+        if name in PROBLEMS:
+            raise ValueError(f"problem {name!r} is registered twice")
+        cls.name = name
+        PROBLEMS[name] = cls
+        return cls
+    return deco
+
+
+def numeric_targets(labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """(n,) float64: the number each label code names (``classes[code]`` parsed), so a
+    regression sees the values, not their lexicographic ranks. Vectorised: one parse per
+    distinct value. ``SchemaError`` (one line) when a class is not a finite number."""
+    try:
+        values = np.asarray(classes, dtype=np.float64)
+    except ValueError:
+        bad = next(c for c in classes if not _is_number(c))
+        raise SchemaError(f"a regression problem needs numeric labels; label {bad!r} is not a "
+                          "number") from None
+    if not np.isfinite(values).all():
+        bad = classes[int(np.flatnonzero(~np.isfinite(values))[0])]
+        raise SchemaError(f"a regression problem needs finite numeric labels; got {bad!r}")
+    return values[np.asarray(labels, dtype=np.int64)]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _scores_for_all_classes(model, X: np.ndarray, n_classes: int, fill: float) -> np.ndarray:
@@ -39,11 +100,9 @@ def _scores_for_all_classes(model, X: np.ndarray, n_classes: int, fill: float) -
     return out
 
 
-class LogisticProblem:
-    needs_labels = True
-
-    def __init__(self, n_classes: int, C: float = 1.0, max_iter: int = 200):
-        self.n_classes, self.C, self.max_iter = n_classes, C, max_iter
+@register_problem("logistic")
+class LogisticProblem(Problem):
+    C, max_iter = 1.0, 200
 
     def fit(self, X, y, w, seed):
         if len(np.unique(y)) < 2:
@@ -57,11 +116,9 @@ class LogisticProblem:
         return -np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0))
 
 
-class SVMProblem:
-    needs_labels = True
-
-    def __init__(self, n_classes: int, C: float = 1.0):
-        self.n_classes, self.C = n_classes, C
+@register_problem("svm")
+class SVMProblem(Problem):
+    C = 1.0
 
     def fit(self, X, y, w, seed):
         if len(np.unique(y)) < 2:
@@ -80,11 +137,17 @@ class SVMProblem:
         return np.maximum(0.0, 1.0 + s.max(axis=1) - true)
 
 
-class LinearRegressionProblem:
-    needs_labels = True
+@register_problem("linear")
+class LinearRegressionProblem(Problem):
+    alpha = 1e-3
+    stratify = False  # every distinct target value is not a class
 
-    def __init__(self, alpha: float = 1e-3):
-        self.alpha = alpha
+    def targets(self, labels, classes):
+        if labels is None:
+            return None
+        if classes is None:  # bare numeric codes: they are the values
+            return np.asarray(labels, dtype=np.float64)
+        return numeric_targets(labels, classes)
 
     def fit(self, X, y, w, seed):
         from sklearn.linear_model import Ridge
@@ -95,11 +158,9 @@ class LinearRegressionProblem:
         return (model.predict(X) - y.astype(np.float64)) ** 2
 
 
-class KMeansProblem:
+@register_problem("kmeans")
+class KMeansProblem(Problem):
     needs_labels = False
-
-    def __init__(self, n_clusters: int = 10):
-        self.n_clusters = n_clusters
 
     def fit(self, X, y, w, seed):
         k = min(self.n_clusters, len(X))
@@ -125,16 +186,10 @@ class _Constant:
         return np.ones(len(X))
 
 
-PROBLEMS = ("logistic", "svm", "linear", "kmeans")
-
-
-def make_problem(name: str, *, n_classes: int, n_clusters: int = 10) -> Problem:
-    if name == "logistic":
-        return LogisticProblem(n_classes)
-    if name == "svm":
-        return SVMProblem(n_classes)
-    if name == "linear":
-        return LinearRegressionProblem()
-    if name == "kmeans":
-        return KMeansProblem(n_clusters)
-    raise InvalidParameterError(f"problem must be one of {', '.join(PROBLEMS)}; got {name!r}")
+def make_problem(name: str, *, n_classes: int = 0, n_clusters: int = 10) -> Problem:
+    if name not in PROBLEMS:
+        close = difflib.get_close_matches(str(name), list(PROBLEMS), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidParameterError(f"problem must be one of {', '.join(PROBLEMS)}; got "
+                                    f"{name!r}{hint}")
+    return PROBLEMS[name](n_classes=n_classes, n_clusters=n_clusters)

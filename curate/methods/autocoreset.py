@@ -18,6 +18,10 @@ estimates with weights |C|/k and 1 − |C|/k so the weighted sum stays unbiased)
 or above a class's size take the whole class instead of crashing; the multiclass loss is
 −log p(y|x) (the reference had a sign error).
 
+Problems come from the ``curate.coresets.PROBLEMS`` registry; ``per_class`` stratifies by
+label only for problems whose labels are classes (``linear`` regresses on the labels' numeric
+values over the whole pool).
+
 Bounds checked before any fit: ``n_initial`` ≤ 100, ``max_rounds`` and ``patience`` ≤ 1000
 (each is a full model fit), and the loss matrix, n × (n_initial + max_rounds) float64, and
 k-means' n × n_clusters distances must fit ``check_memory``.
@@ -77,17 +81,21 @@ class AutoCoresetSelector(Selector):
         if self.problem == "kmeans":
             check_memory(f"autocoreset: n_clusters={self.n_clusters} for {data.n} rows",
                          24.0 * data.n * min(self.n_clusters, data.n), "use fewer clusters")
-        if self.problem != "kmeans" and data.labels is None:
+        prob = PROBLEMS[self.problem]
+        if prob.needs_labels and data.labels is None:
             raise MissingInputError(f"autocoreset with problem={self.problem} needs labels "
                                     "(or use --param problem=kmeans)")
+        if prob.needs_labels:  # a regression refuses non-numeric labels before any fit
+            prob().targets(data.labels, data.classes)
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         X = np.asarray(data.embeddings, dtype=np.float64)
-        y = data.labels
-        n_classes = int(y.max()) + 1 if y is not None else 0
+        labels = data.labels
+        n_classes = int(labels.max()) + 1 if labels is not None else 0
         prob = make_problem(self.problem, n_classes=n_classes, n_clusters=self.n_clusters)
-        groups = (class_groups(y, k) if self.per_class and y is not None
-                  else [(np.arange(data.n), k)])
+        y = prob.targets(labels, data.classes) if prob.needs_labels else None
+        stratified = self.per_class and prob.stratify and labels is not None
+        groups = class_groups(labels, k) if stratified else [(np.arange(data.n), k)]
         seed = int(rng.integers(2**31 - 1))
 
         def fit_eval(idx: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -128,6 +136,7 @@ class AutoCoresetSelector(Selector):
         order = np.argsort(-w, kind="stable")
         info = {"asked": k, "coreset_size": actual, "returned": len(idx),
                 "filled": bool(self.fill and actual < k), "rounds": rounds,
+                "strata": len(groups),
                 "best_cost": best_cost, "initial_costs": initial, "round_costs": history,
                 "n_models": len(columns)}
         return Picks(positions=idx[order], weights=w[order], scores=w[order], info=info)

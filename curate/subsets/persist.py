@@ -38,14 +38,18 @@ def train_from_store(store: Store, data_path: str | Path, kind: str, *,
                      dataset: str | None = None, epochs: int = 20, hidden: int = 64,
                      max_sets: int | None = 2000, seed: int = 0,
                      progress: bool = False) -> dict[str, Any]:
-    """``curate subsets train``: (V, S*) pairs from a hyponym-sets file (``set_id``,
-    ``members``, ``size``) with item features from ``dataset``'s embeddings (items matched on
-    ``sample_id``); train, evaluate on the held-out split, store the model. The parameters
-    (seed, epochs, hidden, max_sets, kind) are checked before the store is read."""
+    """``curate subsets train``: (V, S*) pairs from ``data_path`` — a long table
+    (``ground_set``, ``item``, ``in_subset`` and optionally a ``vector`` column;
+    ``curate.subsets.long_format``) or a hyponym-sets file (``set_id``, ``members``,
+    ``size``) — with item features from the vector column or ``dataset``'s embeddings (items
+    matched on ``sample_id``); train, evaluate on the held-out split, store the model. The
+    parameters (seed, epochs, hidden, max_sets, kind) are checked before the store is
+    read."""
     import numpy as np
 
     from curate.checks import check_choice, check_int
     from curate.subsets.data import build_pairs, split
+    from curate.subsets.long_format import is_long_format, long_pairs
     from curate.subsets.models import MODELS
     from curate.subsets.train import (
         check_set_training,
@@ -58,23 +62,41 @@ def train_from_store(store: Store, data_path: str | Path, kind: str, *,
 
     check_choice("", "model", kind, MODELS)
     seed = check_set_training(epochs=epochs, batch_size=64, lr=1e-3, hidden=hidden,
-                              patience=5, seed=seed)
+                              patience=5, seed=seed)  # ground-set size checked once known
     if max_sets is not None:
         check_int("", "max_sets", max_sets)
-    info = store.dataset_info(dataset)
-    X, emb = store.embeddings(info.name)
-    ids = store.samples(info.name, ["sample_id"])["sample_id"].to_list()
-    data = build_pairs(read_table(data_path), ids, np.asarray(X), seed=seed, max_sets=max_sets)
+    table = read_table(data_path)
+    own_vectors = is_long_format(table) and "vector" in table.columns
+    info = None if own_vectors else store.dataset_info(dataset)
+    source = "vector column" if info is None else None
+    if is_long_format(table):
+        if info is None:
+            data = long_pairs(table)
+        else:
+            X, emb = store.embeddings(info.name)
+            ids = store.samples(info.name, ["sample_id"])["sample_id"].to_numpy()
+            data = long_pairs(table, sample_ids=ids, embeddings=X)
+            source = emb.model
+        if max_sets is not None and len(data) > max_sets:
+            keep = np.random.default_rng(seed).choice(len(data), max_sets, replace=False)
+            data = data.take(np.sort(keep))
+    else:
+        X, emb = store.embeddings(info.name)
+        ids = store.samples(info.name, ["sample_id"])["sample_id"].to_list()
+        data = build_pairs(table, ids, np.asarray(X), seed=seed, max_sets=max_sets)
+        source = emb.model
     if len(data) < 10:
-        raise SchemaError(f"only {len(data)} ground sets of {data_path} have every member in "
-                          f"{info.name!r}; need at least 10 (use a fuller dataset, e.g. "
-                          "`curate init --default --full`)")
+        where = "the table" if info is None else repr(info.name)
+        raise SchemaError(f"only {len(data)} usable ground sets in {data_path} (members in "
+                          f"{where}); need at least 10 (add sets, or use a fuller dataset, "
+                          "e.g. `curate init --default --full`)")
     train, val, test = split(data, seed=seed)
     model, fit = train_set_model(kind, train, val, epochs=epochs, hidden=hidden, seed=seed,
                                  progress=progress)
     test_mjc = mean_jaccard(predict(model, test.features, test.targets.sum(1), seed=seed),
                             test.targets)
-    meta = {"dataset": info.name, "embedding": emb.model, "data": str(Path(data_path).absolute()),
+    meta = {"dataset": None if info is None else info.name, "embedding": source,
+            "data": str(Path(data_path).absolute()),
             "seed": seed, "epochs_run": fit["epochs_run"], "val_mjc": fit["val_mjc"],
             "test_mjc": test_mjc, "random_mjc": random_mjc(test.targets, seed),
             "n_train": len(train), "n_val": len(val), "n_test": len(test)}
