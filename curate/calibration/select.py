@@ -20,6 +20,8 @@ Faithfulness mode (2 positives + 2 negatives) — strategies:
   ``source``). Reference policy: ``positive`` (references count as positives), ``ensure`` (a
   reference is always one of the positives), ``remove`` (references are never chosen).
 
+Each strategy is registered in ``curate.calibration.strategies.STRATEGIES`` (one registry,
+one call shape, a shared contract test over all of them: ``tests/contract``).
 Subset searches enumerate every subset when there are at most the cap, else draw the cap at
 random (seeded). An instance with fewer candidates than needed is padded by duplication, as
 the paper does; ``padded`` in the diagnostics says how many slots are duplicates.
@@ -43,183 +45,26 @@ indexing that list, so results are unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import combinations
-from math import comb
-
 import numpy as np
 import polars as pl
 
 from curate.calibration import features as F
+from curate.calibration.strategies import (
+    MODES,
+    REFERENCE_POLICIES,
+    SET_SIZE,
+    Instance,
+    choose,
+    get_strategy,
+    names,
+)
 from curate.checks import check_choice, check_seed, is_int
 from curate.errors import InvalidParameterError, SchemaError
 
-RELEVANCE = ("random", "extreme", "average", "max_metric", "min_metric", "max_margin",
-             "min_margin", "max_diversity", "min_diversity", "top_beam", "bottom_beam",
-             "wide_beam", "max_surprise", "min_surprise", "long", "short")
-FAITHFULNESS = ("random", "average", "max_margin", "min_margin", "max_diversity",
-                "min_diversity", "easy", "hard", "max_extractive_gap", "min_extractive_gap")
-REFERENCE_POLICIES = ("positive", "ensure", "remove")
-CAPS = {"margin": 5000, "diversity": 200, "surprise": 100, "extractive_gap": 5000}
+RELEVANCE = names("relevance")        # the registry is the one source of truth
+FAITHFULNESS = names("faithfulness")
 REQUIRED = ("instance_id", "candidate_id", "text", "role", "likelihood", "model_rank")
 ROLES = ("reference", "positive", "negative", "mixed")
-SET_SIZE = 4  # the paper's calibration set size: always allowed, padded if need be
-MODES = ("relevance", "faithfulness")
-
-
-@dataclass
-class Instance:
-    """One instance's candidates as arrays (positions 0..n−1)."""
-
-    ids: np.ndarray
-    role: np.ndarray
-    score: np.ndarray
-    likelihood: np.ndarray
-    model_rank: np.ndarray
-    toks: list
-    density: np.ndarray | None
-
-    @property
-    def n(self) -> int:
-        return len(self.ids)
-
-
-def _subsets(pool: np.ndarray, k: int, cap: int, rng: np.random.Generator):
-    if comb(len(pool), k) <= cap:
-        return [np.array(c) for c in combinations(pool, k)]
-    return [np.sort(rng.choice(pool, size=k, replace=False)) for _ in range(cap)]
-
-
-def _best(cands: list, objective, maximise: bool) -> np.ndarray:
-    values = np.array([objective(c) for c in cands])
-    return cands[int(np.argmax(values) if maximise else np.argmin(values))]
-
-
-def _pad(chosen: np.ndarray, pool: np.ndarray, k: int, order_key: np.ndarray) -> np.ndarray:
-    """Duplicate candidates (best score first, cycling) until there are k."""
-    if len(chosen) >= k:
-        return chosen
-    cycle = pool[np.argsort(-order_key[pool], kind="stable")]
-    extra = np.resize(cycle, k - len(chosen)) if len(cycle) else np.array([], dtype=int)
-    return np.concatenate([chosen, extra])
-
-
-def relevance(inst: Instance, strategy: str, k: int, rng: np.random.Generator) -> np.ndarray:
-    allp = np.arange(inst.n)
-    if inst.n <= k:
-        return _pad(allp, allp, k, inst.score)
-    by_score = np.argsort(-inst.score, kind="stable")
-    if strategy == "random":
-        return rng.choice(allp, size=k, replace=False)
-    if strategy == "extreme":
-        return np.concatenate([by_score[: (k + 1) // 2], by_score[::-1][: k // 2]])
-    if strategy == "average":
-        return np.argsort(np.abs(inst.score - inst.score.mean()), kind="stable")[:k]
-    if strategy in ("max_metric", "min_metric"):
-        return by_score[:k] if strategy == "max_metric" else by_score[::-1][:k]
-    if strategy in ("top_beam", "bottom_beam", "wide_beam"):
-        by_rank = np.argsort(inst.model_rank, kind="stable")
-        if strategy == "top_beam":
-            return by_rank[:k]
-        if strategy == "bottom_beam":
-            return by_rank[::-1][:k]
-        return by_rank[np.round(np.linspace(0, inst.n - 1, k)).astype(int)]
-    if strategy in ("long", "short"):
-        length = np.array([len(t) for t in inst.toks])
-        order = np.argsort(-length if strategy == "long" else length, kind="stable")
-        return order[:k]
-    kind = strategy.split("_", 1)[1]
-    objective = {
-        "margin": lambda s: F.margin(inst.score[s]),
-        "diversity": lambda s: F.diversity([inst.toks[i] for i in s]),
-        "surprise": lambda s: F.surprise(inst.score[s], inst.model_rank[s]),
-    }[kind]
-    return _best(_subsets(allp, k, CAPS[kind], rng), objective, strategy.startswith("max"))
-
-
-def faithfulness(inst: Instance, strategy: str, rng: np.random.Generator,
-                 reference: str) -> np.ndarray:
-    is_ref = inst.role == "reference"
-    pos = np.flatnonzero((inst.role == "positive") | (is_ref & (reference != "remove")))
-    neg = np.flatnonzero(inst.role == "negative")
-    forced = np.array([], dtype=int)
-    if reference == "ensure" and is_ref.any():
-        refs = np.flatnonzero(is_ref)
-        forced = refs[np.argsort(-inst.score[refs], kind="stable")][:1]
-        pos = pos[pos != forced[0]]
-    n_pos = 2 - len(forced)
-
-    def pairs(pool: np.ndarray, m: int) -> list:
-        if len(pool) <= m:
-            return [_pad(pool, pool, m, inst.score)]
-        return [np.array(c) for c in combinations(pool, m)]
-
-    def n_pairs(pool: np.ndarray, m: int) -> int:
-        return 1 if len(pool) <= m else comb(len(pool), m)
-
-    def pair(pool: np.ndarray, m: int, r: int) -> np.ndarray:
-        """The r-th entry of ``pairs(pool, m)`` without listing them (lexicographic
-        unranking, the order of itertools.combinations)."""
-        if len(pool) <= m:
-            return _pad(pool, pool, m, inst.score)
-        out, start = [], 0
-        for left in range(m, 0, -1):
-            for i in range(start, len(pool)):
-                c = comb(len(pool) - i - 1, left - 1)
-                if r < c:
-                    out.append(pool[i])
-                    start = i + 1
-                    break
-                r -= c
-        return np.array(out)
-
-    if strategy in ("random", "average", "easy", "hard"):
-        if strategy == "random":
-            p = rng.choice(pos, n_pos, replace=False) if len(pos) > n_pos else pos
-            q = rng.choice(neg, 2, replace=False) if len(neg) > 2 else neg
-        elif strategy == "average":
-            p = pos[np.argsort(np.abs(inst.score[pos] - inst.score[pos].mean()))[:n_pos]] \
-                if len(pos) else pos
-            q = neg[np.argsort(np.abs(inst.score[neg] - inst.score[neg].mean()))[:2]] \
-                if len(neg) else neg
-        else:
-            p_order = pos[np.argsort(-inst.score[pos], kind="stable")]
-            n_order = neg[np.argsort(inst.score[neg], kind="stable")]
-            p, q = (p_order[:n_pos], n_order[:2]) if strategy == "easy" else \
-                (p_order[::-1][:n_pos], n_order[::-1][:2])
-        p = _pad(np.asarray(p, dtype=int), pos, n_pos, inst.score)
-        q = _pad(np.asarray(q, dtype=int), neg, 2, inst.score)
-        return np.concatenate([forced, p, q])
-    kind = strategy.split("_", 1)[1]
-    if kind == "extractive_gap" and inst.density is None:
-        raise SchemaError(f"strategy {strategy!r} needs a 'source' column (the document each "
-                          "candidate is extracted from)")
-    # draw the capped sample by rank: the full list of pairs × pairs is never built (it is
-    # O(|pos|²·|neg|²)), and the draw is the same as indexing that list
-    n_a, n_b = n_pairs(pos, n_pos), n_pairs(neg, 2)
-    if n_a * n_b <= CAPS[kind]:
-        combos = [np.concatenate([forced, a, b]) for a in pairs(pos, n_pos)
-                  for b in pairs(neg, 2)]
-    elif n_a * n_b < 2**62:
-        combos = [np.concatenate([forced, pair(pos, n_pos, a), pair(neg, 2, b)])
-                  for a, b in (divmod(int(r), n_b)
-                               for r in rng.choice(n_a * n_b, CAPS[kind], replace=False))]
-    else:  # astronomically many: independent uniform draws
-        combos = [np.concatenate([forced, np.sort(rng.choice(pos, n_pos, replace=False)),
-                                  np.sort(rng.choice(neg, 2, replace=False))])
-                  for _ in range(CAPS[kind])]
-    npos = len(forced) + (n_pos if len(pos) else 0)  # no positives: the set is negatives
-
-    def objective(s):
-        if kind == "diversity":
-            return F.diversity([inst.toks[i] for i in s])
-        if npos == 0 or npos == len(s):  # one side is empty: no margin or gap to compare
-            return float("nan")
-        if kind == "margin":
-            return inst.score[s[:npos]].mean() - inst.score[s[npos:]].mean()
-        return inst.density[s[npos:]].mean() - inst.density[s[:npos]].mean()
-
-    return _best(combos, objective, strategy.startswith("max"))
 
 
 def _diagnostics(inst: Instance, chosen: np.ndarray, mode: str, padded: int) -> dict:
@@ -294,8 +139,7 @@ def select_calibration(frame: pl.DataFrame, *, metrics: dict[str, float], mode: 
     """Choose calibration candidates per instance. Returns (chosen rows, diagnostics).
     Everything is validated first (see the module docstring)."""
     check_choice("", "mode", mode, MODES)
-    check_choice("", f"{mode} strategy", strategy,
-                 RELEVANCE if mode == "relevance" else FAITHFULNESS)
+    get_strategy(mode, strategy)
     check_choice("", "reference", reference, REFERENCE_POLICIES)
     if not is_int(k) or k < 2:
         raise InvalidParameterError(f"k must be an integer ≥ 2; got {k!r}")
@@ -329,12 +173,8 @@ def select_calibration(frame: pl.DataFrame, *, metrics: dict[str, float], mode: 
         inst = Instance(ids=part["candidate_id"].to_numpy(), role=part["role"].to_numpy(),
                         score=part["score"].to_numpy(), likelihood=part["likelihood"].to_numpy(),
                         model_rank=part["model_rank"].to_numpy(), toks=toks, density=density)
-        if mode == "relevance":
-            chosen = np.asarray(relevance(inst, strategy, k, rng), dtype=int)
-            need = k
-        else:
-            chosen = np.asarray(faithfulness(inst, strategy, rng, reference), dtype=int)
-            need = 4
+        chosen = choose(mode, strategy, inst, k, rng, reference)
+        need = k if mode == "relevance" else SET_SIZE
         padded = need - len(np.unique(chosen))
         chosen = chosen[np.argsort(-inst.score[chosen], kind="stable")]  # metric order
         iid = part["instance_id"][0]
