@@ -65,6 +65,8 @@ class FanoutEngine:
         self.texts = frame[info.text_column].to_list() if info.text_column else None
         self.store = store
         self.models: dict[str, Any] = {}
+        #: model id → (view rule, view names) of the query set it was trained on
+        self.view_rules: dict[str, tuple[str, list[str]]] = {}
         self._plain: dict[str, Retriever] = {}
         self.load_s = time.perf_counter() - t0
 
@@ -139,6 +141,9 @@ class FanoutEngine:
             raise InvalidParameterError(f"model {model_id!r} was trained on index "
                                         f"{meta.get('index')!r}; this engine serves "
                                         f"{self.index_name!r}")
+        from retrieval.queries import model_views
+
+        self.view_rules[model_id] = model_views(self.store, meta)
         if method == "teacher":
             from retrieval.teacher import load_teacher
 
@@ -166,10 +171,36 @@ class FanoutEngine:
         return self._batcher(("encoder",), embed_groups, stack=list).submit(texts, deadline)
 
     def _query_views(self, text: str | None, vector: Any, views: int | None,
-                     deadline: float | None) -> np.ndarray:
-        """(1, V, d) views of a query text or vector, validated."""
+                     deadline: float | None, extra: list[str] | None = None,
+                     rule: tuple[str, list[str]] = ("colon", []),
+                     model: str | None = None) -> np.ndarray:
+        """(1, V, d) views of a query text or vector, validated. ``extra``: the query's other
+        views as texts (V − 1 of them), for a model trained on a query set's view columns
+        (``rule`` ``columns``, from ``retrieval.queries.model_views``): such a model refuses
+        a query without them rather than guess them from the text."""
+        n = views or 1
+        names = rule[1][1:] or [f"view {i}" for i in range(1, n)]
+        if extra is not None:
+            if not isinstance(extra, list) or not all(isinstance(v, str) for v in extra):
+                raise InvalidParameterError("views must be a list of texts")
+            if len(extra) != n - 1:
+                want = (f"{n - 1} ({', '.join(names)})" if n > 1
+                        else "none (this method reads one view)")
+                raise InvalidParameterError(f"the query brings {len(extra)} extra view(s); "
+                                            f"the method takes {want}")
+            if vector is not None and extra:
+                raise InvalidParameterError("views are texts: give the query as text with "
+                                            "its views, not as a vector")
+        elif rule[0] == "columns" and n > 1:
+            raise InvalidParameterError(
+                f"model {model!r} was trained on the query views "
+                f"({', '.join(rule[1]) or n}) of its query set's columns; give the other "
+                f"view(s) with the query (views: [{', '.join(names)}]) — they are not "
+                "guessed from the text")
         if text is not None:
             check_text(text)
+            for v in extra or ():
+                check_text(v)
             if not self.text_queries:
                 from core.encoders import MODEL_NAME
 
@@ -180,9 +211,12 @@ class FanoutEngine:
                     "dataset embedded with `curate embed`")
             from retrieval.views import query_texts
 
-            # the baselines read the full text; a 3-view model gets (full, head, body) of a
-            # "head: body" text (``retrieval.views``); any other model the text in every view
-            E = self._embed(query_texts(text, views=views == len(VIEWS)), deadline)
+            # given views are used as they are; else the baselines read the full text, a
+            # 3-view "colon" model gets (full, head, body) of a "head: body" text
+            # (``retrieval.views``), any other model the text in every view
+            texts = ((text, *extra) if extra else
+                     query_texts(text, views=views == len(VIEWS) and rule[0] == "colon"))
+            E = self._embed(tuple(texts), deadline)
             return as_views(E[None], views)                          # (1, V, d)
         vec = check_vector(vector, self.index.dim)
         return as_views(vec[None, None], views)
@@ -208,11 +242,14 @@ class FanoutEngine:
               model: str | None = None, best_of: int | None = None,
               rounds: int | None = None, seed: int | None = None,
               steps: int | None = None, guidance: float | None = None,
-              objectives: bool = True, deadline: float | None = None) -> dict[str, Any]:
+              objectives: bool = True, deadline: float | None = None,
+              views: list[str] | None = None) -> dict[str, Any]:
         """One query → its set: items (row_idx, sample_id, text, score = cosine to the query,
         sub_query = which fan-out slot found it, −1 for the query itself), objectives (None
         with ``objectives=False``, which skips the ``POOL``-item neighbourhood search),
-        timings. ``method`` is any registered retriever (``retrieval.retriever.RETRIEVERS``);
+        timings. ``views``: the query's other views as texts, for a model trained on a query
+        set's view columns (see ``_query_views``). ``method`` is any registered retriever
+        (``retrieval.retriever.RETRIEVERS``);
         its parameters: ``mmr_lambda``/``mmr_pool`` (mmr), ``dpp_theta`` (dpp; the pool is
         ``mmr_pool``), ``best_of``/``rounds`` (teacher: N and CEM rounds; diffusion: sets
         sampled and ranked), ``steps``/``guidance`` (diffusion). ``weights`` drive the
@@ -252,8 +289,9 @@ class FanoutEngine:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         retr = self.retriever(method, model, **params)
+        rule = self.view_rules.get(model, ("colon", [])) if retr.model_kind else ("single", [])
         views = self._query_views(text, vector, retr.n_views if retr.fans_out else 1,
-                                   deadline)
+                                  deadline, views, rule, model)
         if text is not None:
             timings["embed_s"] = time.perf_counter() - t0
         check_deadline(deadline, "embedding the query")

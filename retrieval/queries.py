@@ -23,7 +23,13 @@ same id, reused):
 
     views.npy          (m, V, d) float32 unit vectors; view 0 is the query itself
     queries.parquet    query_id, split, item_row (−1: none), ref_rows list[int64]
-    model.json         index, dataset, views (names), n, splits, has_references, seed
+    model.json         index, dataset, views (names), view_rule, n, splits, has_references,
+                       seed
+
+``view_rule`` says how a model trained on the set gets a *new* query's views (``_view_rule``):
+``single``; ``colon`` (the view columns are the text split at its first colon, so a
+"head: body" text gives them); ``columns`` (other columns: the query must bring its views —
+``FanoutEngine.query(views=[...])``, the service's ``views``, ``curate fanout query --view``).
 
 ``load_queries(store, id, split)`` gives a ``QuerySplit``: views, item rows (the rows never
 returned) and references as a padded (m, R) int64 array (−1 = none), ready for
@@ -81,11 +87,18 @@ def _frame(source: str | Path | pl.DataFrame) -> tuple[pl.DataFrame, str]:
         if not path.exists():
             raise NotFoundError(f"query table {str(path)!r} does not exist")
         frame = read_table(path)
-    digest = hashlib.sha256()
-    for col in frame.columns:
-        digest.update(col.encode())
-        digest.update(frame[col].hash(seed=0).to_numpy().tobytes())
-    return frame, digest.hexdigest()
+    return frame, content_digest(frame)
+
+
+def content_digest(frame: pl.DataFrame, rows: int = 1 << 16) -> str:
+    """sha256 of the table's values in a canonical text form (column names, then NDJSON,
+    ``rows`` rows at a time, written by Polars in Rust: no per-row Python). Unlike
+    ``Series.hash`` — which Polars documents as unstable across versions — the same table
+    gives the same digest on any Polars version, so a query set keeps its id."""
+    digest = hashlib.sha256(json.dumps(frame.columns).encode())
+    for lo in range(0, frame.height, rows):
+        digest.update(frame.slice(lo, rows).write_ndjson().encode())
+    return digest.hexdigest()
 
 
 def _need(frame: pl.DataFrame, column: str | None, what: str) -> None:
@@ -164,6 +177,7 @@ def register_queries(store: Store, index_name: str, source: str | Path | pl.Data
     info = {"index": index_name, "dataset": meta["dataset"],
             "views": [text_column or vector_column or f"{item_column} vector",
                       *view_columns], "n": m,
+            "view_rule": _view_rule(frame, text_column, view_columns),
             "splits": {s: int((split == s).sum()) for s in SPLITS},
             "has_references": references_column is not None, "options": options,
             "content_sha256": digest}
@@ -244,6 +258,49 @@ def _embed_views(store: Store, meta: dict, frame: pl.DataFrame, text_column: str
     unique, inverse = np.unique(np.asarray(flat, dtype=object).astype(str), return_inverse=True)
     E = embed_texts(unique.tolist(), progress=progress)
     return E[inverse].reshape(frame.height, len(cols), -1).astype(np.float32)
+
+
+VIEW_RULES = ("single", "colon", "columns")
+
+
+def _view_rule(frame: pl.DataFrame, text_column: str | None,
+               view_columns: tuple[str, ...]) -> str:
+    """How a model trained on this query set gets its views from a new query:
+    ``single`` (one view), ``colon`` (the two view columns are the text split at its first
+    colon, ``retrieval.views.split_query``, on every row — then a "head: body" query text
+    gives them, as for the bundled WordNet set), ``columns`` (the views are other columns:
+    a query must bring them). Vectorised: one Polars split and compare."""
+    if not view_columns:
+        return "single"
+    if text_column is None or len(view_columns) != 2:
+        return "columns"
+    text = frame[text_column].cast(pl.Utf8)
+    parts = text.str.splitn(":", 2).struct.rename_fields(["head", "body"])
+    head = parts.struct.field("head").str.strip_chars()
+    body = parts.struct.field("body").str.strip_chars()
+    first, second = (frame[c].cast(pl.Utf8).str.strip_chars() for c in view_columns)
+    ok = (body.is_not_null() & (head != "") & (body != "") & (head == first)
+          & (body == second))
+    return "colon" if bool(ok.all()) else "columns"
+
+
+def model_views(store: Store, meta: dict[str, Any]) -> tuple[str, list[str]]:
+    """(view rule, view names) of the query set a teacher or diffusion model was trained on
+    (its meta names the query set, or the synthesis that does). One source of truth: the
+    query set. Models of query sets stored before the rule was recorded: ``colon`` for the
+    bundled (text, head, body) set, ``single`` for one view, else ``columns``."""
+    qs = meta.get("queries")
+    if qs is None and meta.get("synthesis"):
+        qs = files.read_json(store.model_path(meta["synthesis"]) / "model.json").get("queries")
+    if qs is None:
+        return "colon", []
+    qmeta = query_set_meta(store, qs)
+    names = list(qmeta.get("views", []))
+    rule = qmeta.get("view_rule")
+    if rule is None:
+        rule = ("single" if len(names) <= 1 else
+                "colon" if names == ["text", "head", "body"] else "columns")
+    return rule, names
 
 
 def query_set_meta(store: Store, query_set: str) -> dict[str, Any]:

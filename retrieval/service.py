@@ -86,6 +86,11 @@ class FanoutRequest(BaseModel):
     vector: list[Finite] | None = Field(None, min_length=1,
                                         description="Query vector of the index dimension "
                                                     "(finite, not all zeros).")
+    views: list[str] | None = Field(None, max_length=16,
+                                    description="The query's other views as texts (teacher / "
+                                                "diffusion models trained on a query set's "
+                                                "view columns need them; a 'head: body' "
+                                                "model splits the text itself).")
     k: Int = Field(10, description="Number of items to return: 1 ≤ k ≤ the service's max_k "
                                    "(teacher/diffusion: the model's k).",
                    json_schema_extra={"minimum": 1})
@@ -395,7 +400,7 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
                 weights=req.weights, mmr_lambda=req.mmr_lambda, dpp_theta=req.dpp_theta,
                 model=req.model, seed=req.seed, best_of=req.best_of, rounds=req.rounds,
                 steps=req.steps, guidance=req.guidance, objectives=req.objectives,
-                deadline=deadline)
+                deadline=deadline, views=req.views)
         except DeadlineExceededError:
             raise
         except CurateError as exc:

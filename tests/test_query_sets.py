@@ -141,3 +141,20 @@ def test_engine_batches_per_k_and_refuses_the_wrong_k_before_batching(user_data,
         out = engine.query(vector=q, k=5, method="teacher", model="t")
         assert len({i["row_idx"] for i in out["items"]}) == 5
         assert {i["sub_query"] for i in out["items"]} <= set(range(-1, 5))
+
+
+def test_query_set_content_address_is_a_canonical_form_not_polars_hash():
+    """The digest is sha256 over the column names and the rows as NDJSON — written out by hand
+    here — so it does not move with Polars' (version-unstable) ``Series.hash``."""
+    import hashlib
+
+    from retrieval.queries import content_digest
+
+    frame = pl.DataFrame({"query_id": ["q1", "q2"], "text": ["cats", "dogs"],
+                          "references": [["a", "b"], []]})
+    by_hand = hashlib.sha256(b'["query_id", "text", "references"]')
+    by_hand.update(b'{"query_id":"q1","text":"cats","references":["a","b"]}\n'
+                   b'{"query_id":"q2","text":"dogs","references":[]}\n')
+    assert content_digest(frame) == by_hand.hexdigest()
+    assert content_digest(frame, rows=1) == content_digest(frame)  # slicing does not matter
+    assert content_digest(frame.with_columns(pl.lit("x").alias("text"))) != by_hand.hexdigest()

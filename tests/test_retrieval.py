@@ -318,3 +318,57 @@ def test_reference_recall_golden():
     assert reference_recall(np.array([1, 2, 3]), {2, 3, 4, 5}, cap=2) == 1.0
     assert reference_recall([9], range(20), cap=10) == 0.1
     assert np.isnan(reference_recall([1], []))
+
+
+def test_query_set_view_rule_decides_how_a_text_query_gets_its_views(wordnet_home, capsys):
+    """A teacher trained on a query set's own view columns is never served views guessed by
+    splitting the text at a colon: the query must bring them (engine, CLI and service)."""
+    from fastapi.testclient import TestClient
+
+    from retrieval.fanout import FanoutEngine
+    from retrieval.queries import query_set_meta, register_queries
+    from retrieval.service import create_app
+    from retrieval.teacher import train_teacher
+
+    st = Store.open(wordnet_home)
+    build_index(st, factory="Flat", name="views-flat")
+    rows = st.samples("wordnet", ["sample_id", "lemmas", "gloss"]).head(30)
+    head = rows["lemmas"].list.join(", ").str.replace_all("_", " ")
+    table = pl.DataFrame({"query_id": rows["sample_id"], "text": head + ": " + rows["gloss"],
+                          "head": head, "body": rows["gloss"], "item": rows["sample_id"]})
+    colon = register_queries(st, "views-flat", table, view_columns=["head", "body"],
+                             item_column="item")
+    own = table.with_columns(("about " + pl.col("head")).alias("title"))
+    cols = register_queries(st, "views-flat", own, view_columns=["title", "body"],
+                            item_column="item")
+    single = register_queries(st, "views-flat", table, item_column="item")
+    assert [query_set_meta(st, q["query_set"])["view_rule"] for q in (colon, cols, single)] \
+        == ["colon", "columns", "single"]
+    kw = dict(k=5, steps=2, group=2, batch=4)
+    t_colon = train_teacher(st, "views-flat", colon["query_set"], **kw)["model_id"]
+    t_cols = train_teacher(st, "views-flat", cols["query_set"], **kw)["model_id"]
+    engine = FanoutEngine(st, "views-flat")
+    q = "city, metropolis: a large and densely populated urban area"
+    assert len(engine.query(text=q, k=5, method="teacher", model=t_colon)["items"]) == 5
+    with pytest.raises(InvalidParameterError, match=r"views: \[title, body\]") as err:
+        engine.query(text=q, k=5, method="teacher", model=t_cols)
+    assert "\n" not in str(err.value)
+    res = engine.query(text=q, k=5, method="teacher", model=t_cols,
+                       views=["about city", "a large and densely populated urban area"])
+    assert len({i["row_idx"] for i in res["items"]}) == 5
+    with pytest.raises(InvalidParameterError, match="takes 2"):
+        engine.query(text=q, k=5, method="teacher", model=t_cols, views=["one"])
+    with pytest.raises(InvalidParameterError, match="reads one view"):
+        engine.query(text=q, k=5, method="topk", views=["one"])
+    base = ["--store", str(wordnet_home), "fanout", "query", q, "--index", "views-flat",
+            "--k", "5", "--method", "teacher", "--model", t_cols]
+    assert main(base) == 2 and "give the other view" in capsys.readouterr().err
+    assert main(base + ["--view", "about city", "--view", "a large urban area",
+                        "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["items"]) == 5
+    client = TestClient(create_app(wordnet_home, "views-flat"))
+    body = {"query": q, "k": 5, "method": "teacher", "model": t_cols}
+    r = client.post("/v1/fanout", json=body)
+    assert r.status_code == 400 and "give the other view" in r.json()["detail"]
+    r = client.post("/v1/fanout", json={**body, "views": ["about city", "a large area"]})
+    assert r.status_code == 200, r.text

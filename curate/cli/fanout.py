@@ -63,6 +63,9 @@ def fanout_query_cmd(
     = None,
     guidance: Annotated[float | None, typer.Option(
         help="Diffusion: guidance weight (default 1).")] = None,
+    view: Annotated[list[str] | None, typer.Option(
+        "--view", help="Another view of the query (repeat, in the query set's view-column "
+                       "order) for a model trained on view columns.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Answer a query with a set of items and the set's objective values."""
@@ -71,7 +74,7 @@ def fanout_query_cmd(
     res = fanout_query(_store(), index, text=text, k=k, method=method, mmr_lambda=mmr_lambda,
                        dpp_theta=dpp_theta, model=model, seed=seed, best_of=best_of,
                        rounds=rounds, steps=steps, guidance=guidance,
-                       weights=_weights(weights))
+                       weights=_weights(weights), views=view or None)
 
     def human() -> None:
         import polars as pl
