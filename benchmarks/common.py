@@ -76,12 +76,15 @@ def machine() -> str:
 
 def mean_std(values) -> str:
     """``mean ± std`` over runs; a value that did not vary across seeds is one run, said
-    so (never a repeated number shown as a spread of zero)."""
+    so (never a repeated number shown as a spread of zero), and a spread below 0.0005 is
+    shown to one significant digit (``± 0.0003``), not rounded to ``± 0.000``."""
     v = np.asarray(list(values), dtype=float)
     if len(v) > 1 and np.all(v == v[0]):
         return f"{v[0]:.3f} (1 run: same every seed)"
     if len(v) == 1:
         return f"{v[0]:.3f} (1 run)"
+    if v.std() < 5e-4:  # it did vary: one significant digit rather than "± 0.000"
+        return f"{v.mean():.3f} ± {v.std():.1g}"
     return f"{v.mean():.3f} ± {v.std():.3f}"
 
 

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from curate.errors import InvalidParameterError
+from curate.models import MODEL_KINDS, make_model
 from curate.pruning import (
+    DynamicPruner,
     DynamicRandomPruner,
     InfoBatchPruner,
     SeTaPruner,
@@ -68,7 +70,7 @@ def test_update_rejects_wrong_lengths_and_indices():
         make_pruner("sefa", 10, 2)
 
 
-def test_training_loop_with_plain_dataloader():
+def test_training_loop_learns_and_measures_savings():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 8)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
@@ -79,3 +81,99 @@ def test_training_loop_with_plain_dataloader():
     full = train_with_pruner(X[:500], y[:500], X[500:], y[500:], n_classes=2, pruner="full",
                              epochs=2, seed=0, model="softmax")
     assert full["saved_fraction"] == 0.0
+
+
+def test_cnn_shapes_and_seeded_init():
+    assert "cnn" in MODEL_KINDS
+    net = make_model("cnn", 28 * 28, 10, generator=torch.Generator().manual_seed(5))
+    assert net(torch.rand(3, 784)).shape == (3, 10)
+    twin = make_model("cnn", 28 * 28, 10, generator=torch.Generator().manual_seed(5))
+    other = make_model("cnn", 28 * 28, 10, generator=torch.Generator().manual_seed(6))
+    pairs = list(zip(net.state_dict().values(), twin.state_dict().values(), strict=True))
+    assert all(torch.equal(a, b) for a, b in pairs)
+    assert not torch.equal(net[1].weight, other[1].weight)     # the conv draw follows the seed
+    assert make_model("cnn", 64, 3, channels=(4, 8))(torch.rand(2, 64)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("dim", [783, 10, 9])
+def test_cnn_refuses_non_square_or_tiny_dims(dim):
+    with pytest.raises(InvalidParameterError, match=rf"side² with side ≥ 4.*got dim={dim}"):
+        make_model("cnn", dim, 10)
+
+
+def test_training_loop_with_cnn_on_tiny_images():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=240)
+    img = rng.normal(scale=0.3, size=(240, 8, 8)).astype(np.float32)
+    img[y == 1, 2:6, 2:6] += 1.0                                # class 1: a bright centre
+    X = img.reshape(240, 64)
+    out = train_with_pruner(X[:200], y[:200], X[200:], y[200:], n_classes=2, model="cnn",
+                            pruner="dynamic_random", epochs=3, prune_ratio=0.5, seed=0,
+                            batch_size=32, lr=0.01)
+    assert 0.0 <= out["accuracy"] <= 1.0
+    assert out["saved_fraction"] == pytest.approx(0.5)
+    assert out["wall_time_per_epoch_s"] == pytest.approx(out["wall_time_s"] / 3)
+
+
+class _CountingPruner(DynamicPruner):
+    """Records every index batch ``update`` receives; plans a fixed shuffled half."""
+
+    name = "counting"
+
+    def __init__(self, n, epochs):
+        super().__init__(n, epochs)
+        self.seen: list[np.ndarray] = []
+        self.plans: list[np.ndarray] = []
+
+    def sampler(self, epoch):
+        s = super().sampler(epoch)
+        self.plans.append(np.asarray(s.plan).copy())
+        return s
+
+    def _plan(self, epoch, rng):
+        return np.arange(epoch % 2, self.n, 2)
+
+    def update(self, indices, losses):
+        self.seen.append(np.asarray(indices).copy())
+        return super().update(indices, losses)
+
+
+def test_batch_loop_gives_the_pruner_exactly_the_plan(monkeypatch):
+    import curate.pruning.train as train
+
+    made = []
+
+    def fake_make_pruner(name, n, epochs, **params):
+        made.append(_CountingPruner(n, epochs))
+        return made[-1]
+
+    monkeypatch.setattr(train, "make_pruner", fake_make_pruner)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(101, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    train.train_with_pruner(X, y, X, y, n_classes=2, pruner="full", epochs=3, batch_size=16,
+                            model="softmax")
+    p = made[0]
+    assert [len(b) for b in p.seen[:4]] == [16, 16, 16, 3]     # 51 planned: 3 full + rest
+    per_epoch = np.split(np.concatenate(p.seen), np.cumsum([len(pl) for pl in p.plans])[:-1])
+    for plan, seen in zip(p.plans, per_epoch, strict=True):
+        assert np.array_equal(seen, plan)                      # in plan order, each once
+    assert np.bincount(np.concatenate(p.seen), minlength=101).tolist() == \
+        [2 if i % 2 == 0 else 1 for i in range(101)]           # epochs 0, 2 even; 1 odd
+    assert p.saved_fraction == pytest.approx(1 - (51 + 50 + 51) / 303)
+
+
+def test_plan_batches_slice_the_shard():
+    from torch.utils.data import DataLoader
+
+    from curate.pruning import IndexedTensors, PlanSampler
+
+    s = PlanSampler(np.arange(10)[::-1], rank=1, world=3)       # 9..0 padded by 9, 8
+    assert s.plan.tolist() == [8, 5, 2, 9]                      # every third from 1
+    assert [b.tolist() for b in s.batches(3)] == [[8, 5, 2], [9]]
+    assert all(b.dtype == torch.int64 for b in s.batches(3))
+    with pytest.raises(InvalidParameterError, match="batch_size"):
+        s.batches(0)
+    X, y = np.arange(20, dtype=np.float32).reshape(10, 2), np.arange(10)
+    loader = DataLoader(IndexedTensors(X, y), batch_size=3, sampler=s)  # own-loop path
+    assert [idx.tolist() for idx, _, _ in loader] == [[8, 5, 2], [9]]

@@ -31,7 +31,8 @@ def train(
         help="full, dynamic_random, infobatch or seta.")] = "seta",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 15,
     prune_ratio: Annotated[float, typer.Option(help="Pruning ratio r.")] = 0.3,
-    model: Annotated[str, typer.Option(help="mlp or softmax.")] = "mlp",
+    model: Annotated[str, typer.Option(help="mlp, softmax or cnn (flat square images).")] \
+        = "mlp",
     seed: Annotated[int, typer.Option(help="Seed for init, shuffling and pruning.")] = 0,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="Pruner parameter key=value, e.g. groups=5 window=0.9.")] = None,

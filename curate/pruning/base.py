@@ -1,21 +1,24 @@
 """Dynamic (training-time) data pruning: the shared machinery.
 
 A pruner decides, at the start of every epoch, which sample indices the epoch visits, and
-learns from the per-sample losses the training loop reports back::
+learns from the per-sample losses the training loop reports back. The batches are slices of
+the epoch's plan, so the loop indexes its tensors with them (no per-row Dataset)::
 
-    pruner = SeTaPruner(n=len(ds), epochs=E, prune_ratio=0.3, seed=0)
+    pruner = SeTaPruner(n=len(y), epochs=E, prune_ratio=0.3, seed=0)
     for epoch in range(E):
-        loader = DataLoader(ds, batch_size=B, sampler=pruner.sampler(epoch))
-        for idx, x, y in loader:                        # the dataset returns its index
-            per_sample = F.cross_entropy(model(x), y, reduction="none")
+        for idx in pruner.sampler(epoch).batches(B):   # int64 index tensors, in plan order
+            per_sample = F.cross_entropy(model(X[idx]), y[idx], reduction="none")
             loss = pruner.update(idx, per_sample)       # weighted mean (InfoBatch rescales)
             loss.backward(); opt.step(); opt.zero_grad()
     pruner.saved_fraction                               # measured, not nominal
 
-No monkey-patching of torch: the batch carries its indices. Under DistributedDataParallel
-every rank computes the same epoch plan (the generator is seeded by (seed, epoch) and the
-loss table is kept identical by ``all_gather`` in ``update``), and ``sampler`` hands each
-rank its own shard of the plan, like ``DistributedSampler``.
+``sampler(epoch)`` is also a torch ``Sampler``, for a ``DataLoader`` over a dataset that
+returns its index with each item (``IndexedTensors``). No monkey-patching of torch: the
+batch carries its indices. Under DistributedDataParallel every rank computes the same epoch
+plan (the generator is seeded by (seed, epoch) and the loss table is kept identical by
+``all_gather`` in ``update``), and ``sampler`` hands each rank its own shard of the plan,
+like ``DistributedSampler``; ``batches`` slices that shard, and every rank gets the same
+number of batches of the same sizes (the gather needs them).
 """
 
 from __future__ import annotations
@@ -53,6 +56,14 @@ class PlanSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.plan.tolist())
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """This rank's plan cut in order into int64 index tensors of ``batch_size`` (the
+        last may be shorter), like a ``DataLoader`` over this sampler without
+        ``drop_last``."""
+        check_int("", "batch_size", batch_size)
+        plan = torch.from_numpy(np.ascontiguousarray(self.plan, dtype=np.int64))
+        return iter(plan.split(batch_size))
 
 
 class DynamicPruner:
