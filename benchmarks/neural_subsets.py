@@ -7,7 +7,8 @@ Tasks (``--tasks``; generators in ``curate.subsets.tasks`` and ``curate.subsets.
 - ``fmnist-anomaly`` — set anomaly detection built like the paper's Double-MNIST task: |V| =
   10 Fashion-MNIST images of one class with |S*| ∈ {2, 3} images of other classes, S* = the
   odd ones; fixed PCA-64 features (fit on the training images); 10,000 train / 1000 val sets
-  from the training images, 1000 test sets from the test images.
+  drawn from the training images (different sets, but they share images: early stopping sees
+  images the model trained on), 1000 test sets from the test images (never seen).
 - ``wordnet`` — S* = the direct hyponyms of a hypernym (3–15), V = S* + distractors up to 30,
   MiniLM gloss features; ``--max-sets`` sets split 70/10/20 by hypernym.
 
@@ -55,6 +56,7 @@ from curate.subsets import (  # noqa: E402
     split,
     train_set_model,
 )
+from curate.subsets.tasks import TASKS as PAPER_TASKS  # noqa: E402
 from curate.subsets.tasks import (  # noqa: E402
     anomaly_sets,
     pca_features,
@@ -62,7 +64,7 @@ from curate.subsets.tasks import (  # noqa: E402
     synthetic_task,
 )
 
-TASKS = ("gaussian", "moons", "fmnist-anomaly", "wordnet")
+TASKS = (*PAPER_TASKS, "wordnet")
 ANCHORS = {
     "gaussian": "EquiVSet paper Table 1 (its numbers could not be read offline, so none is "
                 "quoted); random ≈ 0.055 by construction (hypergeometric overlap)",
@@ -124,7 +126,8 @@ def main() -> None:
                 new.append({"task": task, "model": kind, "seed": seed, "mjc": mjc,
                             "val_mjc": info["val_mjc"], "epochs_run": info["epochs_run"],
                             "train_time_s": info["train_time_s"],
-                            "sets": list(sizes_of[task])})
+                            "sets": list(sizes_of[task]), "hidden": args.hidden,
+                            "max_epochs": args.epochs, "patience": args.patience})
                 print(new[-1], flush=True)
     path = args.out / "neural_subsets.json"
     records = merge_records(path, new, ("task", "model", "seed"))
@@ -135,16 +138,19 @@ def main() -> None:
 def markdown(records: list[dict], args) -> list[str]:
     lines = ["# Neural subset selection", "",
              f"Test MJC, top-|S*| inference, mean ± std over seeds (each seed a new "
-             f"initialisation; the data fixed). hidden {args.hidden}, ≤ {args.epochs} epochs, "
-             f"early stopping on validation MJC. {machine()}, torch on one thread. Produced by "
-             "`benchmarks/neural_subsets.py`.", "",
-             "| task | sets (train/val/test × \\|V\\|) | model | seeds | test MJC | "
+             f"initialisation; the data fixed); early stopping on validation MJC; the setup "
+             f"column is hidden width / max epochs / patience. {machine()}, torch on one "
+             "thread. Produced by `benchmarks/neural_subsets.py`.", "",
+             "| task | sets (train/val/test × \\|V\\|) | setup | model | seeds | test MJC | "
              "INSET − EquiVSet (in std) | training time (s) |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for (task,), recs in group(records, "task").items():
         by = group(recs, "model")
         sets = next((r["sets"] for r in recs if r.get("sets")), None)
         shape = f"{sets[0]}/{sets[1]}/{sets[2]} × {sets[3]}" if sets else "—"
+        trained = next((r for r in recs if r.get("hidden")), {})
+        setup = (f"{trained['hidden']} / {trained['max_epochs']} / {trained['patience']}"
+                 if trained else "—")
         eq = np.array([r["mjc"] for r in by.get(("equivset",), [])])
         ins = np.array([r["mjc"] for r in by.get(("inset",), [])])
         gap = "—"
@@ -152,7 +158,7 @@ def markdown(records: list[dict], args) -> list[str]:
             pooled = float(np.sqrt((eq.std() ** 2 + ins.std() ** 2) / 2)) or float("nan")
             gap = f"{(ins.mean() - eq.mean()) / pooled:+.1f}"
         for (m,), rs in by.items():
-            lines.append(f"| {task} | {shape} | {m} | {len(rs)} | "
+            lines.append(f"| {task} | {shape} | {setup} | {m} | {len(rs)} | "
                          f"{mean_std(r['mjc'] for r in rs)} | "
                          f"{gap if m == 'inset' else ''} | "
                          f"{np.mean([r['train_time_s'] for r in rs]):.0f} |")

@@ -191,6 +191,11 @@ class FanoutEngine:
             if vector is not None and extra:
                 raise InvalidParameterError("views are texts: give the query as text with "
                                             "its views, not as a vector")
+        elif rule[0] == "columns" and n > 1 and vector is not None:
+            raise InvalidParameterError(
+                f"model {model!r} was trained on the query views ({', '.join(rule[1]) or n}) "
+                "of its query set's columns: it needs a text query with its views, not a "
+                "vector")
         elif rule[0] == "columns" and n > 1:
             raise InvalidParameterError(
                 f"model {model!r} was trained on the query views "

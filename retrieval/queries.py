@@ -48,7 +48,13 @@ import numpy as np
 import polars as pl
 
 from core.checks import check_seed
-from core.errors import InvalidParameterError, MissingInputError, NotFoundError, SchemaError
+from core.errors import (
+    CurateError,
+    InvalidParameterError,
+    MissingInputError,
+    NotFoundError,
+    SchemaError,
+)
 from retrieval.index import load_index, normalise
 from stores import Store, files
 
@@ -92,12 +98,19 @@ def _frame(source: str | Path | pl.DataFrame) -> tuple[pl.DataFrame, str]:
 
 def content_digest(frame: pl.DataFrame, rows: int = 1 << 16) -> str:
     """sha256 of the table's values in a canonical text form (column names, then NDJSON,
-    ``rows`` rows at a time, written by Polars in Rust: no per-row Python). Unlike
-    ``Series.hash`` — which Polars documents as unstable across versions — the same table
-    gives the same digest on any Polars version, so a query set keeps its id."""
+    ``rows`` rows at a time, written by Polars in Rust: no per-row Python). It depends on the
+    values only — not on chunking, memory layout or Polars' ``Series.hash``, which Polars
+    documents as unstable across versions; a Polars release that changed its NDJSON text
+    (number formatting) would move ids once, re-registering a set rather than reusing it.
+    ``SchemaError`` for a column NDJSON cannot hold (binary, objects)."""
     digest = hashlib.sha256(json.dumps(frame.columns).encode())
-    for lo in range(0, frame.height, rows):
-        digest.update(frame.slice(lo, rows).write_ndjson().encode())
+    try:
+        for lo in range(0, frame.height, rows):
+            digest.update(frame.slice(lo, rows).write_ndjson().encode())
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        raise SchemaError(f"the query table has a column that cannot be read as JSON values "
+                          f"({type(exc).__name__}); give text, numbers or lists of them") \
+            from None
     return digest.hexdigest()
 
 
@@ -285,19 +298,25 @@ def _view_rule(frame: pl.DataFrame, text_column: str | None,
 
 
 def model_views(store: Store, meta: dict[str, Any]) -> tuple[str, list[str]]:
-    """(view rule, view names) of the query set a teacher or diffusion model was trained on
-    (its meta names the query set, or the synthesis that does). One source of truth: the
-    query set. Models of query sets stored before the rule was recorded: ``colon`` for the
-    bundled (text, head, body) set, ``single`` for one view, else ``columns``."""
-    qs = meta.get("queries")
-    if qs is None and meta.get("synthesis"):
-        qs = files.read_json(store.model_path(meta["synthesis"]) / "model.json").get("queries")
-    if qs is None:
+    """(view rule, view names) of a teacher or diffusion model: recorded in its meta at
+    training (from its query set); for models trained before that, looked up in the query
+    set its meta (or its synthesis's) names — ``colon`` for the bundled (text, head, body)
+    set, ``single`` for one view, else ``columns`` — and ``colon`` when that set is gone."""
+    if meta.get("view_rule") in VIEW_RULES:
+        return meta["view_rule"], list(meta.get("view_names", []))
+    try:
+        qs = meta.get("queries")
+        if qs is None and meta.get("synthesis"):
+            qs = files.read_json(store.model_path(meta["synthesis"]) / "model.json"
+                                 ).get("queries")
+        qmeta = query_set_meta(store, qs) if qs is not None else None
+    except (CurateError, OSError, ValueError):
+        qmeta = None
+    if qmeta is None:
         return "colon", []
-    qmeta = query_set_meta(store, qs)
     names = list(qmeta.get("views", []))
     rule = qmeta.get("view_rule")
-    if rule is None:
+    if rule not in VIEW_RULES:
         rule = ("single" if len(names) <= 1 else
                 "colon" if names == ["text", "head", "body"] else "columns")
     return rule, names

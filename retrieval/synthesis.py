@@ -89,6 +89,7 @@ def synthesize(store, teacher_id: str, *, n: int = 16, rounds: int = 0, spread: 
                           "reward": reward[kept], "recall": recall[kept],
                           **{m: v[kept] for m, v in objectives.items()}})
     info = {"teacher": teacher_id, "index": tmeta["index"], "queries": tmeta["queries"],
+            **{key: tmeta[key] for key in ("view_rule", "view_names") if key in tmeta},
             "regime": tmeta["regime"], "k": teacher.k, "n": n, "rounds": rounds,
             "spread": spread, "warm_start": warm_start, "keep": keep,
             "seed": seed,
@@ -144,6 +145,7 @@ def train_diffusion_from_store(store, synthesis_id: str, *, epochs: int = 30,
                                   width=width or WIDTH, layers=layers or LAYERS, seed=seed,
                                   device=device, progress=progress)
     info = {"synthesis": synthesis_id, "teacher": smeta["teacher"], "index": smeta["index"],
+            **{key: smeta[key] for key in ("queries", "view_rule", "view_names") if key in smeta},
             "k": smeta["k"], "target": target, "epochs": epochs, "lr": lr, "seed": seed,
             "sigma_data": model.cfg.sigma_data, "train_loss_last": hist["train_loss"][-1],
             "val_loss_first": hist["val_loss"][0], "val_loss_last": hist["val_loss"][-1],

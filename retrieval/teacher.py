@@ -332,7 +332,7 @@ def train_teacher(store, index_name: str, queries: str, *, k: int = 10, regime: 
     from core.errors import InvalidParameterError, MissingInputError
     from retrieval.index import load_index
     from retrieval.objectives import check_weights
-    from retrieval.queries import load_queries, query_set_meta, recall_reward
+    from retrieval.queries import load_queries, model_views, query_set_meta, recall_reward
     from stores import files
 
     if regime not in ("open", "weak"):
@@ -354,6 +354,7 @@ def train_teacher(store, index_name: str, queries: str, *, k: int = 10, regime: 
     meta = index.meta
     X = np.asarray(store.embeddings(meta["dataset"], meta["embedding"])[0])
     train = load_queries(store, queries, "train")
+    view_rule, view_names = model_views(store, {"queries": queries})
     if len(train) < 4:
         raise MissingInputError(f"query set {queries!r} has {len(train)} training queries; "
                                 "the teacher needs at least 4")
@@ -372,7 +373,8 @@ def train_teacher(store, index_name: str, queries: str, *, k: int = 10, regime: 
     info = {"index": index_name, "queries": queries, "k": k, "regime": regime,
             "steps": steps, "group": group, "batch": batch, "lr": lr, "sigma": teacher.sigma,
             "tau": teacher.tau, "beta": teacher.beta, "weights": weights,
-            "views": int(teacher.views), "seed": seed, "train_s": time.perf_counter() - t0,
+            "views": int(teacher.views), "view_rule": view_rule, "view_names": view_names,
+            "seed": seed, "train_s": time.perf_counter() - t0,
             "n_train_queries": len(train), "reward_first": history[0],
             "reward_last": float(np.mean(history[-5:])), "reward_history": history}
 

@@ -131,5 +131,7 @@ def test_problems_form_a_registry_open_to_new_problems():
     assert all(issubclass(cls, Problem) and cls.name == name for name, cls in PROBLEMS.items())
     with pytest.raises(InvalidParameterError, match="did you mean 'linear'"):
         make_problem("linaer")
+    with pytest.raises(InvalidParameterError, match="needs n_classes"):
+        make_problem("logistic")               # a classifier needs its class count
     with pytest.raises(ValueError, match="registered twice"):
         register_problem("linear")(type("Dup", (Problem,), {}))

@@ -12,6 +12,8 @@ import pytest
 
 from curate.cli import main
 
+pytestmark = pytest.mark.slow   # real MiniLM, proxy training, compare and auto
+
 TOPICS = {
     "sport": ["match", "goal", "team", "coach", "league", "score", "player", "season"],
     "food": ["recipe", "bake", "flour", "spice", "dinner", "sauce", "oven", "taste"],
@@ -44,8 +46,8 @@ def own_csv(path, n_per=60, seed=0):
 @pytest.fixture(scope="module")
 def own_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("own")
-    own_csv(root / "mine.csv")
-    return root
+    flipped = own_csv(root / "mine.csv")
+    return root, {f"d{i:04d}" for i in flipped}
 
 
 def cli(capsys, *args):
@@ -56,6 +58,7 @@ def cli(capsys, *args):
 
 
 def test_a_users_csv_through_compare_auto_dedup_and_a_chain(own_store, capsys):
+    own_store, flipped = own_store
     st = ["--store", str(own_store / "store")]
     cli(capsys, *st, "init")
     ing = cli(capsys, *st, "ingest", str(own_store / "mine.csv"), "--name", "mine",
@@ -82,6 +85,10 @@ def test_a_users_csv_through_compare_auto_dedup_and_a_chain(own_store, capsys):
                 "keep=clean", "--budget", "1.0", "--from", dedup["selection_id"])
     assert clean["n_candidates"] == dedup["n_kept"] and clean["n_selected"] < clean[
         "n_candidates"]
+    out = own_store / "clean.parquet"
+    cli(capsys, *st, "export", clean["selection_id"], "--format", "parquet", "--out", str(out))
+    kept = set(pl.read_parquet(out)["sample_id"].to_list())
+    assert len(flipped - kept) >= len(flipped) // 2   # most flipped labels are filtered out
     final = cli(capsys, *st, "select", "mine", "--method", "cld", "--budget", "0.1",
                 "--from", clean["selection_id"])
     chain = cli(capsys, *st, "show", final["selection_id"])["lineage"]

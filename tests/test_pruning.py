@@ -110,9 +110,9 @@ def test_training_loop_with_cnn_on_tiny_images():
     out = train_with_pruner(X[:200], y[:200], X[200:], y[200:], n_classes=2, model="cnn",
                             pruner="dynamic_random", epochs=3, prune_ratio=0.5, seed=0,
                             batch_size=32, lr=0.01)
-    assert 0.0 <= out["accuracy"] <= 1.0
+    assert out["accuracy"] > 0.9                               # the CNN learns the centre
     assert out["saved_fraction"] == pytest.approx(0.5)
-    assert out["wall_time_per_epoch_s"] == pytest.approx(out["wall_time_s"] / 3)
+    assert 0 < out["wall_time_per_epoch_s"] <= out["wall_time_s"]
 
 
 class _CountingPruner(DynamicPruner):

@@ -360,6 +360,13 @@ def test_query_set_view_rule_decides_how_a_text_query_gets_its_views(wordnet_hom
         engine.query(text=q, k=5, method="teacher", model=t_cols, views=["one"])
     with pytest.raises(InvalidParameterError, match="reads one view"):
         engine.query(text=q, k=5, method="topk", views=["one"])
+    vec = np.asarray(st.embeddings("wordnet")[0][0]).tolist()
+    with pytest.raises(InvalidParameterError, match="needs a text query with its views"):
+        engine.query(vector=vec, k=5, method="teacher", model=t_cols)
+    from stores import files
+
+    meta = files.read_json(st.model_path(t_cols) / "model.json")   # recorded at training
+    assert meta["view_rule"] == "columns" and meta["view_names"] == ["text", "title", "body"]
     base = ["--store", str(wordnet_home), "fanout", "query", q, "--index", "views-flat",
             "--k", "5", "--method", "teacher", "--model", t_cols]
     assert main(base) == 2 and "give the other view" in capsys.readouterr().err

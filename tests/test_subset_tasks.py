@@ -87,9 +87,16 @@ def test_long_format_reshapes_rows_into_ground_sets_in_order():
     assert d.items[0].tolist() == first["item"].to_list()
     assert np.allclose(d.features[0], np.array(first["vector"].to_list()))
     assert d.targets[0].tolist() == first["in_subset"].cast(int).to_list()
-    # shuffled rows give the same sets (ordered by first appearance, rows kept in order)
+    # shuffled rows: every item keeps its own vector, flag and ground set after the reshape
     shuffled = t.sample(fraction=1.0, shuffle=True, seed=1)
-    assert sorted(long_pairs(shuffled).queries.tolist()) == sorted(d.queries.tolist())
+    e = long_pairs(shuffled)
+    vec = {r["item"]: r["vector"] for r in t.iter_rows(named=True)}
+    flag = {r["item"]: r["in_subset"] for r in t.iter_rows(named=True)}
+    owner = {r["item"]: r["ground_set"] for r in t.iter_rows(named=True)}
+    for b in range(len(e)):
+        for j, item in enumerate(e.items[b]):
+            assert np.allclose(e.features[b, j], vec[item])
+            assert bool(e.targets[b, j]) == flag[item] and owner[item] == e.queries[b]
 
 
 def test_long_format_features_from_the_dataset_embeddings():
@@ -97,7 +104,8 @@ def test_long_format_features_from_the_dataset_embeddings():
     ids = np.array([f"it{g}-{i}" for g in range(12) for i in range(6)])[::-1]
     emb = np.arange(len(ids) * 2, dtype=np.float32).reshape(-1, 2)
     d = long_pairs(t, sample_ids=ids, embeddings=emb)
-    assert np.array_equal(d.features[0, 0], emb[list(ids).index("it0-0")])
+    at = {sid: i for i, sid in enumerate(ids)}
+    assert np.array_equal(d.features, emb[np.vectorize(at.get)(d.items)])
 
 
 @pytest.mark.parametrize("mutate,match", [
@@ -134,4 +142,17 @@ def test_subsets_train_cli_on_a_users_long_table(tmp_path, capsys):
                  "--model", "inset", "--epochs", "2", "--hidden", "8", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["kind"] == "inset" and rec["n_train"] + rec["n_val"] + rec["n_test"] == 30
-    assert rec["test_mjc"] > rec["random_mjc"]
+    assert rec["dataset"] is None and rec["embedding"] == "vector column"
+    from curate.subsets.persist import load_set_model
+
+    model, meta = load_set_model(Store.open(tmp_path / "s"), rec["model_id"])
+    assert meta["dim"] == 3 and meta["test_mjc"] == rec["test_mjc"]
+    # a long table missing in_subset is named as such, not read as hyponym sets
+    _long(n_sets=30).drop("in_subset").write_parquet(tmp_path / "bad.parquet")
+    assert main(["--store", str(tmp_path / "s"), "subsets", "train", "--data",
+                 str(tmp_path / "bad.parquet")]) == 2
+    assert "missing in_subset" in capsys.readouterr().err
+    # own vectors and --dataset: one of them would be ignored, so it is refused
+    assert main(["--store", str(tmp_path / "s"), "subsets", "train", "--data", str(path),
+                 "--dataset", "items"]) == 2
+    assert "brings its own item vectors" in capsys.readouterr().err

@@ -139,12 +139,17 @@ def select_calibration(frame: pl.DataFrame, *, metrics: dict[str, float], mode: 
     """Choose calibration candidates per instance. Returns (chosen rows, diagnostics).
     Everything is validated first (see the module docstring)."""
     check_choice("", "mode", mode, MODES)
-    get_strategy(mode, strategy)
+    if not isinstance(strategy, str):
+        raise InvalidParameterError(f"{mode} strategy must be a name; got {strategy!r}")
+    chosen_strategy = get_strategy(mode, strategy)
     check_choice("", "reference", reference, REFERENCE_POLICIES)
     if not is_int(k) or k < 2:
         raise InvalidParameterError(f"k must be an integer ≥ 2; got {k!r}")
     seed = check_seed(seed)
     check_pool(frame, metrics)
+    if chosen_strategy.needs_source and "source" not in frame.columns:
+        raise SchemaError(f"strategy {strategy!r} needs a 'source' column (the document each "
+                          "candidate is extracted from)")
     if mode == "relevance":
         largest = int(frame["instance_id"].value_counts()["count"].max())
         if k > max(SET_SIZE, largest):

@@ -91,8 +91,12 @@ def names(mode: str) -> tuple[str, ...]:
 
 def get_strategy(mode: str, name: str) -> Strategy:
     if (mode, name) not in STRATEGIES:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), names(mode), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InvalidParameterError(f"{mode} strategy must be one of {', '.join(names(mode))}; "
-                                    f"got {name!r}")
+                                    f"got {name!r}{hint}")
     return STRATEGIES[(mode, name)]
 
 

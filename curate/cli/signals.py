@@ -15,7 +15,7 @@ def signals_train(
     dataset: DatasetArg = None,
     epochs: Annotated[int, typer.Option(help="Epochs = checkpoints recorded.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed for init and shuffling.")] = 0,
-    model: Annotated[str, typer.Option(help="softmax or mlp.")] = "softmax",
+    model: Annotated[str, typer.Option(help="softmax or mlp (the proxies).")] = "softmax",
     name: Annotated[str, typer.Option(help="Signal name.")] = "proxy",
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-2,
     json_out: JsonOpt = False,

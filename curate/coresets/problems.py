@@ -72,7 +72,7 @@ def numeric_targets(labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
     try:
         values = np.asarray(classes, dtype=np.float64)
     except ValueError:
-        bad = next(c for c in classes if not _is_number(c))
+        bad = next((c for c in classes if not _is_number(c)), classes[0])
         raise SchemaError(f"a regression problem needs numeric labels; label {bad!r} is not a "
                           "number") from None
     if not np.isfinite(values).all():
@@ -192,4 +192,8 @@ def make_problem(name: str, *, n_classes: int = 0, n_clusters: int = 10) -> Prob
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InvalidParameterError(f"problem must be one of {', '.join(PROBLEMS)}; got "
                                     f"{name!r}{hint}")
-    return PROBLEMS[name](n_classes=n_classes, n_clusters=n_clusters)
+    cls = PROBLEMS[name]
+    if cls.needs_labels and cls.stratify and n_classes < 1:
+        raise InvalidParameterError(f"problem {name!r} classifies: it needs n_classes ≥ 1 (the "
+                                    f"number of label codes); got {n_classes}")
+    return cls(n_classes=n_classes, n_clusters=n_clusters)

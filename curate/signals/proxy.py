@@ -26,10 +26,14 @@ from curate.checks import check_choice, check_int, check_memory, check_number, c
 from curate.embedding import MODEL_NAME
 from curate.errors import DegenerateInputError, MissingInputError
 from curate.inputs import labelled_splits
-from curate.models import MODEL_KINDS, make_model
+from curate.models import make_model
 from curate.progress import bar
 from stores import Signals, Store
 from stores.store import now_iso
+
+#: the proxies: models of an embedding whose whole-pool forward pass fits in memory (the
+#: trajectories are recorded by one full pass per epoch; a CNN's activations would not be)
+PROXY_MODELS = ("softmax", "mlp")
 
 
 def train_proxy(X: np.ndarray, y: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, *,
@@ -106,7 +110,7 @@ def train_signals(store: Store, dataset: str | None = None, *, name: str = "prox
     """Train a proxy on a stored dataset and store its trajectories as signal ``name``.
     Parameters are checked (see the module docstring) before the store is read."""
     check_proxy_params(epochs=epochs, lr=lr, batch_size=256, weight_decay=0.0, seed=seed)
-    check_choice("", "model", model, MODEL_KINDS)
+    check_choice("", "model", model, PROXY_MODELS)
     info = store.dataset_info(dataset)
     splits = labelled_splits(store, info.name, "signals")
     val_rows = splits.need("val", info.name, "for the validation trajectories", "--val-fraction")

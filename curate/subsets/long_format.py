@@ -30,7 +30,9 @@ LONG_COLUMNS = ("ground_set", "item", "in_subset")
 
 
 def is_long_format(table: pl.DataFrame) -> bool:
-    return set(LONG_COLUMNS) <= set(table.columns)
+    """A table meant as long-format pairs: it has ``ground_set`` or ``in_subset`` (then
+    ``long_pairs`` names whatever else is missing)."""
+    return bool({"ground_set", "in_subset"} & set(table.columns))
 
 
 def _check(table: pl.DataFrame) -> tuple[pl.DataFrame, int]:

@@ -51,6 +51,7 @@ def train_from_store(store: Store, data_path: str | Path, kind: str, *,
     from curate.subsets.data import build_pairs, split
     from curate.subsets.long_format import is_long_format, long_pairs
     from curate.subsets.models import MODELS
+    from curate.subsets.tasks import split_seed
     from curate.subsets.train import (
         check_set_training,
         mean_jaccard,
@@ -67,6 +68,9 @@ def train_from_store(store: Store, data_path: str | Path, kind: str, *,
         check_int("", "max_sets", max_sets)
     table = read_table(data_path)
     own_vectors = is_long_format(table) and "vector" in table.columns
+    if own_vectors and dataset is not None:
+        raise InvalidParameterError(f"{data_path} brings its own item vectors (a 'vector' "
+                                    "column); --dataset would not be used: drop one of them")
     info = None if own_vectors else store.dataset_info(dataset)
     source = "vector column" if info is None else None
     if is_long_format(table):
@@ -78,7 +82,8 @@ def train_from_store(store: Store, data_path: str | Path, kind: str, *,
             data = long_pairs(table, sample_ids=ids, embeddings=X)
             source = emb.model
         if max_sets is not None and len(data) > max_sets:
-            keep = np.random.default_rng(seed).choice(len(data), max_sets, replace=False)
+            keep = np.random.default_rng(split_seed(seed, 3)).choice(len(data), max_sets,
+                                                                     replace=False)
             data = data.take(np.sort(keep))
     else:
         X, emb = store.embeddings(info.name)
