@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_ray_executor.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check curate stores retrieval tests benchmarks
+	$(BIN)/ruff check core curate stores retrieval tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/subset_quality.py
