@@ -156,3 +156,12 @@ def test_subsets_train_cli_on_a_users_long_table(tmp_path, capsys):
     assert main(["--store", str(tmp_path / "s"), "subsets", "train", "--data", str(path),
                  "--dataset", "items"]) == 2
     assert "brings its own item vectors" in capsys.readouterr().err
+
+
+def test_gaussian_bayes_oracle_is_the_ceiling_models_approach():
+    from curate.subsets.tasks import gaussian_oracle_scores
+
+    d = gaussian_sets(2000, 5)
+    oracle = mean_jaccard(top_k_mask(gaussian_oracle_scores(d), d.targets.sum(1)), d.targets)
+    # σ = 0.5 components 2 apart overlap: even the Bayes ranking misses some odd points
+    assert 0.85 < oracle < 0.93 and oracle > random_mjc(d.targets, 0) + 0.7
