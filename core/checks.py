@@ -96,6 +96,15 @@ def check_number(method: str, name: str, value: Any, low: float = -math.inf,
                                     f"got {value!r}")
 
 
+def did_you_mean(name: Any, known, cutoff: float = 0.5) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``known`` to ``name`` (difflib), else
+    ``""`` — the one wording of every registry's unknown-name error."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def check_choice(method: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in allowed:
         raise InvalidParameterError(f"{_prefix(method)}{name} must be one of "
@@ -147,5 +156,5 @@ def check_memory(what: str, n_bytes: float, hint: str = "") -> None:
 
 
 __all__ = ["MAX_ALLOC_BYTES", "SEED_LIMIT", "check_annotated", "check_bool", "check_choice",
-           "check_int", "check_memory", "check_number", "check_seed", "format_bytes",
-           "is_int", "is_number"]
+           "check_int", "check_memory", "check_number", "check_seed", "did_you_mean",
+           "format_bytes", "is_int", "is_number"]

@@ -15,7 +15,6 @@ immutable ``Selection`` with its provenance. A method's ``_check_params`` only c
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import typing
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import numpy as np
 
 from curate._version import __version__
 from curate.budget import Budget, resolve_budget
-from curate.checks import check_annotated, check_seed
+from curate.checks import check_annotated, check_seed, did_you_mean
 from curate.errors import (
     EmptyDatasetError,
     InvalidParameterError,
@@ -287,9 +286,7 @@ def get_selector_class(name: str) -> type[Selector]:
     _load_methods()
     key = str(name).lower()
     if key not in REGISTRY:
-        close = difflib.get_close_matches(key, list(REGISTRY), n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownMethodError(f"unknown method {name!r}{hint} "
+        raise UnknownMethodError(f"unknown method {name!r}{did_you_mean(key, REGISTRY)} "
                                  f"(available: {', '.join(sorted(REGISTRY))})")
     return REGISTRY[key]
 

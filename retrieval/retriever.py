@@ -32,7 +32,6 @@ for the methods whose ``model_kind`` names one.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import typing
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.checks import check_annotated, check_int, check_seed
+from core.checks import check_annotated, check_int, check_seed, did_you_mean
 from core.errors import InvalidParameterError, SchemaError, UnknownMethodError
 from retrieval.index import VectorIndex
 from retrieval.objectives import check_weights
@@ -269,9 +268,8 @@ def complete(index: VectorIndex, vectors: np.ndarray, q: np.ndarray, rows: np.nd
 def retriever_class(name: str) -> type[Retriever]:
     """The registered class for ``name`` (its module imported now)."""
     if name not in RETRIEVERS:
-        close = difflib.get_close_matches(str(name), list(RETRIEVERS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownMethodError(f"unknown retrieval method {name!r}{hint}; known: "
+        raise UnknownMethodError(f"unknown retrieval method {name!r}"
+                                 f"{did_you_mean(name, RETRIEVERS)}; known: "
                                  f"{', '.join(RETRIEVERS)}")
     module, cls = RETRIEVERS[name].split(":")
     return getattr(importlib.import_module(module), cls)

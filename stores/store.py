@@ -22,7 +22,6 @@ removes dead writers' temp folders and resolves orphan folders.
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import os
 import re
 import uuid
@@ -34,6 +33,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from core.checks import did_you_mean
 from core.errors import AlreadyExistsError, NotFoundError, SchemaError, StoreError, UsageError
 from stores import files, integrity
 from stores.catalog import TABLES, Catalog, relative_path
@@ -476,8 +476,7 @@ class Store:
                                  [selection_id])
         if not rows:
             ids = self.catalog.query("SELECT id FROM selections")["id"].to_list()
-            close = difflib.get_close_matches(selection_id, ids, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else "; see `curate list`"
+            hint = did_you_mean(selection_id, ids, cutoff=0.6) or "; see `curate list`"
             raise NotFoundError(f"selection {selection_id!r} not found{hint}")
         return rows[0]
 

@@ -26,6 +26,7 @@ from math import comb
 import numpy as np
 
 from curate.calibration import features as F
+from curate.checks import did_you_mean
 from curate.errors import InvalidParameterError, SchemaError
 
 SET_SIZE = 4  # the paper's calibration set size: always allowed, padded if need be
@@ -91,12 +92,8 @@ def names(mode: str) -> tuple[str, ...]:
 
 def get_strategy(mode: str, name: str) -> Strategy:
     if (mode, name) not in STRATEGIES:
-        import difflib
-
-        close = difflib.get_close_matches(str(name), names(mode), n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InvalidParameterError(f"{mode} strategy must be one of {', '.join(names(mode))}; "
-                                    f"got {name!r}{hint}")
+                                    f"got {name!r}{did_you_mean(name, names(mode))}")
     return STRATEGIES[(mode, name)]
 
 

@@ -20,11 +20,11 @@ strata (``stratify = False``: AutoCoreset's ``per_class`` does not apply to it).
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, ClassVar
 
 import numpy as np
 
+from curate.checks import did_you_mean
 from curate.errors import InvalidParameterError, SchemaError
 
 
@@ -188,10 +188,8 @@ class _Constant:
 
 def make_problem(name: str, *, n_classes: int = 0, n_clusters: int = 10) -> Problem:
     if name not in PROBLEMS:
-        close = difflib.get_close_matches(str(name), list(PROBLEMS), n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InvalidParameterError(f"problem must be one of {', '.join(PROBLEMS)}; got "
-                                    f"{name!r}{hint}")
+                                    f"{name!r}{did_you_mean(name, PROBLEMS)}")
     cls = PROBLEMS[name]
     if cls.needs_labels and cls.stratify and n_classes < 1:
         raise InvalidParameterError(f"problem {name!r} classifies: it needs n_classes ≥ 1 (the "

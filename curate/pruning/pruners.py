@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.checks import check_int, check_number
+from curate.checks import check_int, check_number, did_you_mean
 from curate.errors import InvalidParameterError
 from curate.pruning.base import DynamicPruner
 
@@ -124,12 +124,8 @@ def describe_pruners() -> list[dict[str, str]]:
 
 
 def make_pruner(name: str, n: int, epochs: int, **params) -> DynamicPruner:
-    import difflib
-
     if name not in PRUNERS:
-        close = difflib.get_close_matches(name, list(PRUNERS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise InvalidParameterError(f"unknown pruner {name!r}{hint} "
+        raise InvalidParameterError(f"unknown pruner {name!r}{did_you_mean(name, PRUNERS)} "
                                     f"(available: {', '.join(PRUNERS)})")
     try:
         return PRUNERS[name](n, epochs, **params)

@@ -112,3 +112,8 @@ def test_the_registry_refuses_unknown_and_duplicate_strategies():
         S.strategy("relevance", "random")(lambda inst, k, rng: np.arange(k))
     with pytest.raises(ValueError, match="mode must be one of"):
         S.strategy("other", "x")
+
+
+def test_an_unknown_strategy_gets_the_shared_closest_name_hint():
+    with pytest.raises(InvalidParameterError, match="did you mean 'max_margin'"):
+        select_calibration(pool(), metrics={"m": 1.0}, strategy="max_margn")
