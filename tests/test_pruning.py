@@ -19,6 +19,15 @@ from curate.pruning import (
 from curate.pruning.pruners import kmeans_1d
 
 
+def test_kmeans_1d_ties_leave_no_empty_group():
+    # 8 tied losses: the quantile starts 0, 0, 0.5 coincide, and the middle centre used to
+    # keep no value (labels 0 and 2 only); the window then slid over an empty group
+    v = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 2], dtype=float)
+    labels = kmeans_1d(v, 5)
+    assert labels.tolist() == [0] * 8 + [1, 1]
+    assert np.all(np.bincount(labels) > 0)
+
+
 def test_kmeans_1d_sorted_groups():
     v = np.array([0.1, 0.2, 5.0, 5.1, 9.0, 9.2])
     assert kmeans_1d(v, 3).tolist() == [0, 0, 1, 1, 2, 2]

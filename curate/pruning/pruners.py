@@ -57,7 +57,11 @@ class InfoBatchPruner(DynamicPruner):
 
 
 def kmeans_1d(values: np.ndarray, k: int, iters: int = 50) -> np.ndarray:
-    """Exact-enough 1-D k-means (Lloyd's from quantile starts); labels sorted by centre."""
+    """Exact-enough 1-D k-means (Lloyd's from quantile starts); labels sorted by centre.
+
+    Labels are dense, ``0 … g−1`` with every group non-empty: tied values can make two
+    quantile starts coincide and leave a centre with no values, and an empty group would
+    let SeTa's window slide over nothing; such groups are dropped (so g ≤ k)."""
     k = min(k, len(np.unique(values)))
     if k <= 1:
         return np.zeros(len(values), dtype=np.int64)
@@ -70,7 +74,8 @@ def kmeans_1d(values: np.ndarray, k: int, iters: int = 50) -> np.ndarray:
         if np.allclose(new, centres):
             break
         centres = np.sort(new)
-    return np.searchsorted((centres[1:] + centres[:-1]) / 2, values)
+    labels = np.searchsorted((centres[1:] + centres[:-1]) / 2, values)
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64).reshape(-1)
 
 
 class SeTaPruner(DynamicPruner):
