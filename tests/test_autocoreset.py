@@ -135,3 +135,13 @@ def test_problems_form_a_registry_open_to_new_problems():
         make_problem("logistic")               # a classifier needs its class count
     with pytest.raises(ValueError, match="registered twice"):
         register_problem("linear")(type("Dup", (Problem,), {}))
+
+
+def test_a_problem_declares_its_working_memory_and_is_refused_before_fitting():
+    # k-means holds (n × clusters) float64 distances: 2M rows × 1M clusters is ~48 TB; the
+    # rows are a zero-stride view, so the test allocates nothing
+    X = np.broadcast_to(np.zeros(4, dtype=np.float32), (2_000_000, 4))
+    data = SelectionInput.from_arrays(embeddings=X)
+    with pytest.raises(InvalidParameterError, match="n_clusters=1000000 .* use fewer clusters"):
+        make_selector("autocoreset", problem="kmeans", n_clusters=1_000_000).select(data, 10)
+    assert make_problem("logistic", n_classes=2).working_memory(10**9) is None

@@ -51,6 +51,11 @@ class Problem:
     def losses(self, model: Any, X: np.ndarray, y: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
+    def working_memory(self, n: int) -> tuple[str, float, str] | None:
+        """The fit's own memory beyond X for ``n`` rows, checked before any fit: ``(what,
+        bytes, how to need less)``, or None when it is O(n) and small."""
+        return None
+
 
 PROBLEMS: dict[str, type[Problem]] = {}
 
@@ -170,6 +175,11 @@ class KMeansProblem(Problem):
 
     def losses(self, model, X, y):
         return model.transform(X).min(axis=1) ** 2
+
+    def working_memory(self, n):
+        # transform() holds the (n × clusters) float64 distances, plus sklearn's labels/temps
+        return (f"n_clusters={self.n_clusters}", 24.0 * n * min(self.n_clusters, n),
+                "use fewer clusters")
 
 
 class _Constant:

@@ -78,15 +78,15 @@ class AutoCoresetSelector(Selector):
                      f"models for {data.n} rows", 16.0 * data.n * (self.n_initial +
                                                                    self.max_rounds),
                      "use fewer models")
-        if self.problem == "kmeans":
-            check_memory(f"autocoreset: n_clusters={self.n_clusters} for {data.n} rows",
-                         24.0 * data.n * min(self.n_clusters, data.n), "use fewer clusters")
-        prob = PROBLEMS[self.problem]
+        prob = PROBLEMS[self.problem](n_clusters=self.n_clusters)
+        if (extra := prob.working_memory(data.n)) is not None:
+            what, need, hint = extra
+            check_memory(f"autocoreset: {what} for {data.n} rows", need, hint)
         if prob.needs_labels and data.labels is None:
             raise MissingInputError(f"autocoreset with problem={self.problem} needs labels "
                                     "(or use --param problem=kmeans)")
         if prob.needs_labels:  # a regression refuses non-numeric labels before any fit
-            prob().targets(data.labels, data.classes)
+            prob.targets(data.labels, data.classes)
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         X = np.asarray(data.embeddings, dtype=np.float64)
