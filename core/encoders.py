@@ -25,7 +25,7 @@ The ONNX backends tokenise with the model's own fast tokenizer (same truncation,
 tokens), sort each chunk by length so a batch pads little (length buckets), and run with
 one intra-op thread per available core. The ``.onnx`` files are built once from the bundled
 weights into ``$CURATE_CACHE`` (default ``~/.cache/curate``), written atomically, keyed by
-the package and library versions. ``benchmarks/embed_backends.py`` measures throughput and
+the package and library versions. ``benchmarks/scale_out.py --embed N`` measures throughput and
 the cosine to ``torch``; the backend's name and versions go into each embedding's sidecar.
 """
 

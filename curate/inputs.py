@@ -73,6 +73,22 @@ def all_finite(array: Any, rows: int = 1 << 18) -> bool:
     return all(bool(np.isfinite(array[lo:lo + rows]).all()) for lo in range(0, n, rows))
 
 
+def take(a: Any, positions: np.ndarray) -> Any:
+    """``a[positions]`` for a per-row array or a Polars Series (gathered in Arrow, kept a
+    Series); None stays None."""
+    if a is None:
+        return None
+    if isinstance(a, pl.Series):
+        return a.gather(positions)
+    return np.asarray(a)[positions]
+
+
+def ids_array(ids: np.ndarray | pl.Series) -> np.ndarray:
+    """Sample ids as a NumPy ``str`` array — called on the k selected ids only."""
+    return (ids.cast(pl.String).to_numpy() if isinstance(ids, pl.Series)
+            else np.asarray(ids)).astype(str)
+
+
 @dataclass(frozen=True)
 class CandidateSignals:
     """Loss trajectories aligned with the candidates (columns of ``train_losses``)."""
@@ -102,7 +118,9 @@ class SelectionInput:
     groups: np.ndarray | None = None          # (n,) int64 group codes (sources, identities)
     target: np.ndarray | None = None          # (m, d) embeddings of a target domain
     model: Any = None                         # a trained model (e.g. an INSET set function)
-    sample_ids: np.ndarray | None = None
+    #: (n,) str ids: a NumPy array, or (from a store) the Arrow-backed Polars column, so no
+    #: Python string is made per candidate; ``take`` gathers either
+    sample_ids: np.ndarray | pl.Series | None = None
     #: (n,) int64: equal iff the rows' normalised texts are equal (``text_keys``)
     text_keys: np.ndarray | None = None
     dataset: str = "<memory>"
@@ -352,5 +370,5 @@ def load_input(store: Store, dataset: str | None, *, labels: bool, embeddings: b
     return SelectionInput(row_idx=rows, labels=codes, classes=classes, embeddings=emb,
                           signals=sig, groups=groups, target=tgt, model=trained,
                           text_keys=keys,
-                          sample_ids=cand["sample_id"].to_numpy().astype(str),
+                          sample_ids=cand["sample_id"],
                           dataset=info.name, fingerprint=info.fingerprint, inputs=used)

@@ -90,9 +90,9 @@ class Selection:
             "sample_id": pl.Series(ids, dtype=pl.String),
             "rank": pl.Series(np.arange(k), dtype=pl.Int64),
             "weight": pl.Series(self.weights, dtype=pl.Float64) if self.weights is not None
-            else pl.Series([None] * k, dtype=pl.Float64),
+            else pl.repeat(None, k, dtype=pl.Float64, eager=True),
             "score": pl.Series(self.scores, dtype=pl.Float64) if self.scores is not None
-            else pl.Series([None] * k, dtype=pl.Float64),
+            else pl.repeat(None, k, dtype=pl.Float64, eager=True),
         })
 
     @classmethod

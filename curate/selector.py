@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import polars as pl
 
 from curate._version import __version__
 from curate.budget import Budget, resolve_budget
@@ -32,7 +33,7 @@ from curate.errors import (
     SchemaError,
     UnknownMethodError,
 )
-from curate.inputs import SelectionInput, all_finite
+from curate.inputs import SelectionInput, all_finite, ids_array, take
 from curate.selection import Provenance, Selection
 from stores.executor import Executor, LocalExecutor, get_executor
 
@@ -149,7 +150,8 @@ class Selector:
             indices=data.row_idx[positions],
             weights=None if picks.weights is None else np.asarray(picks.weights, np.float64),
             scores=None if picks.scores is None else np.asarray(picks.scores, np.float64),
-            sample_ids=None if data.sample_ids is None else data.sample_ids[positions],
+            sample_ids=None if data.sample_ids is None
+            else ids_array(take(data.sample_ids, positions)),
             provenance=prov)
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
@@ -215,8 +217,9 @@ class Selector:
                    "signals.train_losses (columns)": None if data.signals is None
                    else np.asarray(data.signals.train_losses).T}
         for what, arr in per_row.items():
-            if arr is not None and (np.ndim(arr) == 0 or len(arr) != data.n):
-                got = "a scalar" if np.ndim(arr) == 0 else f"{len(arr)} rows"
+            dims = 1 if isinstance(arr, pl.Series) else np.ndim(arr)
+            if arr is not None and (dims == 0 or len(arr) != data.n):
+                got = "a scalar" if dims == 0 else f"{len(arr)} rows"
                 raise SchemaError(f"{self.name}: {what} must have one row per candidate "
                                   f"(n={data.n}); got {got}")
         if data.labels is not None:

@@ -188,10 +188,28 @@ def extract_vectors(frame: pl.DataFrame, column: str, source: str) -> np.ndarray
     return arrow_vectors(frame[column].to_arrow(), column=column, source=source)
 
 
+#: rows checked per chunk by ``check_finite`` (a 2-D check's temporaries are chunk × d)
+FINITE_CHUNK = 1 << 16
+
+
 def check_finite(arr: np.ndarray, what: str) -> None:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.flatnonzero(bad.reshape(len(arr), -1).any(axis=1))
+    """Refuse NaN/inf, naming how many rows and the first. Memory O(chunk × d), so a
+    memory-mapped 10M × 384 array is never doubled by a full-size mask: each chunk's float64
+    sum is finite iff the chunk is (a float32 chunk cannot overflow it; a float64 one that
+    does is checked value by value)."""
+    if np.asarray(arr[:0]).dtype.kind not in "fc":
+        return                                   # integers and booleans are finite
+    bad_rows: list[np.ndarray] = []
+    for lo in range(0, len(arr), FINITE_CHUNK):
+        part = np.asarray(arr[lo:lo + FINITE_CHUNK])
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = part.sum(dtype=np.float64)
+        if np.isfinite(total):
+            continue
+        bad = ~np.isfinite(part).reshape(len(part), -1).all(axis=1)
+        bad_rows.append(lo + np.flatnonzero(bad))
+    rows = np.concatenate(bad_rows) if bad_rows else np.empty(0, np.int64)
+    if len(rows):
         raise SchemaError(f"{what} has NaN/inf values in {len(rows)} row(s), "
                           f"first at row {int(rows[0])}")
 

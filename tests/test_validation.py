@@ -421,3 +421,19 @@ def test_ingest_refuses_zero_dim_vectors(tmp_path):
 def test_all_of_it_is_one_exception_tree():
     for cls in (DegenerateInputError, InvalidParameterError, SchemaError):
         assert issubclass(cls, CurateError)
+
+
+def test_check_finite_counts_bad_rows_across_chunks(monkeypatch):
+    import stores.ingest as ingest
+
+    monkeypatch.setattr(ingest, "FINITE_CHUNK", 7)    # 50 rows: 8 chunks, the last short
+    a = np.zeros((50, 3), np.float32)
+    ingest.check_finite(a, "v")
+    a[[3, 20, 21, 49], [0, 1, 2, 0]] = [np.nan, np.inf, -np.inf, np.nan]
+    with pytest.raises(SchemaError, match=r"v has NaN/inf values in 4 row\(s\), first at row 3"):
+        ingest.check_finite(a, "v")
+    ingest.check_finite(np.full((9, 2), 1e308), "huge but finite")   # the sum overflows
+    t = np.zeros((4, 9)).T          # a transposed view, as the signals check passes
+    t[8, 1] = np.nan
+    with pytest.raises(SchemaError, match="in 1 row.*first at row 8"):
+        ingest.check_finite(t, "t")

@@ -48,9 +48,9 @@ FromOpt = Annotated[str | None, typer.Option(
     "--from", help="Select within this earlier selection's rows (its id).")]
 ExecutorOpt = Annotated[str | None, typer.Option(
     "--executor", help="Where parallel stages run: local (default) or ray "
-    "[env: CURATE_EXECUTOR].")]
+    "(env: CURATE_EXECUTOR).")]
 RayAddressOpt = Annotated[str | None, typer.Option(
-    "--ray-address", help="A running Ray cluster (implies --executor ray) [env: RAY_ADDRESS].")]
+    "--ray-address", help="A running Ray cluster (implies --executor ray; env: RAY_ADDRESS).")]
 DatasetArg = Annotated[str | None, typer.Argument(
     help="Dataset name (default: the store's default dataset).")]
 

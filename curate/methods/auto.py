@@ -38,6 +38,7 @@ from curate.budget import shuffled_class_rank
 from curate.checks import check_int, check_number
 from curate.errors import CurateError
 from curate.inputs import SelectionInput
+from curate.inputs import take as take_rows
 from curate.selector import Needs, Picks, Selector, make_selector, register
 
 #: (label, method, parameters), cheapest first; the baselines first of all
@@ -162,7 +163,7 @@ def take(data: SelectionInput, positions: np.ndarray) -> SelectionInput:
                       else np.asarray(sig.train_probs)[positions])
 
     def cut(a):
-        return None if a is None else np.asarray(a)[positions]
+        return take_rows(a, positions)
 
     return replace(data, row_idx=np.arange(len(positions), dtype=np.int64),
                    labels=cut(data.labels), embeddings=cut(data.embeddings), signals=sig,
