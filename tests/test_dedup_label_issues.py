@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+import curate
 from curate import SelectionInput, make_selector
 from curate.cli import main
 from curate.errors import CurateError
@@ -191,3 +192,22 @@ def test_from_unknown_selection_is_one_line(wordnet_home, capsys):
     assert code != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
+
+
+def test_dedup_and_compare_from_the_cli_run_within_an_earlier_selection(wordnet_home, tmp_path,
+                                                                         capsys):
+    import shutil
+
+    home = tmp_path / "wn"
+    shutil.copytree(wordnet_home, home)
+    st = ["--store", str(home)]
+    parent = _cli(capsys, *st, "select", "--method", "random", "--budget", "0.5",
+                  "--seed", "3")
+    d = _cli(capsys, *st, "dedup", "--eps", "0.3", "--from", parent["selection_id"])
+    assert d["from"] == parent["selection_id"]
+    assert d["n_candidates"] == parent["n_selected"]
+    kept = curate.load_selection(home, d["selection_id"]).indices
+    assert np.isin(kept, curate.load_selection(home, parent["selection_id"]).indices).all()
+    rep = _cli(capsys, *st, "compare", "--methods", "herding", "--budgets", "0.2", "--seeds",
+               "1", "--from", d["selection_id"], "--out", str(tmp_path / "r"))
+    assert rep["within"] == d["selection_id"] and rep["n_candidates"] == d["n_kept"]

@@ -95,3 +95,23 @@ def test_a_users_csv_through_compare_auto_dedup_and_a_chain(own_store, capsys):
     assert [c["selection_id"] for c in chain] == [dedup["selection_id"],
                                                    clean["selection_id"],
                                                    final["selection_id"]]
+
+    # the same steps from Python: the CLI's selections are the library's (content-addressed,
+    # so asking again from Python returns the stored ids), and compare runs inside the chain
+    import curate
+
+    root = own_store / "store"
+    again = curate.select(method="auto", budget=0.2, dataset="mine", store=root, seed=1)
+    assert again.id == auto["selection_id"]
+    d = curate.select(method="dedup", budget=1.0, dataset="mine", store=root, params={
+        "eps": 0.05, "exact": True, "semantic": True, "keep": "least-central",
+        "cell_size": 10_000})                              # the CLI's defaults
+    assert d.id == dedup["selection_id"]
+    rep = curate.compare(root, "mine", methods=["herding"], budgets=[0.2], seeds=1,
+                         within=clean["selection_id"])
+    assert rep.within == clean["selection_id"] and rep.n_candidates == clean["n_selected"]
+    from curate.api import lineage
+
+    assert [x["selection_id"] for x in lineage(curate.open_store(root),
+                                               final["selection_id"])] == \
+        [c["selection_id"] for c in chain]
