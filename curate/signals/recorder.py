@@ -40,7 +40,9 @@ class LossRecorder:
         rows = np.concatenate([self.train_rows, self.val_rows])
         if len(np.unique(rows)) != len(rows):
             raise InvalidParameterError("LossRecorder: train and val rows must be distinct")
-        self._pos = {int(r): i for i, r in enumerate(rows)}
+        # row → position by binary search over the sorted rows (no per-row dict)
+        self._order = np.argsort(rows, kind="stable")
+        self._sorted = rows[self._order]
         self._current = np.full(len(rows), np.nan, dtype=np.float32)
         self._correct = np.zeros(len(rows), dtype=bool)
         self._has_correct = False
@@ -54,11 +56,13 @@ class LossRecorder:
         if len(rows) != len(losses):
             raise InvalidParameterError(f"LossRecorder.record: {len(rows)} rows but "
                                         f"{len(losses)} losses")
-        try:
-            pos = np.fromiter((self._pos[int(r)] for r in rows), np.int64, count=len(rows))
-        except KeyError as exc:
-            raise InvalidParameterError(f"LossRecorder.record: row {exc.args[0]} is neither a "
-                                        "train nor a val row") from None
+        at = np.minimum(np.searchsorted(self._sorted, rows), max(len(self._sorted) - 1, 0))
+        unknown = (np.flatnonzero(self._sorted[at] != rows) if len(self._sorted)
+                   else np.arange(len(rows)))
+        if len(unknown):
+            raise InvalidParameterError(f"LossRecorder.record: row {int(rows[unknown[0]])} is "
+                                        "neither a train nor a val row")
+        pos = self._order[at]
         self._current[pos] = losses
         if correct is not None:
             self._has_correct = True
