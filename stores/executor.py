@@ -20,8 +20,10 @@ on (``local`` and ``ray`` give byte-identical selections).
   only when this executor is built (``pip install -e ".[ray]"``).
 
 No scheduler, queue or socket of our own: Ray does the distribution. Workers never write to
-the store; the driver does, atomically, after every task has succeeded — a failed stage
-leaves the store exactly as it was.
+the catalog or to a published folder: the only worker writes are an ingest's shard tasks
+filling their row ranges of the staged (unpublished) ``vectors.npy``. The driver validates,
+writes the catalog and publishes, atomically, after every task has succeeded — a failed
+stage leaves the store exactly as it was.
 
 Chosen by ``executor=`` in Python, ``--executor`` on the CLI, or ``$CURATE_EXECUTOR``.
 """
