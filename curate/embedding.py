@@ -25,6 +25,7 @@ from curate.checks import check_choice, check_int
 from curate.errors import MissingInputError
 from curate.progress import bar
 from stores import Store
+from stores.executor import injected_fault
 
 
 class _EncodeActor:
@@ -36,6 +37,7 @@ class _EncodeActor:
         self.encoder = BACKENDS[backend](device=device, threads=max(1, threads))
 
     def __call__(self, batch: dict) -> dict:
+        injected_fault()                 # tests: a killed actor is restarted, the call retried
         texts = [t if t is not None else "" for t in batch[self.column].tolist()]
         vec = self.encoder.encode(texts, self.batch_size)
         return {"vector": np.asarray(vec, dtype=np.float32)}

@@ -41,9 +41,25 @@ from core.errors import CurateError, InvalidParameterError, UsageError
 from core.progress import bar
 
 ENV = "CURATE_EXECUTOR"
-#: tests only: a folder; while it holds a file ``armed``, the first task to take it dies like
-#: ``kill -9`` (so a test can kill one worker mid-stage and watch Ray retry the task)
+#: tests only: a folder; while it holds a file ``armed``, the first task (or encoder-actor
+#: call) to take it dies like ``kill -9``, so a test can kill one worker mid-stage and watch
+#: Ray retry it; a file ``fail`` makes the first taker raise instead (a job that fails)
 KILL_ENV = "CURATE_KILL_TASK"
+
+
+def injected_fault() -> None:
+    """Act on the ``KILL_ENV`` test hook, if set (see there); a no-op otherwise."""
+    folder = os.environ.get(KILL_ENV)
+    if not folder:
+        return
+    for name in ("armed", "fail"):
+        try:
+            os.unlink(os.path.join(folder, name))
+        except FileNotFoundError:
+            continue
+        if name == "armed":
+            os._exit(137)
+        raise RuntimeError("injected failure (the KILL_ENV test hook)")
 
 
 class MissingDependencyError(UsageError):
@@ -110,14 +126,7 @@ def unship(value: Any) -> Any:
 
 
 def _run_task(fn, item, shared):
-    armed = os.environ.get(KILL_ENV)
-    if armed:
-        try:
-            os.unlink(os.path.join(armed, "armed"))
-        except FileNotFoundError:
-            pass
-        else:
-            os._exit(137)
+    injected_fault()
     return fn(item, {k: unship(v) for k, v in shared.items()})
 
 

@@ -105,6 +105,26 @@ def test_embedding_on_ray_matches_local(tmp_path, wordnet_home, ray_cluster):
     assert meta.backend["backend"] == "openvino" and meta.backend["executor"] == "ray"
 
 
+def test_a_killed_encoder_actor_is_restarted_and_a_failed_embed_writes_nothing(
+        tmp_path, wordnet_home, ray_cluster):
+    from curate.embedding import embed_dataset
+
+    root = tmp_path / "wn"
+    shutil.copytree(wordnet_home, root)
+    st = Store.open(root)
+    local = np.array(st.embeddings("wordnet")[0])
+    before = tree_hash(root)
+    (ray_cluster / "fail").write_text("the next encoder call raises")
+    with pytest.raises(Exception, match="injected failure"):
+        embed_dataset(st, "wordnet", executor="ray", actors=1)
+    assert tree_hash(root) == before                  # no partial embedding, no new version
+    (ray_cluster / "armed").write_text("kill the next encoder call")
+    embed_dataset(st, "wordnet", executor="ray", actors=1)
+    assert not (ray_cluster / "armed").exists()       # an actor really died mid-stage
+    far = np.asarray(st.embeddings("wordnet")[0])
+    assert far.shape == local.shape and (far * local).sum(axis=1).min() > 0.9999
+
+
 SCORE_CASES = [("cld", {}), ("cld", {"policy": "ccs"}), ("el2n", {}), ("el2n", {"epoch": 2}),
                ("forgetting", {}), ("uncertainty", {"measure": "margin"})]
 GREEDY_CASES = [("facility_location", {"partition": "cells", "part_size": 150}),
@@ -174,11 +194,31 @@ def test_executor_choice_env_and_errors(monkeypatch):
         get_executor("local", address="ray://x:1")
 
 
+def test_dedup_on_ray_gives_the_same_selection_bytes(stores):
+    a, b = stores
+    params = {"cell_size": 150, "eps": 0.3}          # 1,200 rows: 8 cells, 8 Ray tasks
+    loc = curate.select(method="dedup", budget=1.0, store=a, params=params, seed=3,
+                        executor="local")
+    far = curate.select(method="dedup", budget=1.0, store=b, params=params, seed=3,
+                        executor="ray")
+    assert loc.provenance.info["n_removed"] > 0
+    assert Path(loc.path).joinpath("selection.parquet").read_bytes() == \
+        Path(far.path).joinpath("selection.parquet").read_bytes()
+    assert loc.provenance.info["groups"] == far.provenance.info["groups"]
+
+
 def test_cli_select_and_ingest_on_ray(tmp_path, stores, capsys):
     import json
 
+    shards = _stream_shards(blobs(600), tmp_path / "shards", sizes=(250, 200, 150))
     root = tmp_path / "d"
     shutil.copytree(stores[0], root)
+    assert main(["--store", str(root), "ingest", str(shards), "--name", "sharded",
+                 "--text-column", "text", "--label-column", "label", "--id-column", "uid",
+                 "--vector-column", "vec", "--executor", "ray", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_rows"] == 600
+    assert np.array_equal(Store.open(root).embeddings("sharded")[0],
+                          np.asarray(blobs(600)["vec"].to_list(), np.float32))
     assert main(["--store", str(root), "select", "--method", "kcenter", "--budget", "0.05",
                  "-p", "partition=cells", "-p", "part_size=300", "--executor", "ray",
                  "--json"]) == 0
