@@ -62,8 +62,7 @@ def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int | None = 
     cpus = int(ray.cluster_resources().get("CPU", 1))
     # leave a CPU for the read tasks: a pool holding every CPU would starve them (deadlock)
     actors = actors or max(1, (cpus - 1) // cpus_per_actor)
-    ds = ray.data.read_parquet(samples, columns=[column],
-                               ray_remote_args={"num_cpus": 0.25})
+    ds = ray.data.read_parquet(samples, columns=[column], num_cpus=0.25)
     ds = ds.map_batches(_EncodeActor, batch_size=rows_per_call, batch_format="numpy",
                         fn_constructor_args=(column, batch_size, device, cpus_per_actor,
                                              backend),
