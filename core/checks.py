@@ -144,6 +144,14 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def count_duplicates(values: Any) -> int:
+    """How many entries of a 1-D array repeat an earlier one (``len − #distinct``), by one
+    sort: NumPy 2.4's hash-based ``np.unique`` took 0.5–40 s on 1M distinct int64 row ids
+    here, a sort takes ~0.05 s (the row-id checks run on every selection)."""
+    a = np.sort(np.asarray(values).ravel())
+    return int(np.count_nonzero(a[1:] == a[:-1])) if len(a) > 1 else 0
+
+
 def check_memory(what: str, n_bytes: float, hint: str = "") -> None:
     """Refuse to allocate ``n_bytes`` (computed from a parameter and the data's size) when
     it exceeds ``MAX_ALLOC_BYTES``. ``what`` names the parameter and the data, e.g.
@@ -156,5 +164,5 @@ def check_memory(what: str, n_bytes: float, hint: str = "") -> None:
 
 
 __all__ = ["MAX_ALLOC_BYTES", "SEED_LIMIT", "check_annotated", "check_bool", "check_choice",
-           "check_int", "check_memory", "check_number", "check_seed", "did_you_mean",
-           "format_bytes", "is_int", "is_number"]
+           "check_int", "check_memory", "check_number", "check_seed", "count_duplicates",
+           "did_you_mean", "format_bytes", "is_int", "is_number"]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from curate.checks import count_duplicates
 from curate.errors import InvalidParameterError, MissingInputError, SchemaError
 from stores import Store
 
@@ -151,9 +152,9 @@ class SelectionInput:
             if rows.ndim != 1 or not (np.issubdtype(rows.dtype, np.integer) or len(rows) == 0):
                 raise SchemaError(f"from_arrays: row_idx must be a 1-D array of integers; got "
                                   f"shape {rows.shape} of {rows.dtype}")
-            if len(np.unique(rows)) != len(rows):
+            if dup := count_duplicates(rows):
                 raise SchemaError("from_arrays: row_idx must hold unique values; got "
-                                  f"{len(rows) - len(np.unique(rows))} duplicate(s)")
+                                  f"{dup} duplicate(s)")
             arrays["row_idx"] = rows
         if labels is not None:
             lab = np.asarray(labels)

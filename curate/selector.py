@@ -25,7 +25,7 @@ import polars as pl
 
 from curate._version import __version__
 from curate.budget import Budget, resolve_budget
-from curate.checks import check_annotated, check_seed, did_you_mean
+from curate.checks import check_annotated, check_seed, count_duplicates, did_you_mean
 from curate.errors import (
     EmptyDatasetError,
     InvalidParameterError,
@@ -209,9 +209,9 @@ class Selector:
         if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
             raise SchemaError(f"{self.name}: row_idx must be a 1-D integer array; got shape "
                               f"{rows.shape} of {rows.dtype}")
-        if len(np.unique(rows)) != len(rows):
-            raise SchemaError(f"{self.name}: row_idx must be unique; got "
-                              f"{len(rows) - len(np.unique(rows))} duplicated value(s)")
+        if dup := count_duplicates(rows):
+            raise SchemaError(f"{self.name}: row_idx must be unique; got {dup} duplicated "
+                              "value(s)")
         per_row = {"labels": data.labels, "embeddings": data.embeddings, "groups": data.groups,
                    "sample_ids": data.sample_ids, "text_keys": data.text_keys,
                    "signals.train_losses (columns)": None if data.signals is None
@@ -236,7 +236,7 @@ class Selector:
             raise RuntimeError(f"{self.name} returned {len(positions)} rows for a budget of {k}")
         if len(positions) > k or len(positions) == 0:
             raise RuntimeError(f"{self.name} returned {len(positions)} rows (budget {k})")
-        if positions.ndim != 1 or len(np.unique(positions)) != len(positions):
+        if positions.ndim != 1 or count_duplicates(positions):
             raise RuntimeError(f"{self.name} returned duplicate or non-1-D positions")
         if len(positions) and (positions.min() < 0 or positions.max() >= n):
             raise RuntimeError(f"{self.name} returned positions outside [0, {n})")

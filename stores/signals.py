@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from core.checks import count_duplicates
 from core.errors import SchemaError
 from stores import files
 from stores.ingest import check_finite
@@ -60,7 +61,7 @@ class Signals:
                               f"{tr.shape[1]}/{va.shape[1]} columns but "
                               f"{len(self.train_rows)}/{len(self.val_rows)} train/val rows")
         rows = np.concatenate([self.train_rows, self.val_rows])
-        if len(np.unique(rows)) != len(rows):
+        if count_duplicates(rows):
             raise SchemaError("signals: a row appears twice among train and val rows")
         if n_rows is not None and len(rows) and (rows.min() < 0 or rows.max() >= n_rows):
             raise SchemaError(f"signals: row indices must be in [0, {n_rows}); "

@@ -437,3 +437,13 @@ def test_check_finite_counts_bad_rows_across_chunks(monkeypatch):
     t[8, 1] = np.nan
     with pytest.raises(SchemaError, match="in 1 row.*first at row 8"):
         ingest.check_finite(t, "t")
+
+
+def test_count_duplicates_hand_cases():
+    from core.checks import count_duplicates
+
+    assert count_duplicates([3, 1, 2, 3, 3]) == 2          # two entries repeat an earlier one
+    assert count_duplicates([]) == 0 and count_duplicates([7]) == 0
+    assert count_duplicates(np.arange(10)[::-1]) == 0
+    with pytest.raises(SchemaError, match="2 duplicate"):
+        SelectionInput.from_arrays(row_idx=[4, 4, 5, 4], n=4)

@@ -225,5 +225,5 @@ def fps_with_seeds(Z: np.ndarray, pool: np.ndarray, seeds: np.ndarray, k: int) -
         j = int(np.argmax(min_d))
         taken.append(j)
         np.minimum(min_d, np.maximum(sq - 2 * Zp @ Zp[j] + sq[j], 0), out=min_d)
-        min_d[taken] = -1.0
+        min_d[j] = -1.0          # earlier picks stay at −1: the minimum never raises them
     return pool[np.asarray(taken, dtype=np.int64)]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from curate.checks import count_duplicates
 from curate.errors import InvalidParameterError, SchemaError
 from stores import Signals, Store
 from stores.store import now_iso
@@ -38,7 +39,7 @@ class LossRecorder:
         self.train_rows = _as_numpy(train_rows).astype(np.int64)
         self.val_rows = _as_numpy(val_rows).astype(np.int64)
         rows = np.concatenate([self.train_rows, self.val_rows])
-        if len(np.unique(rows)) != len(rows):
+        if count_duplicates(rows):
             raise InvalidParameterError("LossRecorder: train and val rows must be distinct")
         # row → position by binary search over the sorted rows (no per-row dict)
         self._order = np.argsort(rows, kind="stable")
