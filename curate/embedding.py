@@ -37,7 +37,7 @@ class _EncodeActor:
         self.encoder = BACKENDS[backend](device=device, threads=max(1, threads))
 
     def __call__(self, batch: dict) -> dict:
-        injected_fault()                 # tests: a killed actor is restarted, the call retried
+        injected_fault()                 # the KILL_ENV test hook (a failing call; see tests)
         texts = [t if t is not None else "" for t in batch[self.column].tolist()]
         vec = self.encoder.encode(texts, self.batch_size)
         return {"vector": np.asarray(vec, dtype=np.float32)}
