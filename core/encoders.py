@@ -9,17 +9,20 @@ differs only in how it computes it:
   CPU with inference precision ``bf16`` where the CPU has native bfloat16 matmuls (AMX or
   AVX512-BF16: weights and activations in bfloat16, accumulation in float32) and ``f32``
   elsewhere. The precision used is recorded in the sidecar. Measured on 100,000 WordNet
-  glosses (``benchmarks/scale_out.py --embed``): see the README; on this machine's AMX CPU
-  ≈ 4× the texts/s of ``torch`` with a worst-row cosine to ``torch`` of 0.9999.
+  glosses (``benchmarks/scale_out.py --embed``; see the README) on an AMX CPU: 2.1× the
+  texts/s of ``torch`` (2.2× in a one-process A/B), worst-row cosine to ``torch`` 0.99994;
+  on an AVX2-only CPU (f32) 1.4× (3,000 glosses, ``benchmarks/embed_int8_static.py``).
 - ``onnx`` — the same network exported to ONNX (``torch.onnx.export``) and run by ONNX
   Runtime with all graph optimisations: float32, cosine to ``torch`` 1.0000 on every row;
-  measured 1.65× the texts/s of ``torch`` (100,000 WordNet glosses, 2 cores).
+  measured 0.98× the texts/s of ``torch`` (100,000 WordNet glosses, 2 cores, the README's
+  table; an earlier run on another host gave 1.65×).
 - ``onnx-int8`` — ``onnx`` with dynamic int8 quantisation (``quantize_dynamic``, per-channel
   weights) of the attention projections (query, key, value, attention output); the two
   feed-forward matmuls stay float32, because quantising them too (the usual recipe, ~2.7×
-  faster) drops the worst row's cosine to ≈ 0.91. Measured on the same 100,000 glosses: 1.55×
-  ``torch`` (no faster than ``onnx``) and a worst-row cosine of 0.9875 (mean 0.9983), below
-  the 0.99 bar — kept selectable and measured, not recommended; ``onnx`` is the fast path.
+  faster) drops the worst row's cosine to ≈ 0.91. Measured on the same 100,000 glosses: 1.09×
+  ``torch`` and a worst-row cosine of 0.9875 (mean 0.9983), below the 0.99 bar — kept
+  selectable and measured, not recommended; ``openvino`` is the fast path. (Static int8
+  with NNCF was tried too: ``benchmarks/embed_int8_static.py``, not a backend.)
 
 The ONNX backends tokenise with the model's own fast tokenizer (same truncation, 256
 tokens), sort each chunk by length so a batch pads little (length buckets), and run with
