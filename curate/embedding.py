@@ -62,7 +62,9 @@ def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int | None = 
     cpus = int(ray.cluster_resources().get("CPU", 1))
     # leave a CPU for the read tasks: a pool holding every CPU would starve them (deadlock)
     actors = actors or max(1, (cpus - 1) // cpus_per_actor)
-    ds = ray.data.read_parquet(samples, columns=[column], num_cpus=0.25)
+    # select_columns, not read_parquet(columns=) (deprecated in Ray 2.60): Ray's optimiser
+    # pushes the projection into the file scan, so only the text column is read
+    ds = ray.data.read_parquet(samples, num_cpus=0.25).select_columns([column])
     ds = ds.map_batches(_EncodeActor, batch_size=rows_per_call, batch_format="numpy",
                         fn_constructor_args=(column, batch_size, device, cpus_per_actor,
                                              backend),
