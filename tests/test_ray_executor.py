@@ -51,10 +51,11 @@ def stores(tmp_path_factory, ray_cluster):
 
 def test_a_killed_encoder_actor_is_restarted_and_the_vectors_are_unchanged(
         tmp_path, wordnet_home, ray_cluster):
-    """The encoder actor's process dies (``os._exit``) on its first batch; Ray Data restarts
-    the actor and retries the batch, and the stored vectors are the local ones. First in this
-    module on purpose: run after the other Ray pipelines here it once hung (Ray Data waited
-    for the restarted actor); run first, it passed in every run this session."""
+    """Embedding as a Ray Data ``map_batches`` over encoder actors, with the actor's process
+    killed (``os._exit``) on its first batch: Ray Data restarts the actor and retries the
+    batch, and the stored vectors are the local ones; the sidecar says how they were made.
+    First in this module on purpose: run after the other Ray pipelines here it once hung (Ray
+    Data waited for the restarted actor); run first, it passed in every run this session."""
     from curate.embedding import embed_dataset
 
     root = tmp_path / "wn"
@@ -62,11 +63,14 @@ def test_a_killed_encoder_actor_is_restarted_and_the_vectors_are_unchanged(
     st = Store.open(root)
     local = np.array(st.embeddings("wordnet")[0])
     (ray_cluster / "armed").write_text("kill the encoder actor on its next batch")
-    embed_dataset(st, "wordnet", executor="ray", actors=1)
+    out = embed_dataset(st, "wordnet", executor="ray", actors=1)
     assert not (ray_cluster / "armed").exists()       # the actor really died
+    assert out["executor"] == "ray"
     far, meta = st.embeddings("wordnet")
-    assert meta.backend["executor"] == "ray"
+    assert far.shape == local.shape
+    # same rows, same vectors to float rounding (Ray Data batches pad differently)
     assert (np.asarray(far) * local).sum(axis=1).min() > 0.9999
+    assert meta.backend["backend"] == "openvino" and meta.backend["executor"] == "ray"
 
 
 def test_ingest_on_ray_is_byte_identical(tmp_path, ray_cluster):
@@ -106,23 +110,6 @@ def test_ray_ingest_refuses_bad_input_in_a_later_shard(tmp_path, ray_cluster, ca
     assert len(str(err.value).splitlines()) == 1
     assert tree_hash(st.root) == before
     assert not st.has_dataset("d")
-
-
-def test_embedding_on_ray_matches_local(tmp_path, wordnet_home, ray_cluster):
-    """Ray Data ``map_batches`` over encoder actors: same rows, same vectors (to float
-    rounding from per-batch padding), and the sidecar says how they were made."""
-    from curate.embedding import embed_dataset
-
-    root = tmp_path / "wn"
-    shutil.copytree(wordnet_home, root)
-    st = Store.open(root)
-    local = np.array(st.embeddings("wordnet")[0])
-    out = embed_dataset(st, "wordnet", executor="ray", actors=1)
-    assert out["executor"] == "ray"
-    far, meta = st.embeddings("wordnet")
-    assert far.shape == local.shape
-    assert (np.asarray(far) * local).sum(axis=1).min() > 0.9999
-    assert meta.backend["backend"] == "openvino" and meta.backend["executor"] == "ray"
 
 
 def test_a_failed_embed_job_writes_nothing(tmp_path, wordnet_home, ray_cluster):
