@@ -11,7 +11,7 @@ differs only in how it computes it:
   elsewhere. The precision used is recorded in the sidecar. Measured on 100,000 WordNet
   glosses (``benchmarks/scale_out.py --embed``; see the README) on an AMX CPU: 2.1× the
   texts/s of ``torch`` (2.2× in a one-process A/B), worst-row cosine to ``torch`` 0.99994;
-  on an AVX2-only CPU (f32) 1.4× (3,000 glosses, ``benchmarks/embed_int8_static.py``).
+  on an AVX2-only CPU (f32) 1.2–1.6× (3,000 glosses, ``benchmarks/embed_int8_static.py``).
 - ``onnx`` — the same network exported to ONNX (``torch.onnx.export``) and run by ONNX
   Runtime with all graph optimisations: float32, cosine to ``torch`` 1.0000 on every row;
   measured 0.98× the texts/s of ``torch`` (100,000 WordNet glosses, 2 cores, the README's

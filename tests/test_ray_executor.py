@@ -54,17 +54,21 @@ def test_a_killed_encoder_actor_is_restarted_and_the_vectors_are_unchanged(
     """Embedding as a Ray Data ``map_batches`` over encoder actors, with the actor's process
     killed (``os._exit``) on its first batch: Ray Data restarts the actor and retries the
     batch, and the stored vectors are the local ones; the sidecar says how they were made.
-    First in this module on purpose: run after the other Ray pipelines here it once hung (Ray
-    Data waited for the restarted actor); run first, it passed in every run this session."""
+    First in this module on purpose: run after the module's other Ray pipelines it once hung
+    (Ray Data waited for the restarted actor); run first it has not."""
     from curate.embedding import embed_dataset
 
     root = tmp_path / "wn"
     shutil.copytree(wordnet_home, root)
     st = Store.open(root)
     local = np.array(st.embeddings("wordnet")[0])
-    (ray_cluster / "armed").write_text("kill the encoder actor on its next batch")
-    out = embed_dataset(st, "wordnet", executor="ray", actors=1)
-    assert not (ray_cluster / "armed").exists()       # the actor really died
+    armed = ray_cluster / "armed"
+    armed.write_text("kill the encoder actor on its next batch")
+    try:
+        out = embed_dataset(st, "wordnet", executor="ray", actors=1)
+        assert not armed.exists()                     # the actor really died
+    finally:
+        armed.unlink(missing_ok=True)                 # never left for a later test's worker
     assert out["executor"] == "ray"
     far, meta = st.embeddings("wordnet")
     assert far.shape == local.shape
