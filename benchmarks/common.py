@@ -69,9 +69,35 @@ def write_markdown(path: Path, lines: list[str]) -> str:
 
 
 def machine() -> str:
+    """The host a benchmark ran on: arch, cores, Python, and the CPU model with the x86
+    extensions that decide float/bf16/int8 speed (hosts change between runs, so every result
+    says which one it came from)."""
     import os
 
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (f"{platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}; CPU {cpu_model()}: {cpu_isa()}")
+
+
+def _cpuinfo_field(name: str) -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        if line.startswith(name):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or "unknown"
+
+
+def cpu_isa() -> str:
+    """The vector extensions that matter here (AVX2, AVX-512, VNNI, AMX), from cpuinfo."""
+    flags = set(_cpuinfo_field("flags").split())
+    keep = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx_vnni")) or f == "avx2")
+    return " ".join(keep) or "unknown"
 
 
 def mean_std(values) -> str:

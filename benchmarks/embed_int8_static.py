@@ -18,30 +18,11 @@ NNCF is not a Curate dependency (this is a trial, not a backend):
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
-from common import RESULTS, machine, write_json, write_markdown
+from common import RESULTS, cpu_isa, cpu_model, machine, write_json, write_markdown
 
 N_TEST, N_CALIB, CALIB_BATCH = 3000, 512, 16
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
-def cpu_isa() -> str:
-    """The x86 extensions that decide int8/bf16 speed (VNNI, AVX-512, AMX), from cpuinfo."""
-    flags = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    keep = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx_vnni")) or f == "avx2")
-    return " ".join(keep) or "unknown"
 
 
 def main() -> None:
@@ -107,7 +88,7 @@ def main() -> None:
                   "nncf": nncf.__version__, "openvino": ov.__version__})
     write_json(RESULTS / "embed_int8_static.json", records)
     lines = [f"# int8 static quantisation trial ({N_TEST:,} WordNet glosses, one process; "
-             f"{machine()}; CPU {cpu_model()}: {cpu_isa()})", "",
+             f"{machine()})", "",
              "| variant | wall s | texts/s | × torch | cosine to torch, worst / mean |",
              "|---|---:|---:|---:|---|"]
     lines += [f"| {r['variant']} | {r['wall_s']:.1f} | {r['texts_per_s']:.0f} | "

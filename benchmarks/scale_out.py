@@ -19,8 +19,9 @@ runs), and records its wall time and its own peak RSS (``VmHWM`` of that process
 ``ray.cluster_utils.Cluster`` of ``--ray-nodes`` nodes sharing the CPUs — and every stage
 joins it through ``RAY_ADDRESS`` (what a user with a running cluster does), so a stage's wall
 time includes connecting but not starting the cluster. ``peak_rss_mb`` is the driver's
-(the ``curate`` process); ``workers_peak_rss_mb`` the peak of the Ray workers' summed RSS
-during the stage (sampled every 0.2 s).
+(the ``curate`` process); ``workers_peak_rss_mb`` / ``workers_peak_pss_mb`` the peak of
+the Ray workers' summed RSS / PSS during the stage (sampled every 0.2 s; RSS counts a
+shared mmap page once per worker, PSS splits it among them).
 
 Appends records to ``results/scale_out.json`` — a list of
 ``{executor, n_rows, dim, method, stage, wall_s, peak_rss_mb}`` (+ ``vectors_mb``, the size of
@@ -45,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, write_json  # noqa: E402
+from common import RESULTS, machine, write_json  # noqa: E402
 
 SHARD = 1_000_000
 CLASSES = 100
@@ -110,37 +111,52 @@ def stage(args: list[str], env: dict) -> dict:
     out = {"wall_s": round(wall, 2), "peak_rss_mb": round(peak, 1), "stdout": proc.stdout}
     if "RAY_ADDRESS" in env:
         out["workers_peak_rss_mb"] = round(workers.peak, 1)
+        out["workers_peak_pss_mb"] = round(workers.peak_pss, 1)
     return out
 
 
-def workers_rss_mb() -> float:
-    """The summed RSS of this machine's Ray worker processes (``ray::…``) now, in MB."""
-    total = 0.0
+def workers_memory_mb() -> tuple[float, float]:
+    """The summed RSS and PSS of this machine's Ray worker processes (``ray::…``) now, in MB.
+
+    RSS counts a page of the memory-mapped store once per worker that touched it; PSS
+    (proportional set size, ``/proc/PID/smaps_rollup``) splits a shared page among the
+    processes sharing it, so the PSS sum is what the workers really hold together."""
+    rss = pss = 0.0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
+            if not text.startswith("Name:\tray::"):
+                continue
+            rollup = (status.parent / "smaps_rollup").read_text()
         except OSError:
             continue
-        if text.startswith("Name:\tray::"):
-            for line in text.splitlines():
-                if line.startswith("VmRSS"):
-                    total += int(line.split()[1]) / 1024
-    return total
+        rss += _kb_field(text, "VmRSS") / 1024
+        pss += _kb_field(rollup, "Pss") / 1024
+    return rss, pss
+
+
+def _kb_field(text: str, name: str) -> int:
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    return 0
 
 
 class WorkersPeak:
-    """Samples ``workers_rss_mb`` every 0.2 s in a thread; ``peak`` is the highest sum."""
+    """Samples ``workers_memory_mb`` every 0.2 s in a thread; ``peak`` / ``peak_pss`` are the
+    highest sums seen."""
 
     def __init__(self) -> None:
         import threading
 
-        self.peak = 0.0
+        self.peak = self.peak_pss = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            self.peak = max(self.peak, workers_rss_mb())
+            rss, pss = workers_memory_mb()
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
 
     def __enter__(self):
         self._thread.start()
@@ -169,7 +185,7 @@ def run_pipeline(args) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="curate-scale-", dir=args.work))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     n, d = args.rows, args.dim
-    base = {"executor": args.executor, "n_rows": n, "dim": d,
+    base = {"executor": args.executor, "n_rows": n, "dim": d, "machine": machine(),
             "vectors_mb": round(n * d * 4 / 2**20, 1)}
     ex = []
     cluster = None
@@ -359,7 +375,8 @@ def _key(r: dict) -> tuple:
 
 def write_table(allrec: list[dict]) -> None:
     lines = ["| executor | rows | dim | stage | method | wall s | peak RSS MB | "
-             "vectors MB |", "|---|---:|---:|---|---|---:|---:|---:|"]
+             "Ray workers peak RSS / PSS MB | vectors MB |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|"]
     for r in allrec:
         if r["stage"].startswith("embed"):
             continue
@@ -367,7 +384,7 @@ def write_table(allrec: list[dict]) -> None:
                               if r.get("ray_nodes") else "")
         lines.append(f"| {ex} | {r['n_rows']:,} | {r['dim']} | {r['stage']} | "
                      f"{r['method'] or ''} | {r['wall_s']} | {r['peak_rss_mb']} | "
-                     f"{r.get('vectors_mb', '')} |")
+                     f"{_workers(r)} | {r.get('vectors_mb', '')} |")
     emb = [r for r in allrec if r["stage"] == "embed"]
     if emb:
         lines += ["", "| embed executor | backend | texts | wall s | texts/s | × torch | "
@@ -389,6 +406,12 @@ def write_table(allrec: list[dict]) -> None:
                   f"{r['speedup_block_max']})."]
     (RESULTS / "scale_out.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _workers(r: dict) -> str:
+    if "workers_peak_rss_mb" not in r:
+        return ""
+    return f"{r['workers_peak_rss_mb']} / {r.get('workers_peak_pss_mb', '–')}"
 
 
 def _clean(r: dict) -> dict:

@@ -299,8 +299,8 @@ def ingest_cases(draw):
     n = draw(st.integers(0, 7))
     names = draw(st.lists(st.one_of(st.sampled_from(NAMES), st.text(min_size=1, max_size=5)),
                           min_size=1, max_size=5, unique=True))
-    if "split" in names and draw(st.booleans()):
-        names.remove("split")
+    if "split" in names and len(names) > 1 and draw(st.booleans()):
+        names.remove("split")                           # keep one column: names is sampled
     dim = draw(st.integers(0, 3))
     columns, schema, kinds = {}, {}, {}
     for name in names:
