@@ -6,8 +6,10 @@ mat-vec (O(n·d) time, O(n) memory). Per-class quotas use largest remainder.
 Score = the residual ‖μ − mean(P_t)‖ after each pick (falls as the subset fills in).
 
 Groups over ``partition.PARTITION_ABOVE`` rows (``partition="auto"``) are cut into k-means
-cells; each cell herds its size-proportional share towards its own mean, one task per cell
-(``curate.methods.partition``: the union's error is at most the size-weighted cells' error).
+cells; each cell herds twice its size-proportional share towards its own mean, one task per
+cell, and a second round herds the q picks out of the cells' candidates towards the whole
+group's mean (GreeDi's two rounds; ``curate.methods.partition`` gives the bound and the size
+above which round two is skipped).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from curate.methods.partition import PART_SIZE, check_partition, partitioned
 from curate.selector import Needs, Picks, Selector, register
 
 
-def herd(X: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (in X) of q herded samples, and the residual after each pick."""
+def herd(X: np.ndarray, q: int, mu: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (in X, n × d) of q herded samples and the residual ‖μ − mean(P_t)‖ after
+    each pick (q,); μ is X's own mean unless given (the partitioned merge herds a cells'
+    candidate union towards the whole group's mean)."""
     X = np.asarray(X, dtype=np.float64)
-    mu = X.mean(axis=0)
+    mu = X.mean(axis=0) if mu is None else np.asarray(mu, dtype=np.float64)
     sq = np.einsum("ij,ij->i", X, X)
     taken = np.zeros(len(X), dtype=bool)
     total = np.zeros(X.shape[1])
@@ -61,5 +65,5 @@ class HerdingSelector(Selector):
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         positions, residuals, info, _ = partitioned(
             self, data, k, rng, herd, per_class=self.per_class, partition=self.partition,
-            part_size=int(self.part_size), merge="quota")
+            part_size=int(self.part_size), merge="union", refine=herd)
         return Picks(positions=positions, scores=residuals, info=info)

@@ -21,11 +21,18 @@ Merge, per method:
   F_P(S) ≥ (1 − 1/e)·max F_P; and F(S) ≥ F_P(S) for the true objective F. No constant
   factor against max F is claimed (GreeDi's own bound is (1 − 1/e)²/min(m, k));
   ``benchmarks/scale_out.py --objective`` measures F(S_partitioned)/F(S_single) at 1M rows.
-- k-center and herding — each cell takes its largest-remainder share of the quota
-  (q_p ∝ n_p) and runs the greedy on its own rows. k-center: the cover radius of the union
-  is the largest cell radius, each cell's within 2× of that cell's optimum for q_p centres
-  (Gonzalez 1985); herding: the union's mean is the size-weighted mean of the cells' means,
-  so its error is at most Σ_p (n_p/n)·‖μ_p − mean(S_p)‖.
+- k-center — each cell takes its largest-remainder share of the quota (q_p ∝ n_p) and
+  runs the greedy on its own rows: the cover radius of the union is the largest cell
+  radius, each cell's within 2× of that cell's optimum for q_p centres (Gonzalez 1985).
+- herding (``merge="union"``) — each cell herds ⌈2·q·n_p/n⌉ candidates towards its own
+  mean μ_p; round two herds q of the candidates towards the group's mean μ (read in
+  chunks of ``READ_ROWS``), so one cell's excess can cancel another's. Round one alone
+  (the first q_p candidates of each cell: herding's picks do not depend on how many follow)
+  has error ‖μ − mean(S)‖ ≤ Σ_p (n_p/n)·‖μ_p − mean(S_p)‖, since the union's mean is the
+  size-weighted mean of the cells' means; the merge keeps whichever of the two has the
+  smaller error, so that bound holds for the result. Round two costs O(q·2q·d) on the
+  driver, so a group with more than ``UNION_MAX_PICKS`` picks keeps round one's answer
+  (``info["merge"]`` counts the groups each way).
 
 ``partition="auto"`` (default) cuts only groups above ``PARTITION_ABOVE``; ``"none"`` never
 cuts (one exact greedy per group, whatever its size); ``"cells"`` always cuts into cells of
@@ -51,8 +58,11 @@ PARTITIONS = ("auto", "none", "cells")
 PARTITION_ABOVE = 50_000
 #: rows per k-means cell by default (an exact kNN graph on 10k rows takes ~0.3 s)
 PART_SIZE = 10_000
-#: rows gathered at a time when a whole group is read (assigning rows to cells)
+#: rows gathered at a time when a whole group is read (assigning rows to cells, its mean)
 READ_ROWS = 1 << 18
+#: ``merge="union"`` runs round two only for a group of at most this many picks (round two
+#: is O(q·2q·d): ~1 min at q = 20,000, d = 128 on 2 cores)
+UNION_MAX_PICKS = 20_000
 
 
 def check_partition(method: str, partition: Any, part_size: Any) -> None:
@@ -82,6 +92,14 @@ def cut(embeddings, idx: np.ndarray, q: int, *, partition: str, part_size: int,
     return [idx[part] for part in np.split(order, starts[1:]) if len(part)]
 
 
+def group_mean(embeddings, idx: np.ndarray) -> np.ndarray:
+    """The float64 mean of rows ``idx`` (d,), read ``READ_ROWS`` at a time."""
+    total = np.zeros(embeddings.shape[1])
+    for lo in range(0, len(idx), READ_ROWS):
+        total += np.asarray(embeddings[idx[lo:lo + READ_ROWS]], dtype=np.float64).sum(axis=0)
+    return total / max(len(idx), 1)
+
+
 def _part_task(item: tuple[Callable, np.ndarray, int, dict], shared: dict[str, Any]):
     """Solve one part: ``solve(X_part, q, **kw) -> (local positions, per-pick scores)``."""
     solve, positions, q, kw = item
@@ -92,12 +110,15 @@ def _part_task(item: tuple[Callable, np.ndarray, int, dict], shared: dict[str, A
 
 def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callable, *,
                 per_class: bool, partition: str, part_size: int, merge: str,
-                kw: Callable[[np.random.Generator, int], dict] | None = None
+                kw: Callable[[np.random.Generator, int], dict] | None = None,
+                refine: Callable | None = None
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[np.ndarray]]:
     """Run ``solve`` on every part of every group on the selector's executor and merge.
 
-    ``merge="gains"`` (facility location: oversample, keep the q largest gains of a group)
-    or ``"quota"`` (k-center, herding: each part its largest-remainder share).
+    ``merge="gains"`` (facility location: oversample, keep the q largest gains of a group),
+    ``"quota"`` (k-center: each part its largest-remainder share) or ``"union"`` (herding:
+    oversample, then round two ``refine(X_union, q, mu) -> (positions, scores)`` towards the
+    group's mean ``mu``, kept if its error ‖mu − mean(S)‖ is below round one's).
     ``kw(rng, part_rows)`` gives a part's extra keyword arguments (drawn in part order on the
     driver: seeded and executor-free). Returns (positions, scores, info, each part's scores).
     Groups are interleaved in quota order: the t-th pick (0-based) of a group with quota q
@@ -111,9 +132,10 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
     for idx, q in groups:
         parts = cut(data.embeddings, idx, q, partition=partition, part_size=part_size, rng=rng)
         sizes = np.array([len(p) for p in parts])
+        how = merge if merge != "union" or q <= UNION_MAX_PICKS else "quota"
         if len(parts) == 1:
             quotas = np.array([q])
-        elif merge == "gains":
+        elif how in ("gains", "union"):
             quotas = np.minimum(sizes, np.ceil(2.0 * q * sizes / sizes.sum()).astype(np.int64))
         else:
             quotas = largest_remainder(sizes, q)
@@ -121,13 +143,17 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
         for part, qp in zip(parts, quotas, strict=True):
             if qp:
                 items.append((solve, part, int(qp), kw(rng, len(part)) if kw else {}))
-        plan.append((q, first, len(items), quotas, sizes))
+        plan.append((q, first, len(items), quotas, sizes, how, idx))
     results = selector.executor.map(_part_task, items, shared={"embeddings": data.embeddings},
                                     desc=f"{selector.name} parts" if len(items) > 1 else "")
-    positions, scores, exhausted = [], [], 0
-    for q, lo, hi, quotas, sizes in plan:
+    positions, scores, exhausted, merged = [], [], 0, {"union": 0, "quota": 0}
+    for q, lo, hi, quotas, sizes, how, idx in plan:
         pos = np.concatenate([results[i][0] for i in range(lo, hi)])
         sc = np.concatenate([results[i][1] for i in range(lo, hi)])
+        if merge == "union" and hi - lo > 1:
+            pos, sc, kept = _union_merge(data.embeddings, idx, q, results[lo:hi], sizes,
+                                         refine if how == "union" else None)
+            merged[kept] += 1
         if merge == "gains" and hi - lo > 1:
             keep = np.argsort(-sc, kind="stable")[:q]
             counts = np.bincount(np.repeat(np.arange(hi - lo), [len(results[i][0])
@@ -141,7 +167,31 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
     info = {"parts": len(items), "partitioned_groups": sum(hi - lo > 1 for _, lo, hi, *_ in plan)}
     if merge == "gains":
         info["parts_exhausted"] = exhausted
+    if merge == "union":
+        info["merge"] = merged
     keys = np.concatenate([(np.arange(len(pos)) + 0.5) / max(len(pos), 1) for pos in positions])
     order = np.argsort(keys, kind="stable")
     return (np.concatenate(positions)[order], np.concatenate(scores)[order], info,
             [r[1] for r in results])
+
+
+def _union_merge(embeddings, idx: np.ndarray, q: int, results: list, sizes: np.ndarray,
+                 refine: Callable | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Herding's merge of one cut group (every part solved: its oversampled quota is ≥ 1).
+    Round one is each part's first largest-remainder share of its prefix-consistent picks;
+    round two, when ``refine`` is given, re-herds the candidates' union towards the group's
+    mean μ. Returns (positions, scores, ``"union"`` or ``"quota"``): the round with the
+    smaller ‖μ − mean(S)‖, round one on a tie."""
+    shares = largest_remainder(sizes, q)
+    first = np.concatenate([r[0][:n] for r, n in zip(results, shares, strict=True)])
+    first_sc = np.concatenate([r[1][:n] for r, n in zip(results, shares, strict=True)])
+    if refine is None:
+        return first, first_sc, "quota"
+    mu = group_mean(embeddings, idx)
+    union = np.concatenate([r[0] for r in results])
+    picked, resid = refine(np.asarray(embeddings[union], dtype=np.float64), q, mu)
+    first_error = np.linalg.norm(mu - np.asarray(embeddings[np.sort(first)],
+                                                 dtype=np.float64).mean(axis=0))
+    if resid[-1] < first_error:
+        return union[picked], np.asarray(resid, dtype=np.float64), "union"
+    return first, first_sc, "quota"
