@@ -114,6 +114,20 @@ def mean_std(values) -> str:
     return f"{v.mean():.3f} ± {v.std():.3f}"
 
 
+def with_std(mean: float, std: float | None, spec: str = ".3f") -> str:
+    """A stored ``mean`` and ``std`` (None: one run) by ``mean_std``'s rules: a std of 0
+    says the runs did not vary, and a std below the last shown digit gets one significant
+    digit instead of ``± 0.000``."""
+    if std is None:
+        return f"{mean:{spec}}"
+    if std == 0:
+        return f"{mean:{spec}} (same every seed)"
+    digits = int(spec.strip("f").lstrip(".") or 0)
+    if std < 0.5 * 10 ** -digits:
+        return f"{mean:{spec}} ± {std:.1g}"
+    return f"{mean:{spec}} ± {std:{spec}}"
+
+
 def group(records: list[dict], *keys: str) -> dict[tuple, list[dict]]:
     out: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:

@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, full_store, machine, write_json, write_markdown  # noqa: E402
+from common import RESULTS, full_store, machine, with_std, write_json, write_markdown  # noqa: E402
 
 from curate.cli import main as cli_main  # noqa: E402
 from retrieval.fanout import FanoutEngine  # noqa: E402
@@ -155,7 +155,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40, help="diffusion epochs")
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--regimes", default="open,weak")
+    ap.add_argument("--render", action="store_true",
+                    help="redraw the .md and .png from the stored JSON; run nothing")
     args = ap.parse_args()
+    if args.render:
+        suffix = "" if args.domain == "wordnet" else f"-{args.domain}"
+        report(json.loads((RESULTS / f"fanout{suffix}.json").read_text()))
+        return
     st, index_name, table = domain_store(args.domain)
     qargs = [] if table is None else ["--queries", table]
     pipeline, teachers, diffusions = {}, {}, {}
@@ -225,14 +231,25 @@ def main() -> None:
            "reference_vendi_ceiling": ceiling, "pareto_front": pareto(results),
            "methods": results, "pipeline": pipeline, "args": vars(args), "machine": machine()}
     write_json(RESULTS / f"fanout{suffix}.json", out)
+    report(out)
+
+
+def report(out: dict) -> None:
+    """The Pareto plot and the markdown table of one domain's ``fanout[-domain].json``
+    (``--render`` redraws them from the stored JSON without re-running anything)."""
+    domain, results, pipeline = out["domain"], out["methods"], out["pipeline"]
+    suffix = "" if domain == "wordnet" else f"-{domain}"
+    n_test, ceiling = out["n_test_queries"], out["reference_vendi_ceiling"]
     png = RESULTS / f"fanout{suffix}-pareto.png"
-    plot(results, ceiling, png, f"{args.domain}: {n_test} test queries, k = {K}")
-    lines = [f"# Fan-out retrieval — {args.domain}", "",
-             f"{n_test} test queries of query set `{query_set}` (index `{index_name}`), "
-             f"k = {K}; objectives on each query's 500 nearest items; default composite 0.5 "
-             f"diversity (Vendi / k) + 0.5 alignment. Seeded methods: mean ± std over 3 seeds; "
-             f"others one run. Reference sets' own Vendi (first {K} items): {ceiling:.2f}. "
-             f"{machine()}. Produced by `python benchmarks/fanout.py --domain {args.domain}`.",
+    plot(results, ceiling, png, f"{domain}: {n_test} test queries, k = {out['k']}")
+    lines = [f"# Fan-out retrieval — {domain}", "",
+             f"{n_test} test queries of query set `{out['query_set']}` (index "
+             f"`{out['index']}`), k = {out['k']}; objectives on each query's {out['pool']} "
+             f"nearest items; default composite 0.5 diversity (Vendi / k) + 0.5 alignment. "
+             f"Seeded methods: mean ± std over 3 seeds (a std under the last digit shown has "
+             f"one significant digit); others one run. Reference sets' own Vendi (first "
+             f"{out['k']} items): {ceiling:.2f}. {out['machine']}. Produced by `python "
+             f"benchmarks/fanout.py --domain {domain}`.",
              "", f"![Pareto plot]({png.name})", "",
              "| method | recall@10 | capped | Vendi | alignment | coverage | groundedness | "
              "composite | Pareto | p50/p99 ms (b=1) | p50/p99 ms/query (b=64) |",
@@ -240,7 +257,7 @@ def main() -> None:
     front = set(out["pareto_front"])
 
     def pm(r, m, f=".3f"):
-        return f"{r[m]:{f}}" + (f" ± {r['std'][m]:{f}}" if r["std"] else "")
+        return with_std(r[m], r["std"][m] if r["std"] else None, f)
 
     for name, r in results.items():
         lat = r["latency_per_query"]
