@@ -24,10 +24,13 @@ kept), diffusion retriever. The query set's test split (up to ``--n-test``):
 Methods: ``topk``; ``mmr`` at λ 0.3/0.5/0.7/0.9; ``dpp`` at θ 0.3/0.5/0.7/0.9; per regime
 the teacher's mean fan-out (N = 1), best-of-8, best-of-64 at 3× noise, and best-of-16 at 3×
 noise warm-started from DPP sets + 2 CEM rounds (query-time search under the default
-weights), and the diffusion retriever at 6 and 3 Heun steps. Also: the reference sets' own
-Vendi (their first k items), the diversity ceiling.
-Headline (open regime, batch 64): ``latency_ratio_teacher_over_diffusion`` against the
-teacher's best setting by composite, and ``quality_fraction_diffusion_over_teacher``.
+weights), and the diffusion retriever at 6 and 3 Heun steps and with best-of-4 / 16 sampled
+sets ranked by the composite. Also: the reference sets' own Vendi (their first k items), the
+diversity ceiling.
+Headline (open regime, batch 64): ``latency_ratio_teacher_over_diffusion`` and
+``quality_fraction_diffusion_over_teacher`` of the teacher's best setting by composite
+against the diffusion setting with the best composite among those ≥ 10× faster (none: the
+one-pass default); every diffusion setting's pair is listed in the .md.
 Writes results/fanout[-manpages].json / .md and a Pareto plot (recall vs Vendi) .png.
 """
 
@@ -200,6 +203,9 @@ def main() -> None:
             suffix = "" if steps == 6 else f"-{steps}step"
             methods[f"diffusion-{regime}{suffix}"] = (
                 engine.retriever("diffusion", dm, steps=steps), [0, 1, 2])
+        for n in (4, 16):                  # the diffusion's own reward-guided search
+            methods[f"diffusion-{regime}-best{n}"] = (
+                engine.retriever("diffusion", dm, best_of=n), [0, 1, 2])
     results = {name: evaluate(name, retr, test, engine, seeds, n_test)
                for name, (retr, seeds) in methods.items()}
     first = np.where(test.refs[:n_test, :K] >= 0, test.refs[:n_test, :K], -1)
@@ -207,24 +213,34 @@ def main() -> None:
     ceiling = float(vendi(engine.vectors[first[full]]).mean()) if full.any() else float("nan")
 
     def headline(regime):
+        """The teacher's best setting by composite against the diffusion setting with the
+        best composite among those ≥ 10× faster at batch 64 (the issue's bar; none: the
+        one-pass default), as (latency ratio, quality fraction, teacher, diffusion)."""
         tks = [m for m in results if m.startswith(f"teacher-{regime}")]
-        d = results.get(f"diffusion-{regime}")
-        if not tks or d is None:
-            return None, None, None
+        if not tks or f"diffusion-{regime}" not in results:
+            return None, None, None, None
         best = max(tks, key=lambda m: results[m]["composite"])
         t = results[best]
-        return (t["latency_per_query"]["batch64"]["p50_ms"]
-                / d["latency_per_query"]["batch64"]["p50_ms"],
-                d["composite"] / t["composite"], best)
 
-    ratio, fraction, best = headline("open") if "open" in pipeline else (None, None, None)
+        def ratio(m):
+            return (t["latency_per_query"]["batch64"]["p50_ms"]
+                    / results[m]["latency_per_query"]["batch64"]["p50_ms"])
+
+        fast = [m for m in results if m.startswith(f"diffusion-{regime}") and ratio(m) >= 10]
+        dm = (max(fast, key=lambda m: results[m]["composite"]) if fast
+              else f"diffusion-{regime}")
+        return ratio(dm), results[dm]["composite"] / t["composite"], best, dm
+
+    ratio, fraction, best, _ = (headline("open") if "open" in pipeline
+                                else (None, None, None, None))
     suffix = "" if args.domain == "wordnet" else f"-{args.domain}"
     out = {"latency_ratio_teacher_over_diffusion": ratio,
            "quality_fraction_diffusion_over_teacher": fraction,
            "headline_regime": "open", "headline_teacher": best,
            "regimes": {r: dict(zip(("latency_ratio_teacher_over_diffusion",
                                     "quality_fraction_diffusion_over_teacher",
-                                    "teacher_setting"), headline(r), strict=True))
+                                    "teacher_setting", "diffusion_setting"), headline(r),
+                                   strict=True))
                        for r in pipeline},
            "domain": args.domain, "k": K, "pool": 500, "index": index_name,
            "query_set": query_set, "n_test_queries": n_test,
@@ -268,13 +284,20 @@ def report(out: dict) -> None:
                      f"{lat['batch1']['p50_ms']:.1f} / {lat['batch1']['p99_ms']:.1f} | "
                      f"{lat['batch64']['p50_ms']:.2f} / {lat['batch64']['p99_ms']:.2f} |")
     lines += ["", "Headline (batch 64): the teacher's best setting by composite over the "
-              "diffusion retriever (latency ratio, and diffusion's composite as a fraction):",
+              "diffusion retriever — its best-composite setting among those ≥ 10× faster "
+              "(latency ratio, and diffusion's composite as a fraction of the teacher's):",
               ""]
     for r, h in out["regimes"].items():
         if h["latency_ratio_teacher_over_diffusion"] is not None:
-            lines.append(f"- {r} ({h['teacher_setting']}): "
+            lines.append(f"- {r} ({h['teacher_setting']} over "
+                         f"{h.get('diffusion_setting', f'diffusion-{r}')}): "
                          f"{h['latency_ratio_teacher_over_diffusion']:.1f}× faster, "
                          f"{h['quality_fraction_diffusion_over_teacher']:.3f} of the quality")
+            t = results[h["teacher_setting"]]
+            for m in (m for m in results if m.startswith(f"diffusion-{r}")):
+                d = results[m]
+                lines.append(f"  - {m}: {t['latency_per_query']['batch64']['p50_ms'] / d['latency_per_query']['batch64']['p50_ms']:.1f}× faster, "  # noqa: E501
+                             f"{d['composite'] / t['composite']:.3f} of the quality")
     lines += ["", "Pipeline wall time (train-teacher + synthesize + train-diffusion): "
               + ", ".join(f"{r} {p['wall_s']:.0f} s" for r, p in pipeline.items())]
     write_markdown(RESULTS / f"fanout{suffix}.md", lines)
