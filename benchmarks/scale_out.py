@@ -21,7 +21,8 @@ joins it through ``RAY_ADDRESS`` (what a user with a running cluster does), so a
 time includes connecting but not starting the cluster. ``peak_rss_mb`` is the driver's
 (the ``curate`` process); ``workers_peak_rss_mb`` / ``workers_peak_pss_mb`` the peak of
 the Ray workers' summed RSS / PSS during the stage (sampled every 0.2 s; RSS counts a
-shared mmap page once per worker, PSS splits it among them).
+shared mmap page once per worker, PSS splits it among them), and ``job_peak_pss_mb`` the
+peak of driver + workers PSS: the memory the whole job held, each page once.
 
 Appends records to ``results/scale_out.json`` — a list of
 ``{executor, n_rows, dim, method, stage, wall_s, peak_rss_mb}`` (+ ``vectors_mb``, the size of
@@ -101,17 +102,19 @@ def make_signals(store: Path, path: Path, seed: int = 0) -> None:
 
 def stage(args: list[str], env: dict) -> dict:
     t0 = time.perf_counter()
-    with WorkersPeak() as workers:
-        proc = subprocess.run([sys.executable, "-c", STAGE_RUNNER, *args], env=env,
-                              capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", STAGE_RUNNER, *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with WorkersPeak(driver=proc.pid) as workers:
+        stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"stage {args[2:4]} failed: {proc.stderr.strip()[-500:]}")
-    peak = json.loads(proc.stderr.strip().splitlines()[-1])["peak_rss_mb"]
-    out = {"wall_s": round(wall, 2), "peak_rss_mb": round(peak, 1), "stdout": proc.stdout}
+        raise SystemExit(f"stage {args[2:4]} failed: {stderr.strip()[-500:]}")
+    peak = json.loads(stderr.strip().splitlines()[-1])["peak_rss_mb"]
+    out = {"wall_s": round(wall, 2), "peak_rss_mb": round(peak, 1), "stdout": stdout}
     if "RAY_ADDRESS" in env:
         out["workers_peak_rss_mb"] = round(workers.peak, 1)
         out["workers_peak_pss_mb"] = round(workers.peak_pss, 1)
+        out["job_peak_pss_mb"] = round(workers.peak_job_pss, 1)
     return out
 
 
@@ -135,6 +138,14 @@ def workers_memory_mb() -> tuple[float, float]:
     return rss, pss
 
 
+def pss_mb(pid: int) -> float:
+    """One process's PSS now, in MB (0 once it has exited)."""
+    try:
+        return _kb_field(Path(f"/proc/{pid}/smaps_rollup").read_text(), "Pss") / 1024
+    except OSError:
+        return 0.0
+
+
 def _kb_field(text: str, name: str) -> int:
     for line in text.splitlines():
         if line.startswith(name + ":"):
@@ -143,20 +154,24 @@ def _kb_field(text: str, name: str) -> int:
 
 
 class WorkersPeak:
-    """Samples ``workers_memory_mb`` every 0.2 s in a thread; ``peak`` / ``peak_pss`` are the
-    highest sums seen."""
+    """Samples ``workers_memory_mb`` (and the driver's PSS) every 0.2 s in a thread; ``peak``
+    / ``peak_pss`` are the highest worker sums seen, ``peak_job_pss`` the highest driver +
+    workers PSS sum — what the job held on this machine, each shared page counted once."""
 
-    def __init__(self) -> None:
+    def __init__(self, driver: int | None = None) -> None:
         import threading
 
-        self.peak = self.peak_pss = 0.0
+        self.driver = driver
+        self.peak = self.peak_pss = self.peak_job_pss = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
             rss, pss = workers_memory_mb()
+            job = pss + (pss_mb(self.driver) if self.driver else 0.0)
             self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
+            self.peak_job_pss = max(self.peak_job_pss, job)
 
     def __enter__(self):
         self._thread.start()
@@ -375,8 +390,8 @@ def _key(r: dict) -> tuple:
 
 def write_table(allrec: list[dict]) -> None:
     lines = ["| executor | rows | dim | stage | method | wall s | peak RSS MB | "
-             "Ray workers peak RSS / PSS MB | vectors MB |",
-             "|---|---:|---:|---|---|---:|---:|---:|---:|"]
+             "Ray workers peak RSS / PSS MB | job peak PSS MB | vectors MB |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|"]
     for r in allrec:
         if r["stage"].startswith("embed"):
             continue
@@ -384,7 +399,8 @@ def write_table(allrec: list[dict]) -> None:
                               if r.get("ray_nodes") else "")
         lines.append(f"| {ex} | {r['n_rows']:,} | {r['dim']} | {r['stage']} | "
                      f"{r['method'] or ''} | {r['wall_s']} | {r['peak_rss_mb']} | "
-                     f"{_workers(r)} | {r.get('vectors_mb', '')} |")
+                     f"{_workers(r)} | {r.get('job_peak_pss_mb', '')} | "
+                     f"{r.get('vectors_mb', '')} |")
     emb = [r for r in allrec if r["stage"] == "embed"]
     if emb:
         lines += ["", "| embed executor | backend | texts | wall s | texts/s | × torch | "
