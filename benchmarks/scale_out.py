@@ -115,6 +115,7 @@ def stage(args: list[str], env: dict) -> dict:
         out["workers_peak_rss_mb"] = round(workers.peak, 1)
         out["workers_peak_pss_mb"] = round(workers.peak_pss, 1)
         out["job_peak_pss_mb"] = round(workers.peak_job_pss, 1)
+        out["job_peak_pss_parts_mb"] = {k: round(v, 1) for k, v in workers.job_parts.items()}
     return out
 
 
@@ -138,12 +139,32 @@ def workers_memory_mb() -> tuple[float, float]:
     return rss, pss
 
 
-def pss_mb(pid: int) -> float:
-    """One process's PSS now, in MB (0 once it has exited)."""
-    try:
-        return _kb_field(Path(f"/proc/{pid}/smaps_rollup").read_text(), "Pss") / 1024
-    except OSError:
-        return 0.0
+PSS_KINDS = ("Pss_Anon", "Pss_File", "Pss_Shmem")
+
+
+def pss_parts_mb(pids) -> dict[str, float]:
+    """Summed PSS of ``pids`` by kind (anonymous, file-backed — the memory-mapped store —
+    and shared memory — Ray's object store), in MB; exited processes count 0."""
+    out = dict.fromkeys(PSS_KINDS, 0.0)
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for kind in PSS_KINDS:
+            out[kind] += _kb_field(text, kind) / 1024
+    return out
+
+
+def ray_worker_pids() -> list[int]:
+    pids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if status.read_text().startswith("Name:\tray::"):
+                pids.append(int(status.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
 
 
 def _kb_field(text: str, name: str) -> int:
@@ -163,15 +184,18 @@ class WorkersPeak:
 
         self.driver = driver
         self.peak = self.peak_pss = self.peak_job_pss = 0.0
+        self.job_parts: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
             rss, pss = workers_memory_mb()
-            job = pss + (pss_mb(self.driver) if self.driver else 0.0)
             self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
-            self.peak_job_pss = max(self.peak_job_pss, job)
+            if self.driver:
+                parts = pss_parts_mb([self.driver, *ray_worker_pids()])
+                if sum(parts.values()) > self.peak_job_pss:
+                    self.peak_job_pss, self.job_parts = sum(parts.values()), parts
 
     def __enter__(self):
         self._thread.start()
