@@ -39,7 +39,10 @@ def test_union_merge_by_hand():
     pos, sc, kept = P._union_merge(X, np.arange(4), 2, results, np.array([2, 2]), herd)
     assert kept == "union" and pos.tolist() == [2, 1]
     assert sc.tolist() == pytest.approx([0.0, 0.5])
-    pos, _, kept = P._union_merge(X, np.arange(4), 2, results, np.array([2, 2]), None)
+    def worse(X_union, q, mu):               # a round two that does worse than round one
+        return np.array([0, 3]), np.array([9.0, 9.0])
+
+    pos, _, kept = P._union_merge(X, np.arange(4), 2, results, np.array([2, 2]), worse)
     assert kept == "quota" and pos.tolist() == [0, 2]
 
 
@@ -75,3 +78,15 @@ def test_a_group_over_union_max_picks_keeps_round_one(monkeypatch):
     quota, _ = _partitioned_herding(X, k, "quota")
     assert info["merge"] == {"union": 0, "quota": 1}
     assert union.tolist() == quota.tolist()
+
+
+def test_a_cell_whose_share_rounds_to_zero_over_the_cap(monkeypatch):
+    # a one-row cell's share of 30 picks out of 3,001 rows rounds to 0, so it gets no task:
+    # the fallback above UNION_MAX_PICKS must not expect one result per cell
+    X = _mixture(3001)
+    cells = [*np.array_split(np.arange(3000), 4), np.array([3000])]
+    monkeypatch.setattr(P, "cut", lambda *a, **k: cells)
+    monkeypatch.setattr(P, "UNION_MAX_PICKS", 1)
+    pos, info = _partitioned_herding(X, 30, "union")
+    assert len(set(pos.tolist())) == 30 and 3000 not in pos
+    assert info["parts"] == 4 and info["merge"] == {"union": 0, "quota": 1}

@@ -28,11 +28,12 @@ Merge, per method:
   mean μ_p; round two herds q of the candidates towards the group's mean μ (read in
   chunks of ``READ_ROWS``), so one cell's excess can cancel another's. Round one alone
   (the first q_p candidates of each cell: herding's picks do not depend on how many follow)
-  has error ‖μ − mean(S)‖ ≤ Σ_p (n_p/n)·‖μ_p − mean(S_p)‖, since the union's mean is the
-  size-weighted mean of the cells' means; the merge keeps whichever of the two has the
-  smaller error, so that bound holds for the result. Round two costs O(q·2q·d) on the
-  driver, so a group with more than ``UNION_MAX_PICKS`` picks keeps round one's answer
-  (``info["merge"]`` counts the groups each way).
+  has error ‖μ − mean(S)‖ ≤ Σ_p (n_p/n)·‖μ_p − mean(S_p)‖ up to share rounding (mean(S) is
+  Σ_p (q_p/q)·mean(S_p), and q_p/q = n_p/n only before rounding to whole picks); the merge
+  keeps whichever of the two rounds has the smaller error, so that bound holds for the
+  result. Round two costs O(q·2q·d) on the driver, so a group with more than
+  ``UNION_MAX_PICKS`` picks keeps round one's answer (``info["merge"]`` counts the groups
+  each way).
 
 ``partition="auto"`` (default) cuts only groups above ``PARTITION_ABOVE``; ``"none"`` never
 cuts (one exact greedy per group, whatever its size); ``"cells"`` always cuts into cells of
@@ -151,8 +152,11 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
         pos = np.concatenate([results[i][0] for i in range(lo, hi)])
         sc = np.concatenate([results[i][1] for i in range(lo, hi)])
         if merge == "union" and hi - lo > 1:
-            pos, sc, kept = _union_merge(data.embeddings, idx, q, results[lo:hi], sizes,
-                                         refine if how == "union" else None)
+            if how == "union":
+                pos, sc, kept = _union_merge(data.embeddings, idx, q, results[lo:hi], sizes,
+                                             refine)
+            else:                # over UNION_MAX_PICKS: the quota answers as they are
+                kept = "quota"
             merged[kept] += 1
         if merge == "gains" and hi - lo > 1:
             keep = np.argsort(-sc, kind="stable")[:q]
@@ -176,17 +180,15 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
 
 
 def _union_merge(embeddings, idx: np.ndarray, q: int, results: list, sizes: np.ndarray,
-                 refine: Callable | None) -> tuple[np.ndarray, np.ndarray, str]:
+                 refine: Callable) -> tuple[np.ndarray, np.ndarray, str]:
     """Herding's merge of one cut group (every part solved: its oversampled quota is ≥ 1).
     Round one is each part's first largest-remainder share of its prefix-consistent picks;
-    round two, when ``refine`` is given, re-herds the candidates' union towards the group's
-    mean μ. Returns (positions, scores, ``"union"`` or ``"quota"``): the round with the
-    smaller ‖μ − mean(S)‖, round one on a tie."""
+    round two re-herds the candidates' union towards the group's mean μ. Returns (positions,
+    scores, ``"union"`` or ``"quota"``): the round with the smaller ‖μ − mean(S)‖, round one
+    on a tie."""
     shares = largest_remainder(sizes, q)
     first = np.concatenate([r[0][:n] for r, n in zip(results, shares, strict=True)])
     first_sc = np.concatenate([r[1][:n] for r, n in zip(results, shares, strict=True)])
-    if refine is None:
-        return first, first_sc, "quota"
     mu = group_mean(embeddings, idx)
     union = np.concatenate([r[0] for r in results])
     picked, resid = refine(np.asarray(embeddings[union], dtype=np.float64), q, mu)
