@@ -104,7 +104,7 @@ def stage(args: list[str], env: dict) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", STAGE_RUNNER, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with WorkersPeak(driver=proc.pid) as workers:
+    with WorkersPeak(driver=proc.pid if "RAY_ADDRESS" in env else None) as workers:
         stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -119,52 +119,34 @@ def stage(args: list[str], env: dict) -> dict:
     return out
 
 
-def workers_memory_mb() -> tuple[float, float]:
-    """The summed RSS and PSS of this machine's Ray worker processes (``ray::…``) now, in MB.
-
-    RSS counts a page of the memory-mapped store once per worker that touched it; PSS
-    (proportional set size, ``/proc/PID/smaps_rollup``) splits a shared page among the
-    processes sharing it, so the PSS sum is what the workers really hold together."""
-    rss = pss = 0.0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-            if not text.startswith("Name:\tray::"):
-                continue
-            rollup = (status.parent / "smaps_rollup").read_text()
-        except OSError:
-            continue
-        rss += _kb_field(text, "VmRSS") / 1024
-        pss += _kb_field(rollup, "Pss") / 1024
-    return rss, pss
-
-
 PSS_KINDS = ("Pss_Anon", "Pss_File", "Pss_Shmem")
 
 
-def pss_parts_mb(pids) -> dict[str, float]:
-    """Summed PSS of ``pids`` by kind (anonymous, file-backed — the memory-mapped store —
-    and shared memory — Ray's object store), in MB; exited processes count 0."""
-    out = dict.fromkeys(PSS_KINDS, 0.0)
-    for pid in pids:
+def ray_workers() -> dict[int, int]:
+    """This machine's Ray worker processes (``ray::…``, idle ones included): pid → VmRSS kB."""
+    out = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
+            text = status.read_text()
+            if text.startswith("Name:\tray::"):
+                out[int(status.parent.name)] = _kb_field(text, "VmRSS")
+        except (OSError, ValueError):
             continue
-        for kind in PSS_KINDS:
-            out[kind] += _kb_field(text, kind) / 1024
     return out
 
 
-def ray_worker_pids() -> list[int]:
-    pids = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            if status.read_text().startswith("Name:\tray::"):
-                pids.append(int(status.parent.name))
-        except (OSError, ValueError):
-            continue
-    return pids
+def pss_kb(pid: int) -> dict[str, int]:
+    """One process's PSS by kind (anonymous, file-backed — the memory-mapped store — and
+    shared memory — Ray's object store) and in total (``Pss``; the kinds are absent on
+    kernels before 5.6), in kB from ``/proc/PID/smaps_rollup``; {} once it has exited.
+
+    RSS counts a page of the memory-mapped store once per process that touched it; PSS
+    splits a shared page among the processes sharing it, so a PSS sum counts it once."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return {}
+    return {k: _kb_field(text, k) for k in ("Pss", *PSS_KINDS)}
 
 
 def _kb_field(text: str, name: str) -> int:
@@ -175,9 +157,10 @@ def _kb_field(text: str, name: str) -> int:
 
 
 class WorkersPeak:
-    """Samples ``workers_memory_mb`` (and the driver's PSS) every 0.2 s in a thread; ``peak``
-    / ``peak_pss`` are the highest worker sums seen, ``peak_job_pss`` the highest driver +
-    workers PSS sum — what the job held on this machine, each shared page counted once."""
+    """Every 0.2 s in a thread, one scan of the Ray workers: ``peak`` / ``peak_pss`` are the
+    highest sums of their RSS / PSS, ``peak_job_pss`` the highest driver + workers PSS (each
+    shared page once; raylet and its object-store process are not counted) and ``job_parts``
+    that sample's PSS by kind, all in MB."""
 
     def __init__(self, driver: int | None = None) -> None:
         import threading
@@ -190,12 +173,17 @@ class WorkersPeak:
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            rss, pss = workers_memory_mb()
-            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
+            workers = ray_workers()
+            pss = {pid: pss_kb(pid) for pid in workers}
+            self.peak = max(self.peak, sum(workers.values()) / 1024)
+            self.peak_pss = max(self.peak_pss, sum(p.get("Pss", 0) for p in pss.values()) / 1024)
             if self.driver:
-                parts = pss_parts_mb([self.driver, *ray_worker_pids()])
-                if sum(parts.values()) > self.peak_job_pss:
-                    self.peak_job_pss, self.job_parts = sum(parts.values()), parts
+                job = [*pss.values(), pss_kb(self.driver)]
+                total = sum(p.get("Pss", 0) for p in job) / 1024
+                if total > self.peak_job_pss:
+                    self.peak_job_pss = total
+                    self.job_parts = {k: sum(p.get(k, 0) for p in job) / 1024
+                                      for k in PSS_KINDS}
 
     def __enter__(self):
         self._thread.start()
