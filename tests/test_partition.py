@@ -36,13 +36,13 @@ def test_union_merge_by_hand():
     parts = [np.array([0, 1]), np.array([2, 3])]
     results = [(p[herd(X[p], 2)[0]], herd(X[p], 2)[1]) for p in parts]
     assert [r[0].tolist() for r in results] == [[0, 1], [2, 3]]
-    pos, sc, kept = P._union_merge(X, np.arange(4), 2, results, np.array([2, 2]), herd)
+    pos, sc, kept = P._union_merge(X, X.mean(axis=0), 2, results, np.array([2, 2]), herd)
     assert kept == "union" and pos.tolist() == [2, 1]
     assert sc.tolist() == pytest.approx([0.0, 0.5])
     def worse(X_union, q, mu):               # a round two that does worse than round one
         return np.array([0, 3]), np.array([9.0, 9.0])
 
-    pos, _, kept = P._union_merge(X, np.arange(4), 2, results, np.array([2, 2]), worse)
+    pos, _, kept = P._union_merge(X, X.mean(axis=0), 2, results, np.array([2, 2]), worse)
     assert kept == "quota" and pos.tolist() == [0, 2]
 
 
@@ -85,7 +85,7 @@ def test_a_cell_whose_share_rounds_to_zero_over_the_cap(monkeypatch):
     # the fallback above UNION_MAX_PICKS must not expect one result per cell
     X = _mixture(3001)
     cells = [*np.array_split(np.arange(3000), 4), np.array([3000])]
-    monkeypatch.setattr(P, "cut", lambda *a, **k: cells)
+    monkeypatch.setattr(P, "cut", lambda *a, **k: (cells, X.mean(axis=0, dtype=np.float64)))
     monkeypatch.setattr(P, "UNION_MAX_PICKS", 1)
     pos, info = _partitioned_herding(X, 30, "union")
     assert len(set(pos.tolist())) == 30 and 3000 not in pos

@@ -123,8 +123,8 @@ class Dedup(Selector):
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
         n = data.n
         emb = data.embeddings
-        cells = cut(emb, np.arange(n, dtype=np.int64), 0, partition="cells",
-                    part_size=self.cell_size, rng=rng)
+        cells, _ = cut(emb, np.arange(n, dtype=np.int64), 0, partition="cells",
+                       part_size=self.cell_size, rng=rng)
         eps = self.eps if self.semantic else None
         results = self.executor.map(_cell_task, [(c, eps) for c in cells],
                                     shared={"embeddings": emb},

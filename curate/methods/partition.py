@@ -25,8 +25,8 @@ Merge, per method:
   runs the greedy on its own rows: the cover radius of the union is the largest cell
   radius, each cell's within 2× of that cell's optimum for q_p centres (Gonzalez 1985).
 - herding (``merge="union"``) — each cell herds ⌈2·q·n_p/n⌉ candidates towards its own
-  mean μ_p; round two herds q of the candidates towards the group's mean μ (read in
-  chunks of ``READ_ROWS``), so one cell's excess can cancel another's. Round one alone
+  mean μ_p; round two herds q of the candidates towards the group's mean μ (summed in
+  the pass that assigns rows to cells), so one cell's excess can cancel another's. Round one alone
   (the first q_p candidates of each cell: herding's picks do not depend on how many follow)
   has error ‖μ − mean(S)‖ ≤ Σ_p (n_p/n)·‖μ_p − mean(S_p)‖ up to share rounding (mean(S) is
   Σ_p (q_p/q)·mean(S_p), and q_p/q = n_p/n only before rounding to whole picks); the merge
@@ -72,33 +72,29 @@ def check_partition(method: str, partition: Any, part_size: Any) -> None:
 
 
 def cut(embeddings, idx: np.ndarray, q: int, *, partition: str, part_size: int,
-        rng: np.random.Generator) -> list[np.ndarray]:
-    """The parts of one group (positions ``idx`` into the candidates): ``[idx]`` or its
-    k-means cells (each sorted, empty cells dropped, in cell order)."""
+        rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The parts of one group (positions ``idx`` into the candidates) and, when it is cut,
+    the group's float64 mean (d,). Returns ``([idx], None)`` or (its k-means cells, each
+    sorted, empty cells dropped, in cell order; the mean): the one pass that assigns the rows
+    to cells, ``READ_ROWS`` at a time, also sums them, so no merge reads the group again."""
     n = len(idx)
     m = math.ceil(n / part_size)
     if partition == "none" or m < 2 or (partition == "auto" and n <= PARTITION_ABOVE):
-        return [idx]
+        return [idx], None
     d = embeddings.shape[1]
     train = np.sort(rng.choice(n, size=min(n, m * 256), replace=False))
     km = faiss.Kmeans(d, m, niter=10, seed=int(rng.integers(2**31 - 1)),
                       max_points_per_centroid=256, spherical=False)
     km.train(np.ascontiguousarray(embeddings[idx[train]], dtype=np.float32))
     cell = np.empty(n, dtype=np.int64)
+    total = np.zeros(d)
     for lo in range(0, n, READ_ROWS):
         x = np.ascontiguousarray(embeddings[idx[lo:lo + READ_ROWS]], dtype=np.float32)
         cell[lo:lo + len(x)] = km.index.search(x, 1)[1][:, 0]
+        total += x.sum(axis=0, dtype=np.float64)
     order = np.argsort(cell, kind="stable")
     _, starts = np.unique(cell[order], return_index=True)
-    return [idx[part] for part in np.split(order, starts[1:]) if len(part)]
-
-
-def group_mean(embeddings, idx: np.ndarray) -> np.ndarray:
-    """The float64 mean of rows ``idx`` (d,), read ``READ_ROWS`` at a time."""
-    total = np.zeros(embeddings.shape[1])
-    for lo in range(0, len(idx), READ_ROWS):
-        total += np.asarray(embeddings[idx[lo:lo + READ_ROWS]], dtype=np.float64).sum(axis=0)
-    return total / max(len(idx), 1)
+    return [idx[part] for part in np.split(order, starts[1:]) if len(part)], total / n
 
 
 def _part_task(item: tuple[Callable, np.ndarray, int, dict], shared: dict[str, Any]):
@@ -131,7 +127,8 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
               else [(np.arange(data.n), k)])
     items, plan = [], []
     for idx, q in groups:
-        parts = cut(data.embeddings, idx, q, partition=partition, part_size=part_size, rng=rng)
+        parts, mu = cut(data.embeddings, idx, q, partition=partition, part_size=part_size,
+                        rng=rng)
         sizes = np.array([len(p) for p in parts])
         how = merge if merge != "union" or q <= UNION_MAX_PICKS else "quota"
         if len(parts) == 1:
@@ -144,16 +141,16 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
         for part, qp in zip(parts, quotas, strict=True):
             if qp:
                 items.append((solve, part, int(qp), kw(rng, len(part)) if kw else {}))
-        plan.append((q, first, len(items), quotas, sizes, how, idx))
+        plan.append((q, first, len(items), quotas, sizes, how, mu))
     results = selector.executor.map(_part_task, items, shared={"embeddings": data.embeddings},
                                     desc=f"{selector.name} parts" if len(items) > 1 else "")
     positions, scores, exhausted, merged = [], [], 0, {"union": 0, "quota": 0}
-    for q, lo, hi, quotas, sizes, how, idx in plan:
+    for q, lo, hi, quotas, sizes, how, mu in plan:
         pos = np.concatenate([results[i][0] for i in range(lo, hi)])
         sc = np.concatenate([results[i][1] for i in range(lo, hi)])
         if merge == "union" and hi - lo > 1:
             if how == "union":
-                pos, sc, kept = _union_merge(data.embeddings, idx, q, results[lo:hi], sizes,
+                pos, sc, kept = _union_merge(data.embeddings, mu, q, results[lo:hi], sizes,
                                              refine)
             else:                # over UNION_MAX_PICKS: the quota answers as they are
                 kept = "quota"
@@ -179,17 +176,16 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
             [r[1] for r in results])
 
 
-def _union_merge(embeddings, idx: np.ndarray, q: int, results: list, sizes: np.ndarray,
+def _union_merge(embeddings, mu: np.ndarray, q: int, results: list, sizes: np.ndarray,
                  refine: Callable) -> tuple[np.ndarray, np.ndarray, str]:
     """Herding's merge of one cut group (every part solved: its oversampled quota is ≥ 1).
     Round one is each part's first largest-remainder share of its prefix-consistent picks;
-    round two re-herds the candidates' union towards the group's mean μ. Returns (positions,
-    scores, ``"union"`` or ``"quota"``): the round with the smaller ‖μ − mean(S)‖, round one
-    on a tie."""
+    round two re-herds the candidates' union towards the group's mean μ (``cut``'s).
+    Returns (positions, scores, ``"union"`` or ``"quota"``): the round with the smaller
+    ‖μ − mean(S)‖, round one on a tie."""
     shares = largest_remainder(sizes, q)
     first = np.concatenate([r[0][:n] for r, n in zip(results, shares, strict=True)])
     first_sc = np.concatenate([r[1][:n] for r, n in zip(results, shares, strict=True)])
-    mu = group_mean(embeddings, idx)
     union = np.concatenate([r[0] for r in results])
     picked, resid = refine(np.asarray(embeddings[union], dtype=np.float64), q, mu)
     first_error = np.linalg.norm(mu - np.asarray(embeddings[np.sort(first)],
