@@ -139,21 +139,22 @@ class OnnxEncoder(TextEncoder):
         """One forward pass: int64 (b, t) inputs → (b, t, 384) last hidden state."""
         return self.session.run(None, feed)[0]
 
-    def encode(self, texts, batch_size=None):
-        batch_size = batch_size or self.batch_size
-        out = np.empty((len(texts), DIM), dtype=np.float32)
+    def batches(self, texts: list[str], batch_size: int):
+        """Length buckets: ``(rows, feed)`` per batch of texts of similar length.
+
+        ``rows`` (b,) are positions in ``texts``; ``feed`` holds the int64 (b, t) inputs."""
         order = np.argsort(np.fromiter((len(t) for t in texts), np.int64, len(texts)),
                            kind="stable")
         for lo in range(0, len(texts), batch_size):
             idx = order[lo:lo + batch_size]
             enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="np")
-            feed = {k: np.asarray(enc[k], dtype=np.int64) for k in INPUTS}
-            hidden = self.run(feed)                                   # (b, t, 384)
-            mask = feed["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            out[idx] = pooled
+            yield idx, {k: np.asarray(enc[k], dtype=np.int64) for k in INPUTS}
+
+    def encode(self, texts, batch_size=None):
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        for idx, feed in self.batches(texts, batch_size or self.batch_size):
+            out[idx] = mean_pool(self.run(feed), feed["attention_mask"])
         return out
 
     def describe(self):
@@ -172,11 +173,17 @@ class OnnxInt8Encoder(OnnxEncoder):
 class OpenVinoEncoder(OnnxEncoder):
     """The float32 ONNX export compiled by OpenVINO (bf16 inference where the CPU has it).
 
-    Same tokenizer, length buckets and pooling as ``onnx``; batches of 128 by default,
-    which a bf16 CPU runs ≈ 1.6× faster than batches of 32 (measured, 6,000 glosses)."""
+    Same tokenizer, length buckets and pooling as ``onnx``. Compiled for throughput: with
+    the ``THROUGHPUT`` hint OpenVINO splits the cores into parallel inference streams (2 on
+    2 cores), and an ``AsyncInferQueue`` keeps every stream busy while the calling thread
+    tokenises the next batch and the callback pools the last one — short glosses are
+    overhead-bound, so overlapping that work is what pays. Batches of 64 by default.
+    Measured on 12,000 WordNet glosses in one process (AMX CPU, bf16): 610 texts/s against
+    504 for the earlier one-request ``LATENCY`` set-up at batch 128 (b32 597, b48 586;
+    4 streams 583), worst-row cosine between the two 0.99999."""
 
     name = "openvino"
-    batch_size = 128
+    batch_size = 64
 
     def __init__(self, device: str = "cpu", threads: int | None = None,
                  precision: str | None = None):
@@ -184,24 +191,60 @@ class OpenVinoEncoder(OnnxEncoder):
         import openvino as ov
 
         self.path = onnx_model(False)
-        core = ov.Core()
-        self.precision = precision or bf16_or_f32(core)
+        self.core = ov.Core()
+        self.precision = precision or bf16_or_f32(self.core)
         # no CPU pinning: OpenVINO would pin the *calling* thread to one core for good, and
         # everything the process does after embedding (proxy training, selection) with it
-        self.compiled = core.compile_model(str(self.path), "CPU", {
-            "INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY",
+        self.compile(str(self.path), {
+            "INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "THROUGHPUT",
             "ENABLE_CPU_PINNING": False,
             "INFERENCE_NUM_THREADS": threads or cores()})
-        self.request = self.compiled.create_infer_request()
+
+    def compile(self, model, config: dict[str, Any]) -> None:
+        """Compile ``model`` (a path or an ``ov.Model``) for the CPU; one request per stream."""
+        import openvino as ov
+
+        self.compiled = self.core.compile_model(model, "CPU", config)
+        self.queue = ov.AsyncInferQueue(self.compiled)
 
     def run(self, feed):
-        return self.request.infer(feed)[0]
+        return self.compiled(feed)[0]
+
+    def encode(self, texts, batch_size=None):
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        failed: list[BaseException] = []
+
+        def pooled(request, rows_mask) -> None:      # on an OpenVINO thread, per batch
+            try:
+                rows, mask = rows_mask
+                out[rows] = mean_pool(request.get_output_tensor(0).data, mask)
+            except BaseException as e:               # noqa: BLE001 — re-raised below
+                failed.append(e)
+
+        self.queue.set_callback(pooled)
+        try:
+            for idx, feed in self.batches(texts, batch_size or self.batch_size):
+                self.queue.start_async(feed, (idx, feed["attention_mask"]))
+        finally:
+            self.queue.wait_all()
+        if failed:
+            raise failed[0]
+        return out
 
     def describe(self):
         import openvino as ov
 
         return {"backend": self.name, "openvino": ov.__version__,
                 "dtype": self.precision, "model_file": self.path.name}
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(b, t, 384) last hidden state, (b, t) attention mask → (b, 384) float32, unit rows:
+    ``Σ_t mask·h / Σ_t mask``, then L2-normalised (what sentence-transformers computes)."""
+    m = mask[..., None].astype(np.float32)
+    pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return pooled
 
 
 def bf16_or_f32(core) -> str:
@@ -305,7 +348,7 @@ def embed_texts(texts: list[str], *, batch_size: int | None = None, device: str 
 
     Texts go to the encoder in chunks of ``chunk_size`` (each chunk sorted by length, so
     batches pad little) and the bar advances per chunk. ``batch_size`` (``None``: the
-    backend's own, 32 for torch, 128 for openvino) and ``chunk_size`` must be integers ≥ 1
+    backend's own, 32 for torch, 64 for openvino) and ``chunk_size`` must be integers ≥ 1
     and ``backend`` one of ``BACKENDS`` (checked before the model loads).
     """
     if batch_size is not None:
