@@ -21,7 +21,7 @@ import time
 
 import faiss
 import numpy as np
-from common import RESULTS, write_json
+from common import RESULTS, machine, write_json
 
 from curate.inputs import SelectionInput
 from curate.methods.facility_location import knn_graph, lazy_greedy
@@ -61,7 +61,8 @@ def record(method: str, n: int, d: int, k: int, objective: str, single: float, p
             "random": round(rand, digits), "fraction": round(fraction, 4),
             "single_s": round(t_single, 1), "partitioned_s": round(t_part, 1),
             "parts": info["parts"], **({"parts_exhausted": info["parts_exhausted"]}
-                                       if "parts_exhausted" in info else {})}
+                                       if "parts_exhausted" in info else {}),
+            "machine": machine()}
 
 
 def partitioned(method: str, X: np.ndarray, k: int, **params) -> tuple[np.ndarray, float, dict]:

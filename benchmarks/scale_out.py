@@ -366,8 +366,8 @@ def run_embed_ab(args, src: Path, env: dict) -> dict:
         raise SystemExit(f"embed A/B failed: {proc.stderr.strip()[-800:]}")
     spent = json.loads(proc.stdout.strip().splitlines()[-1])
     per_block = np.array(spent[a]) / np.array(spent[b])
-    rec = {"executor": "local", "n_rows": args.ab, "dim": 384, "method": None,
-           "stage": "embed-ab", "backend": b, "block_rows": args.ab_block,
+    rec = {"executor": "local", "n_rows": args.ab, "dim": 384, "machine": machine(),
+           "method": None, "stage": "embed-ab", "backend": b, "block_rows": args.ab_block,
            "blocks": len(per_block), "torch_s": round(sum(spent[a]), 2),
            "backend_s": round(sum(spent[b]), 2),
            "speedup": round(sum(spent[a]) / sum(spent[b]), 2),
@@ -405,7 +405,8 @@ def run_embed(args) -> list[dict]:
                     ref = v          # the first run (torch, local) is the reference
                 cos = (v * ref).sum(axis=1)
                 rec = {"executor": executor, "n_rows": len(v), "dim": v.shape[1],
-                       "method": None, "stage": "embed", "backend": backend, **r,
+                       "machine": machine(), "method": None, "stage": "embed",
+                       "backend": backend, **r,
                        "rows_per_s": round(len(v) / r["wall_s"], 1),
                        "cosine_to_torch_min": round(float(cos.min()), 5),
                        "cosine_to_torch_mean": round(float(cos.mean()), 6)}

@@ -9,13 +9,13 @@ differs only in how it computes it:
   CPU with inference precision ``bf16`` where the CPU has native bfloat16 matmuls (AMX or
   AVX512-BF16: weights and activations in bfloat16, accumulation in float32) and ``f32``
   elsewhere. The precision used is recorded in the sidecar. Measured on 100,000 WordNet
-  glosses (``benchmarks/scale_out.py --embed``; see the README) on an AMX CPU: 2.1× the
-  texts/s of ``torch`` (2.2× in a one-process A/B), worst-row cosine to ``torch`` 0.99994;
+  glosses (``benchmarks/scale_out.py --embed``; see the README) on an AMX CPU: 2.2× the
+  texts/s of ``torch`` (2.5× in a one-process A/B), worst-row cosine to ``torch`` 0.99995;
   on an AVX2-only CPU (f32) 1.2–1.6× (3,000 glosses, ``benchmarks/embed_int8_static.py``).
 - ``onnx`` — the same network exported to ONNX (``torch.onnx.export``) and run by ONNX
   Runtime with all graph optimisations: float32, cosine to ``torch`` 1.0000 on every row;
-  measured 0.98× the texts/s of ``torch`` (100,000 WordNet glosses, 2 cores, the README's
-  table; an earlier run on another host gave 1.65×).
+  measured 0.98× the texts/s of ``torch`` (100,000 WordNet glosses, 2 cores, the README;
+  an earlier run on another host gave 1.65×).
 - ``onnx-int8`` — ``onnx`` with dynamic int8 quantisation (``quantize_dynamic``, per-channel
   weights) of the attention projections (query, key, value, attention output); the two
   feed-forward matmuls stay float32, because quantising them too (the usual recipe, ~2.7×
