@@ -15,6 +15,12 @@ runs), and records its wall time and its own peak RSS (``VmHWM`` of that process
     python benchmarks/scale_out.py --embed 100000      # embedding throughput per backend
     python benchmarks/scale_out.py --objective 1000000 # partitioned vs single greedy
 
+``--embed N`` times the store path a user's ``curate embed`` takes — the first N WordNet
+glosses ingested as a text dataset, then ``embed_dataset`` (text column read by record
+batch → encoder → ``vectors.npy`` appended batch by batch), each backend and executor in
+its own process, the model loaded before the clock starts — plus an in-process A/B of torch
+against ``--ab-backend`` on alternating blocks (``--ab``).
+
 ``--executor ray`` starts a Ray cluster on this machine first — one node, or a
 ``ray.cluster_utils.Cluster`` of ``--ray-nodes`` nodes sharing the CPUs — and every stage
 joins it through ``RAY_ADDRESS`` (what a user with a running cluster does), so a stage's wall
@@ -315,21 +321,21 @@ def run_pipeline(args) -> list[dict]:
 
 EMBED_ONE = """
 import json, sys, time, numpy as np, polars as pl
+from pathlib import Path
 backend, executor, src, out = sys.argv[1:5]
-texts = pl.read_parquet(src)["gloss"].to_list()
-from curate.embedding import embed_texts, embed_on_ray
 from core.encoders import get_encoder
-get_encoder(backend).encode(texts[:64])                # load (and build) the model first
-t0 = time.perf_counter()
+from curate.embedding import embed_dataset
+from stores import IngestSpec, Store
+get_encoder(backend).encode(pl.read_parquet(src)["gloss"].head(64).to_list())  # load/build first
+st = Store.create(Path(out).with_suffix(".store"))
+st.ingest(src, "texts", IngestSpec(text_column="gloss"))
 if executor == "ray":
     import ray
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    t0 = time.perf_counter()
-    v = embed_on_ray(src, "gloss", len(texts), backend=backend)
-else:
-    v = embed_texts(texts, backend=backend)
+t0 = time.perf_counter()
+embed_dataset(st, "texts", backend=backend, executor=executor)   # read, encode, write
 wall = time.perf_counter() - t0
-np.save(out, v)
+np.save(out, np.asarray(st.embeddings("texts")[0]))
 hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]
 print(json.dumps({"wall_s": round(wall, 2), "peak_rss_mb": round(int(hwm.split()[1]) / 1024, 1)}))
 """

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -341,25 +343,45 @@ def _quantize(fp32: Path, path: Path) -> None:
                      nodes_to_exclude=keep_float)
 
 
-def embed_texts(texts: list[str], *, batch_size: int | None = None, device: str = "cpu",
-                progress: bool = False, chunk_size: int = 4096,
-                backend: str = DEFAULT_BACKEND) -> np.ndarray:
-    """(N, 384) float32, L2-normalised.
+def embed_stream(text_batches: Iterable[list[str]], *, total: int | None = None,
+                 batch_size: int | None = None, device: str = "cpu", progress: bool = False,
+                 chunk_size: int = 4096, backend: str = DEFAULT_BACKEND) -> Iterator[np.ndarray]:
+    """Encode a stream of text batches; yield one (n, 384) float32 array (rows
+    L2-normalised, in input order) per chunk of ``chunk_size`` texts, so texts and vectors
+    are held one chunk at a time — what the store path streams to disk.
 
-    Texts go to the encoder in chunks of ``chunk_size`` (each chunk sorted by length, so
-    batches pad little) and the bar advances per chunk. ``batch_size`` (``None``: the
-    backend's own, 32 for torch, 64 for openvino) and ``chunk_size`` must be integers ≥ 1
-    and ``backend`` one of ``BACKENDS`` (checked before the model loads).
+    Each chunk goes to the encoder sorted by length (batches pad little). Chunks are cut
+    from the stream, not per input batch, so the vectors do not depend on how the input is
+    batched (a Parquet file's row groups, say): the same as one list. ``batch_size``
+    (``None``: the backend's own, 32 for torch, 64 for openvino) and ``chunk_size`` must be
+    integers ≥ 1 and ``backend`` one of ``BACKENDS`` (checked before the model loads). The
+    bar counts texts against ``total``.
     """
     if batch_size is not None:
         check_int("", "batch_size", batch_size)
     check_int("", "chunk_size", chunk_size)
     check_choice("", "backend", backend, tuple(BACKENDS))
     encoder = get_encoder(backend, device)
+    pending: list[str] = []
+    with bar("embedding", total=total, enabled=progress) as b:
+        for texts in itertools.chain(text_batches, [None]):   # None: the end, flush
+            if texts is not None:
+                pending.extend(texts)
+            while len(pending) >= chunk_size or (texts is None and pending):
+                chunk, pending = pending[:chunk_size], pending[chunk_size:]
+                yield np.asarray(encoder.encode(chunk, batch_size), dtype=np.float32)
+                b.advance(len(chunk))
+
+
+def embed_texts(texts: list[str], *, batch_size: int | None = None, device: str = "cpu",
+                progress: bool = False, chunk_size: int = 4096,
+                backend: str = DEFAULT_BACKEND) -> np.ndarray:
+    """(N, 384) float32, L2-normalised: ``embed_stream`` over one in-memory list, gathered
+    (for queries and small pools; the store path streams instead, ``curate.embedding``)."""
     out = np.empty((len(texts), DIM), dtype=np.float32)
-    with bar("embedding", total=len(texts), enabled=progress) as b:
-        for start in range(0, len(texts), chunk_size):
-            chunk = texts[start:start + chunk_size]
-            out[start:start + len(chunk)] = encoder.encode(chunk, batch_size)
-            b.advance(len(chunk))
+    at = 0
+    for v in embed_stream([texts], total=len(texts), batch_size=batch_size, device=device,
+                          progress=progress, chunk_size=chunk_size, backend=backend):
+        out[at:at + len(v)] = v
+        at += len(v)
     return out

@@ -10,6 +10,8 @@ Ray Data actor pool.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from core.encoders import (  # noqa: F401  (embed_texts, MODEL_NAME: re-exported)
@@ -17,6 +19,7 @@ from core.encoders import (  # noqa: F401  (embed_texts, MODEL_NAME: re-exported
     DEFAULT_BACKEND,
     DIM,
     MODEL_NAME,
+    embed_stream,
     embed_texts,
     get_encoder,
     load_text_encoder,
@@ -46,14 +49,15 @@ class _EncodeActor:
 def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int | None = None,
                  device: str = "cpu", actors: int | None = None, cpus_per_actor: int = 1,
                  gpus_per_actor: float = 0.0, rows_per_call: int = 4096,
-                 progress: bool = False, backend: str = DEFAULT_BACKEND) -> np.ndarray:
-    """(n, 384) float32 from a Ray Data pipeline: ``read_parquet`` of the samples' text
-    column (the store's root must be visible to every node) → ``map_batches`` over a pool of
-    ``actors`` encoder actors (default: one per CPU but one, which the read tasks need;
-    ``cpus_per_actor``/``gpus_per_actor`` each) → rows back in order (``preserve_order``)
-    into the driver's array. Same model and batch rule as the
-    local path; sentence-transformers pads per batch, so a vector can differ from the
-    local one in the last float bits (cosine > 0.9999), not in meaning."""
+                 progress: bool = False, backend: str = DEFAULT_BACKEND) -> Iterator[np.ndarray]:
+    """(n_i, 384) float32 batches, in row order, from a Ray Data pipeline: ``read_parquet``
+    of the samples' text column (the store's root must be visible to every node) →
+    ``map_batches`` over a pool of ``actors`` encoder actors (default: one per CPU but one,
+    which the read tasks need; ``cpus_per_actor``/``gpus_per_actor`` each) → batches back
+    in order (``preserve_order``), yielded as they arrive so the driver holds one at a time
+    (the store streams them to disk). Same model and chunk rule as the local path (chunks
+    of ``rows_per_call`` = 4096 texts, each sorted by length), so a vector matches the local
+    one up to float rounding (cosine > 0.9999). Raises if the rows do not come to ``n``."""
     import ray
 
     ctx = ray.data.DataContext.get_current()
@@ -70,17 +74,17 @@ def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int | None = 
                                              backend),
                         compute=ray.data.ActorPoolStrategy(size=actors),
                         num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
-    out = np.empty((n, DIM), dtype=np.float32)
     at = 0
     with bar("embedding (ray)", total=n, enabled=progress) as b:
         for batch in ds.iter_batches(batch_size=rows_per_call, batch_format="numpy"):
             v = batch["vector"]
-            out[at:at + len(v)] = v
             at += len(v)
+            if at > n:
+                break
+            yield v
             b.advance(len(v))
     if at != n:
         raise RuntimeError(f"ray embedding returned {at} rows for {n}")
-    return out
 
 
 def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int | None = None,
@@ -91,8 +95,10 @@ def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int |
 
     ``executor="ray"`` runs the encoder as a Ray Data actor pool (``embed_on_ray``);
     ``actors``, ``cpus_per_actor`` and ``gpus_per_actor`` size it. ``backend`` (``openvino`` |
-    ``torch`` | ``onnx`` | ``onnx-int8``) is recorded in the sidecar. The embedding is written
-    by this process only, after every batch came back: a failed job writes nothing.
+    ``torch`` | ``onnx`` | ``onnx-int8``) is recorded in the sidecar. Texts are read and
+    vectors written a batch at a time (memory O(batch), whatever N), into a staged version
+    that only this process writes and publishes once every row came back: a failed job
+    leaves the store as it was.
     """
     from stores.executor import get_executor
 
@@ -113,14 +119,13 @@ def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int |
                                device=device, actors=actors, cpus_per_actor=cpus_per_actor,
                                gpus_per_actor=gpus_per_actor, progress=progress,
                                backend=backend)
-    else:
-        texts = store.samples(info.name, [info.text_column])[info.text_column]
-        texts = texts.fill_null("").to_list()
-        vectors = embed_texts(texts, batch_size=batch_size, device=device, progress=progress,
-                              backend=backend)
+    else:   # read by record batch, encode chunk by chunk, append to disk: O(batch) memory
+        vectors = embed_stream(store.text_batches(info.name, info.text_column),
+                               total=info.n_rows, batch_size=batch_size, device=device,
+                               progress=progress, backend=backend)
     made = {**get_encoder(backend, device).describe(), "executor": executor.name}
     meta = store.write_embeddings(info.name, MODEL_NAME, vectors, normalized=True,
-                                  backend=made)
+                                  backend=made, dim=DIM)
     return {"dataset": info.name, "model": MODEL_NAME, "n_rows": meta.n_rows, "dim": meta.dim,
             "backend": backend, "executor": executor.name}
 

@@ -5,12 +5,15 @@ the catalog switched to it in one transaction, so a crash never leaves vectors t
 with their catalog row. Stores written before versioning hold ``embeddings/<model>.npy`` with
 a ``<model>.json`` sidecar; ``read_embeddings`` reads both layouts.
 
-The array is memory-mapped on read, so a 1M×384 matrix costs no RAM until it is touched.
+Vectors are written as a stream of row batches (``write_embeddings``), so an embedding of
+100M rows never sits in memory whole; they are memory-mapped on read, so a 1M×384 matrix
+costs no RAM until it is touched.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import numpy as np
 from core.errors import SchemaError
 from stores import files
 from stores.ingest import check_finite
+from stores.vectors import NpyWriter
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -48,15 +52,34 @@ VECTORS = "vectors.npy"
 SIDECAR = "embedding.json"
 
 
-def write_embeddings(folder: Path, array: np.ndarray, meta: EmbeddingMeta) -> None:
-    """Validate ``array`` (N×d) and write it with its sidecar into ``folder`` (a staged
-    version folder)."""
-    if array.ndim != 2 or array.shape != (meta.n_rows, meta.dim):
-        raise SchemaError(f"embeddings for {meta.model!r} must have shape "
-                          f"({meta.n_rows}, {meta.dim}); got {array.shape}")
-    check_finite(array, f"embeddings {meta.model!r}")
-    files.write_npy(folder / VECTORS, np.ascontiguousarray(array, dtype=np.float32))
+def write_embeddings(folder: Path, batches: Iterable[np.ndarray], meta: EmbeddingMeta) -> None:
+    """Write ``batches`` — (n_i, d) arrays whose rows, in order, are the embedding — and the
+    sidecar into ``folder`` (a staged version folder), one batch in memory at a time: each
+    is checked (2-D, ``meta.dim`` columns, finite; errors name the global row) and appended
+    to ``vectors.npy``; the row count must come to ``meta.n_rows``. The sidecar is written
+    last, so a folder without one is an unfinished write."""
+    what = f"embeddings for {meta.model!r}"
+    writer = NpyWriter(folder / VECTORS, meta.dim)
+    try:
+        for batch in batches:
+            batch = np.asarray(batch)
+            if batch.ndim != 2 or batch.shape[1] != meta.dim:
+                raise SchemaError(f"{what} must have shape ({meta.n_rows}, {meta.dim}); got "
+                                  f"a batch of shape {batch.shape} at row {writer.rows}")
+            check_finite(batch, what, offset=writer.rows)
+            writer.append(batch)
+        rows = writer.close()
+    finally:
+        writer.abort()
+    if rows != meta.n_rows:
+        raise SchemaError(f"{what} must have {meta.n_rows} rows (one per sample); got {rows}")
     files.write_json(folder / SIDECAR, meta.to_json())
+
+
+def array_batches(array: np.ndarray, rows: int = 65_536) -> Iterator[np.ndarray]:
+    """An (N, d) array (a memory map included) as row slices of ``rows``: views, no copy."""
+    for lo in range(0, len(array), rows):
+        yield array[lo:lo + rows]
 
 
 def embedding_files(path: Path) -> tuple[Path, Path]:

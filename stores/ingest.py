@@ -192,8 +192,9 @@ def extract_vectors(frame: pl.DataFrame, column: str, source: str) -> np.ndarray
 FINITE_CHUNK = 1 << 16
 
 
-def check_finite(arr: np.ndarray, what: str) -> None:
-    """Refuse NaN/inf, naming how many rows and the first. Memory O(chunk × d), so a
+def check_finite(arr: np.ndarray, what: str, offset: int = 0) -> None:
+    """Refuse NaN/inf, naming how many rows and the first (``offset`` + its position: the
+    global row when ``arr`` is one batch of a stream). Memory O(chunk × d), so a
     memory-mapped 10M × 384 array is never doubled by a full-size mask: each chunk's float64
     sum is finite iff the chunk is (a float32 chunk cannot overflow it; a float64 one that
     does is checked value by value)."""
@@ -211,7 +212,7 @@ def check_finite(arr: np.ndarray, what: str) -> None:
     rows = np.concatenate(bad_rows) if bad_rows else np.empty(0, np.int64)
     if len(rows):
         raise SchemaError(f"{what} has NaN/inf values in {len(rows)} row(s), "
-                          f"first at row {int(rows[0])}")
+                          f"first at row {offset + int(rows[0])}")
 
 
 def check_columns(columns: list[str], spec: IngestSpec, source: str) -> None:

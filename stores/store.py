@@ -25,6 +25,7 @@ import datetime as _dt
 import os
 import re
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from stores.embeddings import (
     SIDECAR,
     VECTORS,
     EmbeddingMeta,
+    array_batches,
     embedding_files,
     file_stem,
     read_embeddings,
@@ -313,6 +315,18 @@ class Store:
         Ray Data that open ``samples.parquet`` themselves."""
         return self._dataset_folder(self.resolve_dataset(name))
 
+    def text_batches(self, name: str | None, column: str,
+                     rows: int = 65_536) -> Iterator[list[str]]:
+        """The dataset's text ``column`` in row order, ``rows`` at a time (nulls as ``""``),
+        read record batch by record batch from ``samples.parquet``: what an encoder streams
+        over, so the column is never in memory whole."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(self.dataset_path(name) / "samples.parquet")
+        for batch in pf.iter_batches(batch_size=rows, columns=[column]):
+            yield pc.fill_null(batch.column(0), "").to_pylist()
+
     def dataset(self, name: str | None = None) -> pl.LazyFrame:
         """The sample table as a lazy Polars frame (join selections on ``row_idx``)."""
         name = self.resolve_dataset(name)
@@ -320,10 +334,9 @@ class Store:
 
     # -- embeddings ----------------------------------------------------------------------
     @staticmethod
-    def _embedding_meta(model: str, array: np.ndarray, n_rows: int, fingerprint: str,
+    def _embedding_meta(model: str, dim: int, n_rows: int, fingerprint: str,
                         normalized: bool, backend: dict | None = None) -> EmbeddingMeta:
-        return EmbeddingMeta(model=model, dim=int(array.shape[1]) if array.ndim == 2 else -1,
-                             n_rows=n_rows, normalized=normalized,
+        return EmbeddingMeta(model=model, dim=dim, n_rows=n_rows, normalized=normalized,
                              source_fingerprint=fingerprint, created_at=now_iso(),
                              backend=backend)
 
@@ -335,16 +348,28 @@ class Store:
                 "fingerprint": manifest["vectors.npy"]["sha256"],
                 "created_at": meta.created_at, "manifest": manifest}
 
-    def write_embeddings(self, dataset: str, model: str, array: np.ndarray,
-                         normalized: bool, backend: dict | None = None) -> EmbeddingMeta:
-        """Store ``array`` (N×d) as embedding ``model``, replacing an older version
-        atomically (the old version's files are deleted after the catalog switched)."""
+    def write_embeddings(self, dataset: str, model: str,
+                         vectors: np.ndarray | Iterable[np.ndarray], normalized: bool,
+                         backend: dict | None = None, dim: int | None = None) -> EmbeddingMeta:
+        """Store ``vectors`` as embedding ``model``, replacing an older version atomically
+        (the old version's files are deleted after the catalog switched). ``vectors`` is an
+        (N, d) array (a memory map included) or an iterable of (n_i, ``dim``) row batches —
+        an encoder's output streamed to disk as it comes, never held whole; their rows must
+        come to the dataset's N. A failure mid-stream leaves the store as it was."""
         info = self.dataset_info(dataset)
-        meta = self._embedding_meta(model, array, info.n_rows, info.fingerprint, normalized,
+        if isinstance(vectors, np.ndarray):
+            if vectors.ndim != 2 or len(vectors) != info.n_rows:
+                d = vectors.shape[1] if vectors.ndim == 2 else "d"
+                raise SchemaError(f"embeddings for {model!r} must have shape ({info.n_rows}, "
+                                  f"{d}); got {vectors.shape}")
+            dim, vectors = int(vectors.shape[1]), array_batches(vectors)
+        elif dim is None:
+            raise UsageError("write_embeddings: give dim= with a stream of batches")
+        meta = self._embedding_meta(model, dim, info.n_rows, info.fingerprint, normalized,
                                     backend)
         final = Path(info.path) / "embeddings" / f"{file_stem(model)}@{_hex()}"
         with files.staged_dir(final) as tmp:
-            write_embeddings(tmp, array, meta)
+            write_embeddings(tmp, vectors, meta)
             row = self._embedding_row(info.name, meta, self.relpath(final),
                                       integrity.manifest(tmp))
             self._replace_version("embeddings", "model", row, tmp, final)

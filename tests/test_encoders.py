@@ -69,3 +69,33 @@ def test_bad_backend_arguments_are_one_line_errors(kwargs):
     assert len(str(err.value).splitlines()) == 1
 
 
+
+
+def test_a_stream_gives_the_vectors_of_one_list_however_it_is_batched(glosses):
+    """``embed_stream`` cuts its chunks from the stream, so how the input arrives (a
+    Parquet file's record batches) changes nothing: byte-identical to one list."""
+    from core.encoders import embed_stream
+
+    whole = embed_texts(glosses, backend="openvino", chunk_size=32)
+    parts = [glosses[:5], [], glosses[5:6], glosses[6:70], glosses[70:]]
+    out = list(embed_stream(iter(parts), backend="openvino", chunk_size=32))
+    assert [len(v) for v in out] == [32, 32, 32, 3]       # chunks, not input batches
+    assert np.concatenate(out).tobytes() == whole.tobytes()
+
+
+def test_embed_dataset_streams_the_column_to_the_store(tmp_path, wordnet_home):
+    """The store path (record batches of the text column → encoder → ``vectors.npy``
+    appended batch by batch) stores exactly what ``embed_texts`` gives for the column."""
+    import shutil
+
+    from curate.embedding import embed_dataset
+    from stores import Store
+
+    root = tmp_path / "wn"
+    shutil.copytree(wordnet_home, root)
+    st = Store.open(root)
+    texts = st.samples("wordnet", ["gloss"])["gloss"].fill_null("").to_list()
+    embed_dataset(st, "wordnet", backend="openvino")
+    stored, meta = st.embeddings("wordnet")
+    assert isinstance(stored, np.memmap) and meta.backend["executor"] == "local"
+    assert np.asarray(stored).tobytes() == embed_texts(texts, backend="openvino").tobytes()

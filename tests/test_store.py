@@ -199,3 +199,53 @@ def test_vectors_with_nan_refused(tmp_path):
 def test_embeddings_memory_mapped_and_aligned(synthetic_store):
     X, meta = synthetic_store.embeddings("blobs")
     assert isinstance(X, np.memmap) and X.shape == (400, 16) and meta.model == "ingested"
+
+
+def _batches(X: np.ndarray, sizes: list[int]):
+    at = 0
+    for n in sizes:
+        yield X[at:at + n]
+        at += n
+
+
+def test_embeddings_stream_from_batches_byte_identical_to_one_array(synthetic_store):
+    """A stream of uneven row batches (an empty one included) is stored exactly as the
+    same rows in one array would be; the store never needed the whole array."""
+    X = np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32)
+    synthetic_store.write_embeddings("blobs", "whole", X, normalized=False)
+    synthetic_store.write_embeddings("blobs", "streamed", _batches(X, [1, 150, 0, 249]),
+                                     normalized=False, dim=8)
+    a, _ = synthetic_store.embeddings("blobs", "whole")
+    b, meta = synthetic_store.embeddings("blobs", "streamed")
+    assert isinstance(b, np.memmap) and meta.n_rows == 400 and meta.dim == 8
+    assert np.array_equal(a, X) and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def _dies_after_one_batch(X):
+    yield X[:200]
+    raise RuntimeError("encoder died")
+
+
+@pytest.mark.parametrize("case", ["crash", "nan", "short", "long", "width", "no-dim"])
+def test_a_failed_embedding_stream_leaves_the_store_as_it_was(synthetic_store, case):
+    """Whatever goes wrong mid-stream — the producer dies, a later batch has a NaN, the rows
+    do not come to N, a batch has other columns — the error is one line naming the row,
+    and not a byte of the store changed (the partial file was in the staged folder)."""
+    X = np.ones((400, 8), np.float32)
+    bad = X.copy()
+    bad[333, 5] = np.nan
+    streams = {"crash": (_dies_after_one_batch(X), RuntimeError, "encoder died"),
+               "nan": (_batches(bad, [200, 200]), SchemaError, "first at row 333"),
+               "short": (_batches(X, [200, 199]), SchemaError, "must have 400 rows"),
+               "long": (_batches(np.ones((401, 8), np.float32), [401]), SchemaError,
+                        "must have 400 rows"),
+               "width": (iter([X[:200], np.ones((200, 7), np.float32)]), SchemaError,
+                         "at row 200"),
+               "no-dim": (iter([X]), Exception, "dim=")}
+    stream, kind, message = streams[case]
+    before = tree_hash(synthetic_store.root)
+    with pytest.raises(kind, match=message) as err:
+        synthetic_store.write_embeddings("blobs", "ingested", stream, normalized=False,
+                                         **({} if case == "no-dim" else {"dim": 8}))
+    assert len(str(err.value).splitlines()) == 1
+    assert tree_hash(synthetic_store.root) == before
