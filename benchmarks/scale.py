@@ -171,6 +171,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 rec = {"method": method, "n": n, "timeout_s": args.timeout}
             rec["process_s"] = time.perf_counter() - t0
+            rec["machine"] = machine()     # per record: a re-run of some rows may be elsewhere
             records.append(rec)
             print(json.dumps(rec), flush=True)
         shutil.rmtree(work, ignore_errors=True)
@@ -181,7 +182,9 @@ def main() -> None:
     sizes = sorted({r["n"] for r in records})
     lines = ["# Scale", "",
              f"Selection wall time in seconds (extra peak memory in MB) at a 1% budget, "
-             f"synthetic 64-dim data; {machine()}. Produced by `benchmarks/scale.py`.",
+             f"synthetic 64-dim data. Last run on {machine()}; each record's host is its "
+             "`machine` in the JSON (records without one predate it and may come from "
+             "another host). Produced by `benchmarks/scale.py`.",
              "Each cell: `select()` on arrays in memory (extra MB) / the store path — "
              "`curate.select(store=…)`: load the candidates (90% of N: the rest is the "
              "validation split) from the store, select, write the selection.", "",

@@ -37,6 +37,19 @@ def test_fps_starts_from_seeds():
     assert fps_with_seeds(Z, np.arange(5), np.array([0]), 3).tolist() == [0, 3, 4]
 
 
+def test_fps_in_cells_hand_case():
+    """Two cells; seed row 0. Quotas of the 2 further picks ∝ free rows (3 and 4 → 1 and 1,
+    largest remainder); each cell runs the greedy from the seed distances: cell A picks 6
+    (d² 36), cell B 120 (d² 14400); merged largest gap first. One greedy over the pool would
+    take 120 and then 100 (cell B twice)."""
+    Z = np.array([[0.0], [1.0], [5.0], [6.0], [100.0], [101.0], [110.0], [120.0]])
+    pool = np.arange(8)
+    cells = [np.arange(4), np.arange(4, 8)]
+    assert fps_with_seeds(Z, pool, np.array([0]), 3, cells=cells).tolist() == [0, 7, 3]
+    assert fps_with_seeds(Z, pool, np.array([0]), 3).tolist() == [0, 7, 4]
+    assert fps_with_seeds(Z, pool, np.array([0]), 3, cells=[pool]).tolist() == [0, 7, 4]
+
+
 def _domains(seed=0):
     """Three sources 5 units apart; the target looks like source 1."""
     rng = np.random.default_rng(seed)
@@ -55,6 +68,23 @@ def test_snp_finds_the_matching_source():
     assert (source == 1).mean() >= 0.9
     info = sel.provenance.info
     assert info["fd_selected"] < info["fd_pool"] / 3
+
+
+def test_snp_sampling_in_cells_still_finds_the_source():
+    """``partition="cells"`` (what ``auto`` does above 50,000 kept rows) samples cell by cell:
+    the picks still come from the matching source; ``none`` and ``auto`` (a small pool: one
+    cell) give the same picks."""
+    X, groups, target = _domains()
+    data = SelectionInput(row_idx=np.arange(len(X)), embeddings=X, groups=groups,
+                          target=target)
+    cells = make_selector("snp", clusters=6, partition="cells", part_size=40).select(
+        data, 120, seed=0)
+    assert cells.provenance.info["fps_cells"] > 1
+    assert len(np.unique(cells.indices)) == 120 and (cells.indices // 300 == 1).mean() >= 0.9
+    one = make_selector("snp", clusters=6, partition="none").select(data, 120, seed=0)
+    auto = make_selector("snp", clusters=6).select(data, 120, seed=0)
+    assert one.provenance.info["fps_cells"] == 1
+    assert one.indices.tolist() == auto.indices.tolist()
 
 
 def test_snp_from_the_cli_and_dimension_mismatch(tmp_path, capsys):

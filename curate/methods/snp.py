@@ -32,11 +32,12 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from curate.budget import class_groups
+from curate.budget import class_groups, largest_remainder
 from curate.checks import check_bool, check_int, check_memory, is_int, is_number
 from curate.errors import InvalidParameterError
 from curate.frechet import Moments, frechet_from_moments
 from curate.inputs import SelectionInput
+from curate.methods.partition import PART_SIZE, READ_ROWS, check_partition, cut
 from curate.selector import Needs, Picks, Selector, register
 
 
@@ -71,9 +72,13 @@ class SnPSelector(Selector):
     """SnP: search the pool for the groups closest to a target domain (FD), then prune."""
 
     needs = Needs(embeddings=True, groups=True, target=True)
+    lazy_embeddings = True   # read in chunks for the PCA projection, never gathered whole
 
     def __init__(self, *, clusters: int = 20, group_budget: int | float | None = None,
-                 pca_dim: int = 64, fd_sample: int = 2000, per_class: bool = False):
+                 pca_dim: int = 64, fd_sample: int = 2000, per_class: bool = False,
+                 partition: str = "auto", part_size: int = PART_SIZE):
+        self.partition = partition
+        self.part_size = part_size
         self.clusters = clusters
         self.per_class = per_class
         self.group_budget = group_budget
@@ -84,6 +89,7 @@ class SnPSelector(Selector):
         for name in ("clusters", "pca_dim", "fd_sample"):
             check_int(self.name, name, getattr(self, name))
         check_bool(self.name, "per_class", self.per_class)
+        check_partition(self.name, self.partition, self.part_size)
         gb = self.group_budget
         if gb is not None and not ((is_int(gb) and gb >= 1) or (
                 is_number(gb) and not is_int(gb) and 0 < float(gb) <= 1)):
@@ -91,14 +97,20 @@ class SnPSelector(Selector):
                                         f"in (0, 1]; got {gb!r}")
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
-        X, T = data.embeddings.astype(np.float64), data.target.astype(np.float64)
+        X, T = data.embeddings, np.asarray(data.target, dtype=np.float64)
         dim = min(self.pca_dim, X.shape[1], len(X) + len(T) - 1)
         from sklearn.decomposition import PCA  # lazy: sklearn costs ~2 s at import
 
         pca = PCA(n_components=dim, random_state=int(rng.integers(2**31 - 1)))
-        pca.fit(np.vstack([X[rng.choice(len(X), min(len(X), 20_000), replace=False)],
+        fit_rows = rng.choice(len(X), min(len(X), 20_000), replace=False)
+        pca.fit(np.vstack([np.asarray(X[fit_rows], dtype=np.float64),
                            T[rng.choice(len(T), min(len(T), 20_000), replace=False)]]))
-        Z, ZT = pca.transform(X), pca.transform(T)
+        # the (n, pca_dim) projection, READ_ROWS rows of the embeddings at a time
+        Z = np.empty((len(X), dim))
+        for lo in range(0, len(X), READ_ROWS):
+            Z[lo:lo + READ_ROWS] = pca.transform(np.asarray(X[lo:lo + READ_ROWS],
+                                                            dtype=np.float64))
+        ZT = pca.transform(T)
         target = Moments.of(ZT)
         codes, groups = np.unique(data.groups, return_inverse=True)
         # each group's rows in ascending order, by one stable sort (not one scan per group)
@@ -154,15 +166,18 @@ class SnPSelector(Selector):
                 sub = {g: members[g][in_c[members[g]]] for g in queue}
                 n_searched = sum(1 for g in ranked if len(sub[g]))
                 parts.append(self._prune(Z, [g for g in queue if len(sub[g])], sub, q,
-                                         n_searched))
-            picks = np.concatenate(parts)
+                                         n_searched, rng))
+            picks = np.concatenate([p for p, _ in parts])
+            fps_cells = sum(c for _, c in parts)
             kept = np.unique(groups[picks])
         else:
-            picks = self._prune(Z, list(ranked), dict(enumerate(members)), k, len(ranked))
+            picks, fps_cells = self._prune(Z, list(ranked), dict(enumerate(members)), k,
+                                           len(ranked), rng)
             kept = np.unique(groups[picks])
         info = {"n_groups": len(codes), "clusters": C, "clusters_kept": int(len(chosen_clusters)),
                 "per_class": bool(self.per_class and data.labels is not None),
                 "searched_groups": int(len(searched)), "kept_groups": int(len(kept)),
+                "fps_cells": int(fps_cells),
                 "fd_searched": base, "fd_prefix_curve": [float(f) for f in prefix_fd],
                 "fd_selected": frechet_from_moments(Moments.of(Z[picks]), target)
                 if len(picks) > 1 else None,
@@ -170,10 +185,12 @@ class SnPSelector(Selector):
         return Picks(positions=picks, info=info)
 
     def _prune(self, Z: np.ndarray, ranked: list, members: dict, k: int,
-               n_searched: int) -> np.ndarray:
+               n_searched: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """Keep the top-ranked groups (the group budget — by default every searched group —
         and at least k rows), seed one row per group (nearest its mean), then farthest-point
-        sampling up to k rows."""
+        sampling up to k rows — cell by cell when the kept pool is over
+        ``partition.PARTITION_ABOVE`` rows (``partition``/``part_size``, as for k-center).
+        Returns the picks and the number of cells the sampling ran in."""
         budget = self._groups_to_keep(max(1, n_searched))
         kept, size = [], 0
         for g in ranked:
@@ -186,7 +203,12 @@ class SnPSelector(Selector):
             rows = members[g]
             seeds.append(rows[np.argmin(((Z[rows] - Z[rows].mean(0)) ** 2).sum(1))])
         pool = np.concatenate([members[g] for g in kept])
-        return fps_with_seeds(Z, pool, np.asarray(seeds, dtype=np.int64), k)
+        seeds = np.asarray(seeds, dtype=np.int64)
+        cells = None
+        if len(seeds) < k:
+            cells, _ = cut(Z, pool, k, partition=self.partition, part_size=int(self.part_size),
+                           rng=rng)
+        return fps_with_seeds(Z, pool, seeds, k, cells=cells), len(cells or [pool])
 
     def _groups_to_keep(self, available: int) -> int:
         """Groups kept out of ``available`` searched ones, by the one budget rule
@@ -204,26 +226,60 @@ class SnPSelector(Selector):
                                         f"{available} groups") from None
 
 
-def fps_with_seeds(Z: np.ndarray, pool: np.ndarray, seeds: np.ndarray, k: int) -> np.ndarray:
+def fps_with_seeds(Z: np.ndarray, pool: np.ndarray, seeds: np.ndarray, k: int,
+                   cells: list[np.ndarray] | None = None) -> np.ndarray:
     """Farthest-point sampling over ``pool`` rows of Z, starting from ``seeds`` as centres:
-    each step adds argmax_i min_{c ∈ centres} ‖z_i − z_c‖² (O(|pool|) memory)."""
+    each step adds argmax_i min_{c ∈ centres} ‖z_i − z_c‖² (O(|pool|) memory).
+
+    ``cells`` (the pool cut into k-means cells, ``partition.cut``; None: one cell) runs the
+    steps cell by cell: every row's distance to its nearest seed is computed over the whole
+    pool first (one FAISS search), then each cell takes its largest-remainder share of the
+    k − |seeds| further picks (∝ its rows that are not seeds) and runs the same greedy on its
+    own rows from those distances — Gonzalez's greedy restricted to the cell, so each cell's
+    cover radius is within 2× of that cell's optimum for its share given the seeds, and the
+    union's radius is the largest cell's. O(|pool|·(k − |seeds|)·d / cells) instead of
+    O(|pool|·(k − |seeds|)·d). Picks: the seeds, then the cells' picks by the distance at
+    which they were picked, largest first (one cell: pick order)."""
     seeds = seeds[:k]
     if len(seeds) >= k:
         return seeds
-    Zp = np.ascontiguousarray(Z[pool], dtype=np.float64)
-    sq = np.einsum("ij,ij->i", Zp, Zp)
     inverse = np.full(len(Z), -1, dtype=np.int64)
     inverse[pool] = np.arange(len(pool))
-    local = inverse[seeds]
     # distance of every pool row to its nearest seed: one batched FAISS search
-    index = faiss.IndexFlatL2(Zp.shape[1])
-    index.add(np.ascontiguousarray(Zp[local], dtype=np.float32))
-    min_d = index.search(np.ascontiguousarray(Zp, dtype=np.float32), 1)[0][:, 0].astype(float)
-    taken = list(local)
-    min_d[local] = -1.0
-    for _ in range(k - len(seeds)):
+    index = faiss.IndexFlatL2(Z.shape[1])
+    index.add(np.ascontiguousarray(Z[seeds], dtype=np.float32))
+    min_d = np.empty(len(pool))
+    for lo in range(0, len(pool), READ_ROWS):
+        x = np.ascontiguousarray(Z[pool[lo:lo + READ_ROWS]], dtype=np.float32)
+        min_d[lo:lo + len(x)] = index.search(x, 1)[0][:, 0]
+    min_d[inverse[seeds]] = -1.0
+    cells = [pool] if cells is None else cells
+    free = np.array([int((min_d[inverse[c]] >= 0).sum()) for c in cells])
+    quotas = largest_remainder(free, min(k - len(seeds), int(free.sum())))
+    picks, gaps = [], []
+    for cell, q in zip(cells, quotas, strict=True):
+        if q:
+            p, g = _farthest_first(Z, cell, min_d[inverse[cell]], int(q))
+            picks.append(p)
+            gaps.append(g)
+    picks_, gaps_ = np.concatenate(picks), np.concatenate(gaps)
+    if len(cells) > 1:
+        picks_ = picks_[np.argsort(-gaps_, kind="stable")]
+    return np.concatenate([seeds, picks_]).astype(np.int64)
+
+
+def _farthest_first(Z: np.ndarray, rows: np.ndarray, min_d: np.ndarray,
+                    q: int) -> tuple[np.ndarray, np.ndarray]:
+    """q greedy farthest-point picks among ``rows`` of Z, from each row's squared distance
+    to its nearest centre so far (``min_d``, −1 for rows already taken; updated in place).
+    Returns the picked rows and the distance² at which each was picked."""
+    Zp = np.ascontiguousarray(Z[rows], dtype=np.float64)
+    sq = np.einsum("ij,ij->i", Zp, Zp)
+    taken = np.empty(q, dtype=np.int64)
+    gaps = np.empty(q)
+    for t in range(q):
         j = int(np.argmax(min_d))
-        taken.append(j)
+        taken[t], gaps[t] = j, min_d[j]
         np.minimum(min_d, np.maximum(sq - 2 * Zp @ Zp[j] + sq[j], 0), out=min_d)
         min_d[j] = -1.0          # earlier picks stay at −1: the minimum never raises them
-    return pool[np.asarray(taken, dtype=np.int64)]
+    return rows[taken], gaps
