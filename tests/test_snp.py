@@ -34,20 +34,32 @@ def test_balanced_kmeans_sizes_are_floor_or_ceil():
 
 def test_fps_starts_from_seeds():
     Z = np.array([[0.0], [1.0], [2.0], [10.0], [4.0]])
-    assert fps_with_seeds(Z, np.arange(5), np.array([0]), 3).tolist() == [0, 3, 4]
+    picks, exhausted = fps_with_seeds(Z, np.arange(5), np.array([0]), 3)
+    assert picks.tolist() == [0, 3, 4] and exhausted == 0
 
 
 def test_fps_in_cells_hand_case():
-    """Two cells; seed row 0. Quotas of the 2 further picks ∝ free rows (3 and 4 → 1 and 1,
-    largest remainder); each cell runs the greedy from the seed distances: cell A picks 6
-    (d² 36), cell B 120 (d² 14400); merged largest gap first. One greedy over the pool would
-    take 120 and then 100 (cell B twice)."""
+    """Two cells; seed row 0; 2 further picks. Shares ∝ free rows (3 and 4), oversampled
+    twice: ⌈2·2·3/7⌉ = 2 and ⌈2·2·4/7⌉ = 3. Cell A picks 6 (d² 36) then 1 (d² 1); cell B
+    120 (d² 14400), 100 (400), 110 (100). The merge keeps the 2 largest: 120 and 100 — the
+    picks of one greedy over the pool, which a fixed share per cell (one each) would miss."""
     Z = np.array([[0.0], [1.0], [5.0], [6.0], [100.0], [101.0], [110.0], [120.0]])
     pool = np.arange(8)
     cells = [np.arange(4), np.arange(4, 8)]
-    assert fps_with_seeds(Z, pool, np.array([0]), 3, cells=cells).tolist() == [0, 7, 3]
-    assert fps_with_seeds(Z, pool, np.array([0]), 3).tolist() == [0, 7, 4]
-    assert fps_with_seeds(Z, pool, np.array([0]), 3, cells=[pool]).tolist() == [0, 7, 4]
+    picks, exhausted = fps_with_seeds(Z, pool, np.array([0]), 3, cells=cells)
+    assert picks.tolist() == [0, 7, 4] and exhausted == 0
+    assert fps_with_seeds(Z, pool, np.array([0]), 3)[0].tolist() == [0, 7, 4]
+
+
+def test_fps_in_cells_counts_a_cell_that_ran_dry():
+    """Cell A: 30 rows within 0.3 of the seed; cell B: 10 rows at 100..1000. 4 further
+    picks: B's oversampled share is ⌈2·4·10/39⌉ = 3 and all 3 (1000, 500, 200) beat A's best
+    (0.29), so B ran dry with rows left — the merge is then not exactly the greedy (which
+    would take B's fourth row, 300, over 0.29) and says so."""
+    Z = np.concatenate([np.linspace(0, 0.29, 30), 100.0 * np.arange(1, 11)])[:, None]
+    cells = [np.arange(30), np.arange(30, 40)]
+    picks, exhausted = fps_with_seeds(Z, np.arange(40), np.array([0]), 5, cells=cells)
+    assert picks.tolist() == [0, 39, 34, 31, 29] and exhausted == 1
 
 
 def _domains(seed=0):

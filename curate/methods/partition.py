@@ -97,6 +97,26 @@ def cut(embeddings, idx: np.ndarray, q: int, *, partition: str, part_size: int,
     return [idx[part] for part in np.split(order, starts[1:]) if len(part)], total / n
 
 
+def oversampled(sizes: np.ndarray, q: int) -> np.ndarray:
+    """Each part's picks for a merge by score: twice its size-proportional share of q,
+    rounded up, at most its size (``Σ ≥ q`` whenever ``q ≤ Σ sizes``)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    return np.minimum(sizes, np.ceil(2.0 * q * sizes / max(int(sizes.sum()), 1)).astype(np.int64))
+
+
+def keep_largest(scores: list[np.ndarray], q: int, room: np.ndarray) -> tuple[np.ndarray, int]:
+    """The merge by score: positions, in the concatenation of the parts' ``scores`` (each
+    non-increasing along its picks), of the q largest, largest first (ties: part order,
+    then pick order) — a prefix of every part, so exactly the greedy on the sum of the
+    parts' objectives when no part is used up. Also returns how many parts were used up
+    while ``room`` (per part: it holds rows beyond its picks), the ones for which that
+    exactness is not guaranteed."""
+    keep = np.argsort(-np.concatenate(scores), kind="stable")[:q]
+    counts = np.array([len(s) for s in scores])
+    used = np.bincount(np.repeat(np.arange(len(scores)), counts)[keep], minlength=len(scores))
+    return keep, int(((used == counts) & np.asarray(room, dtype=bool)).sum())
+
+
 def _part_task(item: tuple[Callable, np.ndarray, int, dict], shared: dict[str, Any]):
     """Solve one part: ``solve(X_part, q, **kw) -> (local positions, per-pick scores)``."""
     solve, positions, q, kw = item
@@ -134,7 +154,7 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
         if len(parts) == 1:
             quotas = np.array([q])
         elif how in ("gains", "union"):
-            quotas = np.minimum(sizes, np.ceil(2.0 * q * sizes / sizes.sum()).astype(np.int64))
+            quotas = oversampled(sizes, q)
         else:
             quotas = largest_remainder(sizes, q)
         first = len(items)
@@ -156,12 +176,10 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
                 kept = "quota"
             merged[kept] += 1
         if merge == "gains" and hi - lo > 1:
-            keep = np.argsort(-sc, kind="stable")[:q]
-            counts = np.bincount(np.repeat(np.arange(hi - lo), [len(results[i][0])
-                                                               for i in range(lo, hi)])[keep],
-                                 minlength=hi - lo)
-            exhausted += int(((counts == quotas[quotas > 0]) & (quotas[quotas > 0]
-                                                                < sizes[quotas > 0])).sum())
+            solved = quotas > 0
+            keep, dry = keep_largest([results[i][1] for i in range(lo, hi)], q,
+                                     quotas[solved] < sizes[solved])
+            exhausted += dry
             pos, sc = pos[keep], sc[keep]
         positions.append(pos)
         scores.append(sc)

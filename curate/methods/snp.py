@@ -32,12 +32,19 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from curate.budget import class_groups, largest_remainder
+from curate.budget import class_groups
 from curate.checks import check_bool, check_int, check_memory, is_int, is_number
 from curate.errors import InvalidParameterError
 from curate.frechet import Moments, frechet_from_moments
 from curate.inputs import SelectionInput
-from curate.methods.partition import PART_SIZE, READ_ROWS, check_partition, cut
+from curate.methods.partition import (
+    PART_SIZE,
+    READ_ROWS,
+    check_partition,
+    cut,
+    keep_largest,
+    oversampled,
+)
 from curate.selector import Needs, Picks, Selector, register
 
 
@@ -167,17 +174,18 @@ class SnPSelector(Selector):
                 n_searched = sum(1 for g in ranked if len(sub[g]))
                 parts.append(self._prune(Z, [g for g in queue if len(sub[g])], sub, q,
                                          n_searched, rng))
-            picks = np.concatenate([p for p, _ in parts])
-            fps_cells = sum(c for _, c in parts)
+            picks = np.concatenate([p for p, _, _ in parts])
+            fps_cells = sum(c for _, c, _ in parts)
+            exhausted = sum(e for _, _, e in parts)
             kept = np.unique(groups[picks])
         else:
-            picks, fps_cells = self._prune(Z, list(ranked), dict(enumerate(members)), k,
-                                           len(ranked), rng)
+            picks, fps_cells, exhausted = self._prune(Z, list(ranked), dict(enumerate(members)),
+                                                      k, len(ranked), rng)
             kept = np.unique(groups[picks])
         info = {"n_groups": len(codes), "clusters": C, "clusters_kept": int(len(chosen_clusters)),
                 "per_class": bool(self.per_class and data.labels is not None),
                 "searched_groups": int(len(searched)), "kept_groups": int(len(kept)),
-                "fps_cells": int(fps_cells),
+                "fps_cells": int(fps_cells), "fps_cells_exhausted": int(exhausted),
                 "fd_searched": base, "fd_prefix_curve": [float(f) for f in prefix_fd],
                 "fd_selected": frechet_from_moments(Moments.of(Z[picks]), target)
                 if len(picks) > 1 else None,
@@ -185,12 +193,13 @@ class SnPSelector(Selector):
         return Picks(positions=picks, info=info)
 
     def _prune(self, Z: np.ndarray, ranked: list, members: dict, k: int,
-               n_searched: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+               n_searched: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         """Keep the top-ranked groups (the group budget — by default every searched group —
         and at least k rows), seed one row per group (nearest its mean), then farthest-point
         sampling up to k rows — cell by cell when the kept pool is over
         ``partition.PARTITION_ABOVE`` rows (``partition``/``part_size``, as for k-center).
-        Returns the picks and the number of cells the sampling ran in."""
+        Returns the picks, the number of cells the sampling ran in and how many of them ran
+        out of oversampled picks (``fps_with_seeds``)."""
         budget = self._groups_to_keep(max(1, n_searched))
         kept, size = [], 0
         for g in ranked:
@@ -208,7 +217,8 @@ class SnPSelector(Selector):
         if len(seeds) < k:
             cells, _ = cut(Z, pool, k, partition=self.partition, part_size=int(self.part_size),
                            rng=rng)
-        return fps_with_seeds(Z, pool, seeds, k, cells=cells), len(cells or [pool])
+        picks, exhausted = fps_with_seeds(Z, pool, seeds, k, cells=cells)
+        return picks, len(cells or [pool]), exhausted
 
     def _groups_to_keep(self, available: int) -> int:
         """Groups kept out of ``available`` searched ones, by the one budget rule
@@ -227,22 +237,26 @@ class SnPSelector(Selector):
 
 
 def fps_with_seeds(Z: np.ndarray, pool: np.ndarray, seeds: np.ndarray, k: int,
-                   cells: list[np.ndarray] | None = None) -> np.ndarray:
+                   cells: list[np.ndarray] | None = None) -> tuple[np.ndarray, int]:
     """Farthest-point sampling over ``pool`` rows of Z, starting from ``seeds`` as centres:
     each step adds argmax_i min_{c ∈ centres} ‖z_i − z_c‖² (O(|pool|) memory).
 
     ``cells`` (the pool cut into k-means cells, ``partition.cut``; None: one cell) runs the
     steps cell by cell: every row's distance to its nearest seed is computed over the whole
-    pool first (one FAISS search), then each cell takes its largest-remainder share of the
-    k − |seeds| further picks (∝ its rows that are not seeds) and runs the same greedy on its
-    own rows from those distances — Gonzalez's greedy restricted to the cell, so each cell's
-    cover radius is within 2× of that cell's optimum for its share given the seeds, and the
-    union's radius is the largest cell's. O(|pool|·(k − |seeds|)·d / cells) instead of
-    O(|pool|·(k − |seeds|)·d). Picks: the seeds, then the cells' picks by the distance at
-    which they were picked, largest first (one cell: pick order)."""
+    pool first (one FAISS search); each cell then runs the same greedy on its own rows from
+    those distances for up to twice its share of the k − |seeds| further picks (share ∝ its
+    rows that are not seeds), recording the distance² at which each was picked; the merge
+    keeps the k − |seeds| largest of those distances. A cell's distances never rise along
+    its picks, so that merge is exactly the greedy for the cell-restricted distance (a row is
+    covered only by seeds and by centres in its own cell) whenever no cell used up its
+    oversampled picks (the second return value counts the cells that did); that greedy is a
+    2-approximation of the cell-restricted k-center (Gonzalez 1985), whose radius bounds the
+    true one from above. O(|pool|·(k − |seeds|)·d / cells) instead of
+    O(|pool|·(k − |seeds|)·d). Picks: the seeds, then by that distance, largest first.
+    Returns (picks, cells that ran out of oversampled picks)."""
     seeds = seeds[:k]
     if len(seeds) >= k:
-        return seeds
+        return seeds, 0
     inverse = np.full(len(Z), -1, dtype=np.int64)
     inverse[pool] = np.arange(len(pool))
     # distance of every pool row to its nearest seed: one batched FAISS search
@@ -255,17 +269,21 @@ def fps_with_seeds(Z: np.ndarray, pool: np.ndarray, seeds: np.ndarray, k: int,
     min_d[inverse[seeds]] = -1.0
     cells = [pool] if cells is None else cells
     free = np.array([int((min_d[inverse[c]] >= 0).sum()) for c in cells])
-    quotas = largest_remainder(free, min(k - len(seeds), int(free.sum())))
+    extra = min(k - len(seeds), int(free.sum()))
+    # one cell: exactly its picks; several: twice each share, so a cell rarely runs dry
+    quotas = np.array([extra]) if len(cells) == 1 else oversampled(free, extra)
     picks, gaps = [], []
     for cell, q in zip(cells, quotas, strict=True):
         if q:
             p, g = _farthest_first(Z, cell, min_d[inverse[cell]], int(q))
             picks.append(p)
             gaps.append(g)
-    picks_, gaps_ = np.concatenate(picks), np.concatenate(gaps)
+    picks_, exhausted = np.concatenate(picks), 0
     if len(cells) > 1:
-        picks_ = picks_[np.argsort(-gaps_, kind="stable")]
-    return np.concatenate([seeds, picks_]).astype(np.int64)
+        solved = quotas > 0
+        keep, exhausted = keep_largest(gaps, extra, quotas[solved] < free[solved])
+        picks_ = picks_[keep]
+    return np.concatenate([seeds, picks_]).astype(np.int64), exhausted
 
 
 def _farthest_first(Z: np.ndarray, rows: np.ndarray, min_d: np.ndarray,
