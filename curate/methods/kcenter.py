@@ -11,9 +11,14 @@ to one new centre (a (n, d)·(d,) product, which BLAS does at memory speed); a F
 would add a copy of X for no saving.
 
 Pools over ``partition.PARTITION_ABOVE`` rows (``partition="auto"``) are cut into k-means
-cells, each cell takes its size-proportional share of k, one task per cell
-(``curate.methods.partition``): O(n·k·d / cells) in all instead of O(n·k·d). Picks are
-ordered by the distance at which they were picked, largest first, across cells.
+cells, one task per cell (``curate.methods.partition``): each runs the greedy for twice its
+size-proportional share of k and records the distance at which each centre was picked (its
+first, seeded centre: ∞); the merge keeps the k largest — exactly the greedy for the
+cell-restricted distance (a row is covered only by centres in its own cell), a
+2-approximation of that k-center problem (Gonzalez 1985) whose radius bounds the true one
+from above, unless a cell used up its oversampled picks (``info["parts_exhausted"]``).
+O(n·k·d / cells) in all instead of O(n·k·d). Picks are ordered by that distance, largest
+first, across cells.
 """
 
 from __future__ import annotations
@@ -57,25 +62,22 @@ class KCenterSelector(Selector):
         check_partition(self.name, self.partition, self.part_size)
 
     def _select(self, data: SelectionInput, k: int, rng: np.random.Generator) -> Picks:
-        positions, dist, info, parts = partitioned(
+        positions, dist, info, _ = partitioned(
             self, data, k, rng, solve_part, per_class=False, partition=self.partition,
-            part_size=int(self.part_size), merge="quota",
+            part_size=int(self.part_size), merge="gains",
             kw=lambda r, rows: {"first": int(r.integers(rows))})
-        if info["parts"] == 1:   # one greedy: keep its pick order (farthest-first)
-            order = np.arange(len(positions))
-        else:
-            order = np.argsort(-np.nan_to_num(dist, nan=np.inf), kind="stable")
-        # each part's last pick distance (its radius before that pick); the union's is the max
-        last = [float(d[-1]) for d in parts if len(d) > 1]
-        info["cover_radius"] = max(last) if last else None
-        return Picks(positions=positions[order], scores=np.nan_to_num(dist[order], nan=0.0),
+        # merged (or one greedy's) pick order: farthest first. The last finite distance is
+        # the radius before the last pick, an upper bound on the radius after it.
+        finite = dist[np.isfinite(dist)]
+        info["cover_radius"] = float(finite.min()) if len(finite) else None
+        return Picks(positions=positions, scores=np.where(np.isfinite(dist), dist, 0.0),
                      info=info)
 
 
 def solve_part(X: np.ndarray, q: int, *, first: int) -> tuple[np.ndarray, np.ndarray]:
     """One part: k-center greedy from a seeded first centre; distances (not squared), the
-    first centre's NaN (it had no centre to be far from)."""
+    first centre's ∞ (it had no centre to be far from: without it the cell is uncovered)."""
     picked, gaps = kcenter_greedy(X, q, first)
     dist = np.sqrt(np.maximum(gaps, 0.0))
-    dist[0] = np.nan
+    dist[0] = np.inf
     return picked, dist

@@ -21,9 +21,13 @@ Merge, per method:
   F_P(S) ≥ (1 − 1/e)·max F_P; and F(S) ≥ F_P(S) for the true objective F. No constant
   factor against max F is claimed (GreeDi's own bound is (1 − 1/e)²/min(m, k));
   ``benchmarks/scale_out.py --objective`` measures F(S_partitioned)/F(S_single) at 1M rows.
-- k-center — each cell takes its largest-remainder share of the quota (q_p ∝ n_p) and
-  runs the greedy on its own rows: the cover radius of the union is the largest cell
-  radius, each cell's within 2× of that cell's optimum for q_p centres (Gonzalez 1985).
+- k-center (``merge="gains"`` too) — each cell runs the greedy for ⌈2·q·n_p/n⌉ centres on
+  its own rows, scoring each by the distance at which it was picked (the first: ∞); the q
+  largest are the greedy for the cell-restricted distance (a row covered only by centres
+  in its cell), itself a k-center problem, so Gonzalez's 2-approximation holds for it, and
+  its radius bounds the true radius from above (exact unless a cell ran dry, counted in
+  ``parts_exhausted``). An earlier fixed-share merge (q_p ∝ n_p, largest remainder) gave
+  each cell its share whatever its spread, which the benchmark showed costs radius.
 - herding (``merge="union"``) — each cell herds ⌈2·q·n_p/n⌉ candidates towards its own
   mean μ_p; round two herds q of the candidates towards the group's mean μ (summed in
   the pass that assigns rows to cells), so one cell's excess can cancel another's. Round one alone
@@ -132,10 +136,11 @@ def partitioned(selector, data, k: int, rng: np.random.Generator, solve: Callabl
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[np.ndarray]]:
     """Run ``solve`` on every part of every group on the selector's executor and merge.
 
-    ``merge="gains"`` (facility location: oversample, keep the q largest gains of a group),
-    ``"quota"`` (k-center: each part its largest-remainder share) or ``"union"`` (herding:
-    oversample, then round two ``refine(X_union, q, mu) -> (positions, scores)`` towards the
-    group's mean ``mu``, kept if its error ‖mu − mean(S)‖ is below round one's).
+    ``merge="gains"`` (facility location, k-center: oversample, keep the q largest scores),
+    ``"quota"`` (each part its largest-remainder share; herding above ``UNION_MAX_PICKS``)
+    or ``"union"`` (herding: oversample, then round two ``refine(X_union, q, mu) ->
+    (positions, scores)`` towards the group's mean ``mu``, kept if its error ‖mu − mean(S)‖
+    is below round one's).
     ``kw(rng, part_rows)`` gives a part's extra keyword arguments (drawn in part order on the
     driver: seeded and executor-free). Returns (positions, scores, info, each part's scores).
     Groups are interleaved in quota order: the t-th pick (0-based) of a group with quota q
