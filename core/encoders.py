@@ -368,10 +368,13 @@ def embed_stream(text_batches: Iterable[list[str]], *, total: int | None = None,
         for texts in itertools.chain(text_batches, [None]):   # None: the end, flush
             if texts is not None:
                 pending.extend(texts)
-            while len(pending) >= chunk_size or (texts is None and pending):
-                chunk, pending = pending[:chunk_size], pending[chunk_size:]
+            at = 0                       # chunks are read off an offset, then cut once
+            while len(pending) - at >= chunk_size or (texts is None and at < len(pending)):
+                chunk = pending[at:at + chunk_size]
+                at += len(chunk)
                 yield np.asarray(encoder.encode(chunk, batch_size), dtype=np.float32)
                 b.advance(len(chunk))
+            del pending[:at]
 
 
 def embed_texts(texts: list[str], *, batch_size: int | None = None, device: str = "cpu",

@@ -55,9 +55,11 @@ def embed_on_ray(samples: str, column: str, n: int, *, batch_size: int | None = 
     ``map_batches`` over a pool of ``actors`` encoder actors (default: one per CPU but one,
     which the read tasks need; ``cpus_per_actor``/``gpus_per_actor`` each) → batches back
     in order (``preserve_order``), yielded as they arrive so the driver holds one at a time
-    (the store streams them to disk). Same model and chunk rule as the local path (chunks
-    of ``rows_per_call`` = 4096 texts, each sorted by length), so a vector matches the local
-    one up to float rounding (cosine > 0.9999). Raises if the rows do not come to ``n``."""
+    (the store streams them to disk). Same model and the same rule inside a call (up to
+    ``rows_per_call`` = 4096 texts, sorted by length), but Ray Data's batch boundaries need
+    not fall on the local path's 4,096-row grid, so a vector matches the local one up to
+    float rounding (cosine > 0.9999), not bit for bit. Raises if the rows do not come to
+    ``n``."""
     import ray
 
     ctx = ray.data.DataContext.get_current()

@@ -90,3 +90,38 @@ def test_a_cell_whose_share_rounds_to_zero_over_the_cap(monkeypatch):
     pos, info = _partitioned_herding(X, 30, "union")
     assert len(set(pos.tolist())) == 30 and 3000 not in pos
     assert info["parts"] == 4 and info["merge"] == {"union": 0, "quota": 1}
+
+
+def test_never_more_cells_than_picks_so_kcenter_covers_every_cell():
+    """600 rows in cells of 20 would be 30 cells; a budget of 5 cuts 5, so each cell keeps
+    its first centre (scored ∞): one pick in every cell, instead of the first centres of 5
+    of 30 cells (the others left uncovered)."""
+    X = _mixture(600)
+    sel = make_selector("kcenter", partition="cells", part_size=20).select(
+        SelectionInput.from_arrays(embeddings=X), 5, seed=0)
+    assert sel.provenance.info["parts"] == 5
+    cells, _ = P.cut(X, np.arange(600), 5, partition="cells", part_size=20,
+                     rng=np.random.default_rng(0))          # the selector's cut (seed 0)
+    assert sorted(int(np.isin(c, sel.indices).sum()) for c in cells) == [1] * 5
+
+
+def test_kcenter_merge_by_distance_matches_the_cell_restricted_greedy():
+    """The merged picks are those of one greedy in which a row counts as covered only by
+    centres in its own cell: recomputed here cell by cell, the largest pick distances."""
+    from curate.methods.kcenter import kcenter_greedy
+
+    X = _mixture(3000)
+    data = SelectionInput.from_arrays(embeddings=X)
+    sel = make_selector("kcenter", partition="cells", part_size=500).select(data, 60, seed=0)
+    assert sel.provenance.info["parts_exhausted"] == 0
+    cells, _ = P.cut(X, np.arange(3000), 60, partition="cells", part_size=500,
+                     rng=np.random.default_rng(0))
+    # the selector's cells (same seed); each cell's picks are a prefix of its own greedy run
+    cell_of = np.empty(3000, dtype=np.int64)
+    for c, rows in enumerate(cells):
+        cell_of[rows] = c
+    for c, rows in enumerate(cells):
+        mine = [int(i) for i in sel.indices if cell_of[i] == c]
+        assert mine, "every cell keeps at least its first centre"
+        run, _ = kcenter_greedy(X[rows], len(mine), int(np.flatnonzero(rows == mine[0])[0]))
+        assert sorted(rows[run].tolist()) == sorted(mine)

@@ -67,7 +67,9 @@ class KCenterSelector(Selector):
             part_size=int(self.part_size), merge="gains",
             kw=lambda r, rows: {"first": int(r.integers(rows))})
         # merged (or one greedy's) pick order: farthest first. The last finite distance is
-        # the radius before the last pick, an upper bound on the radius after it.
+        # the (cell-restricted) radius before the last pick — an upper bound on the radius
+        # after it unless a cell ran dry (info["parts_exhausted"] > 0: its next distance is
+        # unknown)
         finite = dist[np.isfinite(dist)]
         info["cover_radius"] = float(finite.min()) if len(finite) else None
         return Picks(positions=positions, scores=np.where(np.isfinite(dist), dist, 0.0),

@@ -3,7 +3,8 @@
 One greedy over N rows costs O(N·k) (k-center, herding) or a kNN graph over all N rows
 (facility location), in one process. Above ``PARTITION_ABOVE`` rows a group (a class with
 ``per_class``, else the whole pool) is instead cut into k-means cells of about
-``part_size`` rows (FAISS ``Kmeans``, seeded, trained on ≤ 256 rows per cell), the greedy
+``part_size`` rows, and at most as many cells as the group has picks (FAISS ``Kmeans``,
+seeded, trained on ≤ 256 rows per cell), the greedy
 runs on each cell — one executor task per cell, so ``--executor ray`` spreads them over a
 cluster — and the cells' answers are merged (GreeDi's two rounds, Mirzasoleiman et al.,
 NeurIPS 2013, with the merge below). Groups at or under the threshold are one part each,
@@ -82,7 +83,9 @@ def cut(embeddings, idx: np.ndarray, q: int, *, partition: str, part_size: int,
     sorted, empty cells dropped, in cell order; the mean): the one pass that assigns the rows
     to cells, ``READ_ROWS`` at a time, also sums them, so no merge reads the group again."""
     n = len(idx)
-    m = math.ceil(n / part_size)
+    # at most q cells: every cell can then hold a pick (k-center keeps each cell's first
+    # centre, scored ∞, only if the cells are no more than the picks)
+    m = min(math.ceil(n / part_size), max(1, q))
     if partition == "none" or m < 2 or (partition == "auto" and n <= PARTITION_ABOVE):
         return [idx], None
     d = embeddings.shape[1]
