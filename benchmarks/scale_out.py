@@ -343,16 +343,16 @@ print(json.dumps({"wall_s": round(wall, 2), "peak_rss_mb": round(int(hwm.split()
 
 EMBED_AB = """
 import json, sys, time, numpy as np, polars as pl
-a, b, src, n, block = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+names, src, n, block = sys.argv[1].split(","), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 texts = pl.read_parquet(src)["gloss"].to_list()[:n]
 from core.encoders import get_encoder
-enc = {name: get_encoder(name) for name in (a, b)}
+enc = {name: get_encoder(name) for name in names}
 for e in enc.values():
     e.encode(texts[:256])                               # load, compile, warm up
-spent = {a: [], b: []}
+spent = {name: [] for name in names}
 for i, lo in enumerate(range(0, n, block)):
     chunk = texts[lo:lo + block]
-    for name in ((a, b) if i % 2 == 0 else (b, a)):    # alternate who goes first
+    for name in (names if i % 2 == 0 else names[::-1]):  # alternate who goes first
         t0 = time.perf_counter()
         enc[name].encode(chunk)
         spent[name].append(time.perf_counter() - t0)
@@ -360,28 +360,33 @@ print(json.dumps(spent))
 """
 
 
-def run_embed_ab(args, src: Path, env: dict) -> dict:
-    """The speed-up measured in one process with both encoders loaded, in alternating
-    blocks of ``--ab-block`` texts (the order flips each block), so both see the same
-    machine: a host whose speed drifts (steal time, turbo, a noisy neighbour) moves both
-    sides of the ratio alike. Reported beside the sequential runs, not instead of them."""
-    a, b = "torch", args.ab_backend
-    proc = subprocess.run([sys.executable, "-c", EMBED_AB, a, b, str(src), str(args.ab),
-                           str(args.ab_block)], env=env, capture_output=True, text=True)
+def run_embed_ab(args, src: Path, env: dict) -> list[dict]:
+    """The speed-up measured in one process with ``torch`` and every ``--ab-backend``
+    loaded, in alternating blocks of ``--ab-block`` texts (the order reverses each block),
+    so all see the same machine: a host whose speed drifts (steal time, turbo, a noisy
+    neighbour) moves both sides of each ratio alike. One record per backend, reported
+    beside the sequential runs, not instead of them."""
+    names = ["torch", *args.ab_backend.split(",")]
+    proc = subprocess.run([sys.executable, "-c", EMBED_AB, ",".join(names), str(src),
+                           str(args.ab), str(args.ab_block)], env=env, capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         raise SystemExit(f"embed A/B failed: {proc.stderr.strip()[-800:]}")
     spent = json.loads(proc.stdout.strip().splitlines()[-1])
-    per_block = np.array(spent[a]) / np.array(spent[b])
-    rec = {"executor": "local", "n_rows": args.ab, "dim": 384, "machine": machine(),
-           "method": None, "stage": "embed-ab", "backend": b, "block_rows": args.ab_block,
-           "blocks": len(per_block), "torch_s": round(sum(spent[a]), 2),
-           "backend_s": round(sum(spent[b]), 2),
-           "speedup": round(sum(spent[a]) / sum(spent[b]), 2),
-           "speedup_block_min": round(float(per_block.min()), 2),
-           "speedup_block_median": round(float(np.median(per_block)), 2),
-           "speedup_block_max": round(float(per_block.max()), 2)}
-    print(json.dumps(rec), flush=True)
-    return rec
+    a, records = names[0], []
+    for b in names[1:]:
+        per_block = np.array(spent[a]) / np.array(spent[b])
+        rec = {"executor": "local", "n_rows": args.ab, "dim": 384, "machine": machine(),
+               "method": None, "stage": "embed-ab", "backend": b,
+               "block_rows": args.ab_block, "blocks": len(per_block),
+               "torch_s": round(sum(spent[a]), 2), "backend_s": round(sum(spent[b]), 2),
+               "speedup": round(sum(spent[a]) / sum(spent[b]), 2),
+               "speedup_block_min": round(float(per_block.min()), 2),
+               "speedup_block_median": round(float(np.median(per_block)), 2),
+               "speedup_block_max": round(float(per_block.max()), 2)}
+        print(json.dumps(rec), flush=True)
+        records.append(rec)
+    return records
 
 
 def run_embed(args) -> list[dict]:
@@ -419,7 +424,7 @@ def run_embed(args) -> list[dict]:
                 records.append(rec)
                 print(json.dumps(rec), flush=True)
         if args.ab:
-            records.append(run_embed_ab(args, src, env))
+            records += run_embed_ab(args, src, env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return records
@@ -434,14 +439,15 @@ def main() -> None:
     ap.add_argument("--executor", choices=("local", "ray"), default="local")
     ap.add_argument("--ray-nodes", type=int, default=1)
     ap.add_argument("--embed", type=int, default=0, help="embedding throughput on N texts")
-    ap.add_argument("--backends", default="torch,openvino,onnx,onnx-int8")
+    ap.add_argument("--backends", default="torch,openvino,openvino-int8,onnx,onnx-int8")
     ap.add_argument("--embed-executors", default="local,ray")
     ap.add_argument("--ray-backends", default="openvino", help="backends timed on Ray")
     ap.add_argument("--ab", type=int, default=20000,
                     help="with --embed: also time torch vs --ab-backend in one process on "
                          "this many texts, alternating blocks (0: skip)")
     ap.add_argument("--ab-block", type=int, default=2000)
-    ap.add_argument("--ab-backend", default="openvino")
+    ap.add_argument("--ab-backend", default="openvino,openvino-int8",
+                    help="backends timed against torch in the A/B (comma-separated)")
     ap.add_argument("--objective", type=int, default=0,
                     help="partitioned vs single greedy objectives on N rows")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")

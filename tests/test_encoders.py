@@ -10,7 +10,8 @@ from curate.defaults import load_wordnet
 from curate.embedding import embed_texts
 from curate.errors import CurateError
 
-MIN_COS = {"torch": 0.9999, "openvino": 0.999, "onnx": 0.9999, "onnx-int8": 0.98}
+MIN_COS = {"torch": 0.9999, "openvino": 0.999, "openvino-int8": 0.99, "onnx": 0.9999,
+           "onnx-int8": 0.98}
 
 
 @pytest.fixture(scope="module")
