@@ -16,12 +16,16 @@ FULL_STORE = Path(__file__).parent / ".cache" / "wordnet-full"
 
 def full_store(path: Path = FULL_STORE):
     """The all-WordNet benchmark store (117,659 glosses, MiniLM embeddings, 20-epoch proxy
-    signals), built on first use (~10 min on 2 cores) and reused after."""
+    signals), built on first use (~10 min on 2 cores) and reused after. Its embeddings are
+    the float32 reference (``backend="torch"``), whatever the default backend: the stored
+    benchmark records were computed on them, and ``subset_quality.py --backend`` compares
+    another backend's vectors against them."""
     from curate.defaults import init_default
     from stores import Store
 
     if not (Path(path) / "catalog.duckdb").exists():
-        init_default(Store.create(path), sample=None, epochs=20, progress=True)
+        init_default(Store.create(path), sample=None, epochs=20, progress=True,
+                     backend="torch")
     return Store.open(path)
 
 
@@ -100,6 +104,12 @@ def cpu_isa() -> str:
     return " ".join(keep) or "unknown"
 
 
+def seed_std(values) -> float:
+    """The spread over seeds every report quotes: the population std (``ddof=0``) of the
+    per-seed values — one definition for all benchmarks."""
+    return float(np.std(np.asarray(list(values), dtype=float)))
+
+
 def mean_std(values) -> str:
     """``mean ± std`` over runs; a value that did not vary across seeds is one run, said
     so (never a repeated number shown as a spread of zero), and a spread below 0.0005 is
@@ -109,9 +119,10 @@ def mean_std(values) -> str:
         return f"{v[0]:.3f} (1 run: same every seed)"
     if len(v) == 1:
         return f"{v[0]:.3f} (1 run)"
-    if v.std() < 5e-4:  # it did vary: one significant digit rather than "± 0.000"
-        return f"{v.mean():.3f} ± {v.std():.1g}"
-    return f"{v.mean():.3f} ± {v.std():.3f}"
+    sd = seed_std(v)
+    if sd < 5e-4:  # it did vary: one significant digit rather than "± 0.000"
+        return f"{v.mean():.3f} ± {sd:.1g}"
+    return f"{v.mean():.3f} ± {sd:.3f}"
 
 
 def with_std(mean: float, std: float | None, spec: str = ".3f") -> str:

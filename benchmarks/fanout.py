@@ -46,7 +46,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, full_store, machine, with_std, write_json, write_markdown  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    full_store,
+    machine,
+    seed_std,
+    with_std,
+    write_json,
+    write_markdown,
+)
 
 from curate.cli import main as cli_main  # noqa: E402
 from retrieval.fanout import FanoutEngine  # noqa: E402
@@ -90,6 +98,15 @@ def domain_store(domain: str):
     return Store.open(root), "man-flat", DATA / "queries.parquet"
 
 
+def ddof_note(results: dict) -> str:
+    """Which std the rows carry: ``common.seed_std`` (population, ddof 0) since 2026-12-04;
+    records from earlier runs hold the sample std (ddof 1, larger by √(3/2) for 3 seeds)."""
+    old = [m for m, r in results.items() if r.get("std") and r.get("std_ddof") != 0]
+    return ("population std, ddof 0" if not old else
+            "sample std, ddof 1 — these rows predate the switch to the one definition "
+            "(`common.seed_std`, ddof 0) and are √(3/2) larger than it")
+
+
 def evaluate(name, retr, test, engine, seeds, n_test) -> dict:
     V, ex, refs = test.views[:n_test], test.exclude[:n_test], test.refs[:n_test]
     per_seed = []
@@ -101,8 +118,9 @@ def evaluate(name, retr, test, engine, seeds, n_test) -> dict:
                          **{m: float(v.mean()) for m, v in obj.items()}})
     res = {m: float(np.mean([p[m] for p in per_seed])) for m in per_seed[0]}
     res["runs"] = len(seeds)
-    res["std"] = ({m: float(np.std([p[m] for p in per_seed], ddof=1)) for m in per_seed[0]}
+    res["std"] = ({m: seed_std(p[m] for p in per_seed) for m in per_seed[0]}
                   if len(seeds) > 1 else None)
+    res["std_ddof"] = 0        # records without it (runs before 2026-12-04) used ddof = 1
     lat = {}
     for bs, n in ((1, min(200, len(V))), (64, len(V))):
         times = []
@@ -262,8 +280,9 @@ def report(out: dict) -> None:
              f"{n_test} test queries of query set `{out['query_set']}` (index "
              f"`{out['index']}`), k = {out['k']}; objectives on each query's {out['pool']} "
              f"nearest items; default composite 0.5 diversity (Vendi / k) + 0.5 alignment. "
-             f"Seeded methods: mean ± std over 3 seeds (a std under the last digit shown has "
-             f"one significant digit); others one run. Reference sets' own Vendi (first "
+             f"Seeded methods: mean ± std over 3 seeds ({ddof_note(results)}; a std under "
+             f"the last digit shown has one significant digit); others one run. Reference "
+             f"sets' own Vendi (first "
              f"{out['k']} items): {ceiling:.2f}. {out['machine']}. Produced by `python "
              f"benchmarks/fanout.py --domain {domain}`.",
              "", f"![Pareto plot]({png.name})", "",

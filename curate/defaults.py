@@ -16,7 +16,7 @@ import polars as pl
 
 from curate.budget import largest_remainder
 from curate.checks import check_int, check_seed
-from curate.embedding import embed_dataset
+from curate.embedding import DEFAULT_BACKEND, embed_dataset
 from curate.errors import InvalidParameterError
 from curate.signals import train_signals
 from stores import IngestSpec, Store
@@ -58,8 +58,8 @@ def load_wordnet(sample: int | None = DEFAULT_SAMPLE, seed: int = 0) -> pl.DataF
 
 
 def init_default(store: Store, *, sample: int | None = DEFAULT_SAMPLE, epochs: int = 20,
-                 seed: int = 0, progress: bool = False, backend: str = "openvino",
-                 executor=None) -> dict:
+                 seed: int = 0, progress: bool = False,
+                 backend: str = DEFAULT_BACKEND, executor=None) -> dict:
     """Build the default ``wordnet`` dataset in ``store`` (ingest → embed → signals). The seed,
     sample size, epochs and backend are checked before anything is read or written;
     ``backend`` and ``executor`` go to ``embed_dataset``."""

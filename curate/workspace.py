@@ -10,13 +10,14 @@ from typing import Any
 
 import polars as pl
 
+from core.encoders import DEFAULT_BACKEND
 from curate.errors import InvalidParameterError
 from stores import IngestSpec, Store
 from stores.executor import Executor, get_executor
 
 
 def init_workspace(store: Store, *, default: bool = False, sample: int | None = 20_000,
-                   epochs: int = 20, seed: int = 0, backend: str = "openvino",
+                   epochs: int = 20, seed: int = 0, backend: str = DEFAULT_BACKEND,
                    executor: Executor | str | None = None, ray_address: str | None = None,
                    progress: bool = False) -> dict[str, Any]:
     """``curate init``: report the (already created) ``store``; with ``default``, also make

@@ -12,6 +12,8 @@ Input is validated here, so Python callers and the service get the same one-line
 
 from __future__ import annotations
 
+import functools
+
 import re
 import threading
 import time
@@ -164,11 +166,13 @@ class FanoutEngine:
     def _embed(self, texts: tuple[str, ...], deadline: float | None) -> np.ndarray:
         """(len(texts), 384) MiniLM vectors; with ``micro_batch`` concurrent callers share
         one encoder call."""
+        from core.encoders import query_backend
         from retrieval.views import embed_groups
 
+        embed = functools.partial(embed_groups, backend=query_backend(self.index.meta))
         if not self.micro_batch:
-            return embed_groups([texts])[0]
-        return self._batcher(("encoder",), embed_groups, stack=list).submit(texts, deadline)
+            return embed([texts])[0]
+        return self._batcher(("encoder",), embed, stack=list).submit(texts, deadline)
 
     def _query_views(self, text: str | None, vector: Any, views: int | None,
                      deadline: float | None, extra: list[str] | None = None,

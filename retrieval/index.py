@@ -116,8 +116,8 @@ def build_index(store: Store, dataset: str | None = None, *, factory: str = "Fla
     index.add_with_ids(Xn, np.arange(len(Xn), dtype=np.int64))
     meta = {"factory": factory, "metric": "inner_product", "normalized": True,
             "dim": int(Xn.shape[1]), "n": int(len(Xn)), "dataset": info.name,
-            "embedding": emb.model, "dataset_fingerprint": info.fingerprint, "seed": seed,
-            "ids": "row_idx"}
+            "embedding": emb.model, "encoder_backend": (emb.backend or {}).get("backend"),
+            "dataset_fingerprint": info.fingerprint, "seed": seed, "ids": "row_idx"}
 
     def write(folder: Path) -> None:
         files.atomic_write(folder / "index.faiss",

@@ -252,7 +252,7 @@ def _embed_views(store: Store, meta: dict, frame: pl.DataFrame, text_column: str
             raise SchemaError(f"query vectors in {vector_column!r} must be finite, non-zero "
                               "and of one length")
         return normalise(X)[:, None, :]
-    from core.encoders import MODEL_NAME, embed_texts
+    from core.encoders import MODEL_NAME, embed_texts, query_backend
 
     if meta.get("embedding") != MODEL_NAME:
         raise MissingInputError(f"the index is built on embedding {meta.get('embedding')!r}; "
@@ -269,7 +269,7 @@ def _embed_views(store: Store, meta: dict, frame: pl.DataFrame, text_column: str
                               "query needs text")
     flat = texts.to_numpy().reshape(-1).tolist()            # row-major: (m · V,)
     unique, inverse = np.unique(np.asarray(flat, dtype=object).astype(str), return_inverse=True)
-    E = embed_texts(unique.tolist(), progress=progress)
+    E = embed_texts(unique.tolist(), progress=progress, backend=query_backend(meta))
     return E[inverse].reshape(frame.height, len(cols), -1).astype(np.float32)
 
 

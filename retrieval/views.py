@@ -33,13 +33,15 @@ def query_texts(text: str, views: bool = True) -> tuple[str, ...]:
     return (text, *split_query(text)) if views else (text,)
 
 
-def embed_groups(groups: list[tuple[str, ...]], progress: bool = False) -> list[np.ndarray]:
+def embed_groups(groups: list[tuple[str, ...]], progress: bool = False,
+                 backend: str | None = None) -> list[np.ndarray]:
     """MiniLM vectors of groups of strings, one (len(group), 384) float32 array per group, in
-    one encoder call (each distinct string embedded once; the service's encoder batches)."""
-    from core.encoders import embed_texts
+    one encoder call (each distinct string embedded once; the service's encoder batches).
+    ``backend``: the encoder backend (``None``: the default)."""
+    from core.encoders import DEFAULT_BACKEND, embed_texts
 
     unique = sorted({s for g in groups for s in g})
-    E = embed_texts(unique, progress=progress)
+    E = embed_texts(unique, progress=progress, backend=backend or DEFAULT_BACKEND)
     at = {s: i for i, s in enumerate(unique)}
     return [E[[at[s] for s in g]] for g in groups]
 

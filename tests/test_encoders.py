@@ -100,3 +100,33 @@ def test_embed_dataset_streams_the_column_to_the_store(tmp_path, wordnet_home):
     stored, meta = st.embeddings("wordnet")
     assert isinstance(stored, np.memmap) and meta.backend["executor"] == "local"
     assert np.asarray(stored).tobytes() == embed_texts(texts, backend="openvino").tobytes()
+
+
+def test_query_backend_follows_the_index():
+    from core.encoders import query_backend
+
+    assert query_backend({"encoder_backend": "torch"}) == "torch"
+    assert query_backend({"encoder_backend": None}) == DEFAULT_BACKEND       # ingested
+    assert query_backend({}) == DEFAULT_BACKEND                              # older index
+    assert query_backend({"encoder_backend": "gone"}) == DEFAULT_BACKEND
+
+
+def test_text_queries_use_the_encoder_of_the_indexed_items(tmp_path, wordnet_home):
+    """An index records its items' encoder backend; the service embeds a text query with
+    that same backend (not the default), so query and items come from one encoder."""
+    import shutil
+
+    from curate.embedding import embed_dataset
+    from retrieval import build_index
+    from retrieval.fanout import FanoutEngine
+    from stores import Store
+
+    shutil.copytree(wordnet_home, tmp_path / "s")
+    st = Store.open(tmp_path / "s")
+    embed_dataset(st, "wordnet", backend="torch")
+    assert build_index(st, "wordnet", factory="Flat", name="flat")["encoder_backend"] == "torch"
+    engine = FanoutEngine(st, "flat")
+    texts = ("a domesticated carnivorous mammal", "dog", "canine")
+    got = engine._embed(texts, None)
+    assert got.tobytes() == embed_texts(list(texts), backend="torch").tobytes()
+    assert got.tobytes() != embed_texts(list(texts), backend=DEFAULT_BACKEND).tobytes()

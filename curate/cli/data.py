@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from core.encoders import BACKEND_HELP, DEFAULT_BACKEND
 from curate.cli.app import (
     DatasetArg,
     ExecutorOpt,
@@ -33,8 +34,7 @@ def init(
     epochs: Annotated[int, typer.Option(help="With --default: proxy epochs.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed for the sample, split and proxy.")] = 0,
     backend: Annotated[str, typer.Option(
-        help="With --default: encoder openvino (bf16 where the CPU has it), torch (float32 "
-             "reference), onnx, onnx-int8.")] = "openvino",
+        help=f"With --default: encoder {BACKEND_HELP}.")] = DEFAULT_BACKEND,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
@@ -82,7 +82,7 @@ def ingest(
 @app.command()
 def embed(dataset: DatasetArg = None,
           batch_size: Annotated[int | None, typer.Option(
-              help="Sentences per batch (default: the backend's, 32 torch, 128 "
+              help="Sentences per batch (default: the backend's, 32 torch, 64 "
                    "openvino).")] = None,
           executor: ExecutorOpt = None,
           ray_address: RayAddressOpt = None,
@@ -91,8 +91,7 @@ def embed(dataset: DatasetArg = None,
           cpus_per_actor: Annotated[int, typer.Option(help="Ray: CPUs per actor.")] = 1,
           gpus_per_actor: Annotated[float, typer.Option(help="Ray: GPUs per actor.")] = 0.0,
           backend: Annotated[str, typer.Option(
-              help="Encoder: openvino (bf16 where the CPU has it), torch (float32 "
-                   "reference), onnx, onnx-int8.")] = "openvino",
+              help=f"Encoder: {BACKEND_HELP}.")] = DEFAULT_BACKEND,
           json_out: JsonOpt = False) -> None:
     """Embed a dataset's text column with all-MiniLM-L6-v2 (offline)."""
     from curate.embedding import embed_dataset
