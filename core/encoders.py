@@ -349,10 +349,11 @@ def bf16_or_f32(core) -> str:
 BACKENDS: dict[str, type[TextEncoder]] = {c.name: c for c in
                                           (TorchEncoder, OpenVinoEncoder,
                                            OpenVinoInt8Encoder, OnnxEncoder, OnnxInt8Encoder)}
-DEFAULT_BACKEND = "openvino"
+DEFAULT_BACKEND = "openvino-int8"
 #: one line per backend for the CLI's --backend help
-BACKEND_HELP = ("openvino (bf16 where the CPU has it), openvino-int8 (int8 matmuls), "
-                "torch (float32 reference), onnx, onnx-int8; default " + DEFAULT_BACKEND)
+BACKEND_HELP = ("openvino-int8 (int8 matmuls, dynamic activation scales), openvino (bf16 "
+                "where the CPU has it), torch (float32 reference), onnx, onnx-int8; default "
+                + DEFAULT_BACKEND)
 
 
 @functools.lru_cache(maxsize=4)

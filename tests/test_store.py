@@ -221,6 +221,17 @@ def test_embeddings_stream_from_batches_byte_identical_to_one_array(synthetic_st
     assert np.array_equal(a, X) and np.asarray(a).tobytes() == np.asarray(b).tobytes()
 
 
+def test_a_list_of_rows_is_one_array_and_a_ragged_one_is_refused(synthetic_store):
+    X = np.random.default_rng(1).normal(size=(400, 4)).astype(np.float32)
+    synthetic_store.write_embeddings("blobs", "rows", X.tolist(), normalized=False)
+    assert np.asarray(synthetic_store.embeddings("blobs", "rows")[0]).tobytes() == X.tobytes()
+    before = tree_hash(synthetic_store.root)
+    with pytest.raises(SchemaError, match="all of one length") as err:
+        synthetic_store.write_embeddings("blobs", "ragged", [[1.0, 2.0]] * 399 + [[1.0]],
+                                         normalized=False)
+    assert len(str(err.value).splitlines()) == 1 and tree_hash(synthetic_store.root) == before
+
+
 def _dies_after_one_batch(X):
     yield X[:200]
     raise RuntimeError("encoder died")
