@@ -301,6 +301,10 @@ def run_pipeline(args) -> list[dict]:
         r = stage([*s, "signals", "ingest", str(work / "signals.npz"), "big", "--name",
                    "proxy", "--json"], env)
         records.append({**base, "method": None, "stage": "signals-ingest", **_clean(r)})
+        for rec in records:
+            print(json.dumps(rec), flush=True)
+        if args.select_records_only:   # the table's ingest rows stay; this run's are logged
+            records = []
         for spec in args.methods.split(","):
             method, _, param = spec.partition(":")
             extra = [x for p in param.split(";") if p for x in ("--param", p)]
@@ -451,6 +455,10 @@ def main() -> None:
     ap.add_argument("--objective", type=int, default=0,
                     help="partitioned vs single greedy objectives on N rows")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
+    ap.add_argument("--select-records-only", action="store_true",
+                    help="store only this run's select records (re-running some methods: "
+                         "the ingest and signals rows of the table stay; this run's are "
+                         "printed to the log)")
     args = ap.parse_args()
     if args.objective:
         from partitioned_objective import run_objective
