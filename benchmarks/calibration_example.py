@@ -60,7 +60,7 @@ def build_pools(store_dir: Path) -> pl.DataFrame:
     nouns = syn.filter((pl.col("pos") == "n") & (pl.col("hypernyms").list.len() > 0))
     picked = nouns[np.sort(rng.choice(nouns.height, N_INSTANCES, replace=False))]
     queries = [", ".join(lem).replace("_", " ") for lem in picked["lemmas"].to_list()]
-    Q = embed_texts(queries, progress=True)
+    Q = embed_texts(queries, progress=True, backend="torch")   # as full_store's items
     index = faiss.IndexFlatIP(X.shape[1])
     index.add(X)
     sims, nbrs = index.search(Q, N_RETRIEVED + 1)

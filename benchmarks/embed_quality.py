@@ -54,6 +54,8 @@ def compare(base: dict, other: dict) -> list[dict]:
 def summary(name: str, rows: list[dict]) -> str:
     seeded = [r for r in rows if r["sigma"]]
     fixed = [r for r in rows if not r["sigma"]]
+    if not seeded:
+        return f"`{name}`: no cell varied over seeds."
     big = max(seeded, key=lambda r: abs(r["delta"]))
     far = max(seeded, key=lambda r: abs(r["in_sigma"]))
     line = (f"`{name}`: over the {len(seeded)} seeded cells the largest |Δ| is "

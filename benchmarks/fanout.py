@@ -101,9 +101,12 @@ def domain_store(domain: str):
 def ddof_note(results: dict) -> str:
     """Which std the rows carry: ``common.seed_std`` (population, ddof 0) since 2026-12-04;
     records from earlier runs hold the sample std (ddof 1, larger by √(3/2) for 3 seeds)."""
-    old = [m for m, r in results.items() if r.get("std") and r.get("std_ddof") != 0]
-    return ("population std, ddof 0" if not old else
-            "sample std, ddof 1 — these rows predate the switch to the one definition "
+    seeded = [m for m, r in results.items() if r.get("std")]
+    old = [m for m in seeded if results[m].get("std_ddof") != 0]
+    if not old:
+        return "population std, ddof 0"
+    which = "these rows" if len(old) == len(seeded) else "rows " + ", ".join(old)
+    return (f"sample std, ddof 1, for {which}: they predate the switch to the one definition "
             "(`common.seed_std`, ddof 0) and are √(3/2) larger than it")
 
 

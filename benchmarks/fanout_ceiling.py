@@ -62,7 +62,7 @@ def main() -> None:
     lemmas = st.samples("wordnet", ["lemmas"])["lemmas"]
     first = [lem[0].replace("_", " ") for lem in lemmas[ex.tolist()].to_list()]
     out = {"topk": recall(Qte),
-           "two_view_query": recall(Qte + embed_texts(first)),
+           "two_view_query": recall(Qte + embed_texts(first, backend="torch")),  # items: torch
            "global_shift": {str(c): recall(Qte + c * delta) for c in (0.25, 0.5, 1.0)},
            "ridge_shift": {str(c): recall(Qte + c * (Qte @ W)) for c in (0.25, 0.5, 1.0)},
            "oracle_centroid": recall(centroids(refs)), "query_set": qs,

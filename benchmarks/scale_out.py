@@ -370,7 +370,7 @@ def run_embed_ab(args, src: Path, env: dict) -> list[dict]:
     so all see the same machine: a host whose speed drifts (steal time, turbo, a noisy
     neighbour) moves both sides of each ratio alike. One record per backend, reported
     beside the sequential runs, not instead of them."""
-    names = ["torch", *args.ab_backend.split(",")]
+    names = list(dict.fromkeys(["torch", *args.ab_backend.split(",")]))   # each once
     proc = subprocess.run([sys.executable, "-c", EMBED_AB, ",".join(names), str(src),
                            str(args.ab), str(args.ab_block)], env=env, capture_output=True,
                           text=True)
@@ -445,7 +445,8 @@ def main() -> None:
     ap.add_argument("--embed", type=int, default=0, help="embedding throughput on N texts")
     ap.add_argument("--backends", default="torch,openvino,openvino-int8,onnx,onnx-int8")
     ap.add_argument("--embed-executors", default="local,ray")
-    ap.add_argument("--ray-backends", default="openvino", help="backends timed on Ray")
+    ap.add_argument("--ray-backends", default="openvino,openvino-int8",
+                    help="backends timed on Ray")
     ap.add_argument("--ab", type=int, default=20000,
                     help="with --embed: also time torch vs --ab-backend in one process on "
                          "this many texts, alternating blocks (0: skip)")

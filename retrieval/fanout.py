@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from core.checks import check_int, check_number, check_seed
+from core.encoders import query_backend
 from core.errors import DeadlineExceededError, InvalidParameterError
 from retrieval.index import VectorIndex, load_index, normalise
 from retrieval.objectives import DEFAULT_WEIGHTS, check_weights, score_sets
@@ -57,8 +58,10 @@ class FanoutEngine:
         self._loading, self._batching = threading.Lock(), threading.Lock()
         self.index: VectorIndex = load_index(store, index_name)
         meta = self.index.meta
-        self.vectors = normalise(np.asarray(store.embeddings(meta["dataset"],
-                                                             meta["embedding"])[0]))
+        vectors, items = store.embeddings(meta["dataset"], meta["embedding"])
+        self.vectors = normalise(np.asarray(vectors))
+        #: the encoder backend text queries are embedded with: the items' own
+        self.query_backend = query_backend(meta, items.backend)
         info = store.dataset_info(meta["dataset"])
         cols = ["sample_id"] + ([info.text_column] if info.text_column else [])
         frame = store.samples(info.name, cols)
@@ -165,10 +168,9 @@ class FanoutEngine:
     def _embed(self, texts: tuple[str, ...], deadline: float | None) -> np.ndarray:
         """(len(texts), 384) MiniLM vectors; with ``micro_batch`` concurrent callers share
         one encoder call."""
-        from core.encoders import query_backend
         from retrieval.views import embed_groups
 
-        embed = functools.partial(embed_groups, backend=query_backend(self.index.meta))
+        embed = functools.partial(embed_groups, backend=self.query_backend)
         if not self.micro_batch:
             return embed([texts])[0]
         return self._batcher(("encoder",), embed, stack=list).submit(texts, deadline)

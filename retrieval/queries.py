@@ -152,6 +152,8 @@ def register_queries(store: Store, index_name: str, source: str | Path | pl.Data
                "views": list(view_columns), "vector": vector_column,
                "references": references_column, "item": item_column, "seed": seed,
                "index_fingerprint": meta.get("dataset_fingerprint")}
+    if meta.get("encoder_backend") is not None:   # re-embedded items: another query set
+        options["encoder_backend"] = meta["encoder_backend"]
     qid = "queries-" + hashlib.sha256((digest + json.dumps(options, sort_keys=True))
                                       .encode()).hexdigest()[:12]
     if qid in store.models()["id"].to_list():
@@ -269,7 +271,8 @@ def _embed_views(store: Store, meta: dict, frame: pl.DataFrame, text_column: str
                               "query needs text")
     flat = texts.to_numpy().reshape(-1).tolist()            # row-major: (m · V,)
     unique, inverse = np.unique(np.asarray(flat, dtype=object).astype(str), return_inverse=True)
-    E = embed_texts(unique.tolist(), progress=progress, backend=query_backend(meta))
+    items = store.embeddings(meta["dataset"], meta["embedding"])[1].backend
+    E = embed_texts(unique.tolist(), progress=progress, backend=query_backend(meta, items))
     return E[inverse].reshape(frame.height, len(cols), -1).astype(np.float32)
 
 

@@ -46,11 +46,6 @@ def embed_groups(groups: list[tuple[str, ...]], progress: bool = False,
     return [E[[at[s] for s in g]] for g in groups]
 
 
-def text_views(texts: list[str], progress: bool = False) -> np.ndarray:
-    """(B, 3, 384) MiniLM views of query texts (each distinct string embedded once)."""
-    return np.stack(embed_groups([query_texts(t) for t in texts], progress)).astype(np.float32)
-
-
 def as_views(queries: np.ndarray, views: int | None = None) -> np.ndarray:
     """(B, d) vectors → (B, V, d) copies (V = ``views``, default ``len(VIEWS)``); (B, V, d)
     views pass through (normalised) — a single view (B, 1, d) is repeated to ``views``.

@@ -34,6 +34,30 @@ def test_backend_matches_float32_reference(backend, glosses, reference):
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
+def test_no_texts_is_an_empty_array(backend):
+    v = get_encoder(backend).encode([])
+    assert v.shape == (0, 384) and v.dtype == np.float32
+
+
+def test_token_buckets_feed_what_the_tokenizer_pads(glosses):
+    """Each batch is the tokenizer's own padded encoding of its texts (ids, mask, types),
+    cut from one pass over the chunk; batches are in token-count order and cover every
+    text once."""
+    enc = get_encoder("openvino")
+    seen, last = [], 0
+    for rows, feed in enc.batches(glosses, 16):
+        ref = enc.tokenizer([glosses[i] for i in rows], padding=True, truncation=True,
+                            max_length=enc.max_length, return_tensors="np")
+        for k in ("input_ids", "attention_mask", "token_type_ids"):
+            assert np.array_equal(feed[k], ref[k]) and feed[k].dtype == np.int64
+        lengths = feed["attention_mask"].sum(axis=1)
+        assert lengths.min() >= last
+        last = lengths.max()
+        seen += rows.tolist()
+    assert sorted(seen) == list(range(len(glosses)))
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
 def test_backend_describes_itself(backend):
     d = get_encoder(backend).describe()
     assert d["backend"] == backend and d["dtype"]
@@ -64,6 +88,11 @@ def test_int8_weights_are_per_output_channel_golden():
     s = np.where(s > 0, s, 1.0).astype(np.float16).astype(np.float32)
     assert np.allclose(got, np.round(W / s) * s, atol=1e-6)
     assert np.allclose(got, [[1.0, -0.5039, 0.0], [0.2520, 2.0, 0.0]], atol=1e-3)
+    # the same weight stored transposed (out, in) with transpose_b: the same scales
+    model = int8_weights(ov.Model([ops.matmul(x, ops.constant(W.T.copy()), False, True)], [x]))
+    got_t = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(
+        np.eye(2, dtype=np.float32))[0]
+    assert np.array_equal(got_t, got)
 
 
 def test_openvino_leaves_the_calling_thread_on_every_core(glosses):
@@ -132,7 +161,8 @@ def test_query_backend_follows_the_index():
     assert query_backend({"encoder_backend": "gone"}) == DEFAULT_BACKEND
 
 
-def test_text_queries_use_the_encoder_of_the_indexed_items(tmp_path, wordnet_home):
+def test_text_queries_use_the_encoder_of_the_indexed_items(tmp_path, wordnet_home,
+                                                            monkeypatch):
     """An index records its items' encoder backend; the service embeds a text query with
     that same backend (not the default), so query and items come from one encoder."""
     import shutil
@@ -140,14 +170,28 @@ def test_text_queries_use_the_encoder_of_the_indexed_items(tmp_path, wordnet_hom
     from curate.embedding import embed_dataset
     from retrieval import build_index
     from retrieval.fanout import FanoutEngine
+    from retrieval.index import load_index
     from stores import Store
 
     shutil.copytree(wordnet_home, tmp_path / "s")
     st = Store.open(tmp_path / "s")
     embed_dataset(st, "wordnet", backend="torch")
     assert build_index(st, "wordnet", factory="Flat", name="flat")["encoder_backend"] == "torch"
-    engine = FanoutEngine(st, "flat")
     texts = ("a domesticated carnivorous mammal", "dog", "canine")
-    got = engine._embed(texts, None)
-    assert got.tobytes() == embed_texts(list(texts), backend="torch").tobytes()
-    assert got.tobytes() != embed_texts(list(texts), backend=DEFAULT_BACKEND).tobytes()
+    want = embed_texts(list(texts), backend="torch").tobytes()
+    for micro_batch in (False, True):          # direct, and through the shared batcher
+        got = FanoutEngine(st, "flat", micro_batch=micro_batch)._embed(texts, None)
+        assert got.tobytes() == want
+    assert want != embed_texts(list(texts), backend=DEFAULT_BACKEND).tobytes()
+    # an index built before the field existed: the items' sidecar says torch
+    import retrieval.fanout as fanout
+
+    def older(store, name):
+        index = load_index(store, name)
+        index.meta.pop("encoder_backend")
+        return index
+
+    monkeypatch.setattr(fanout, "load_index", older)
+    engine = FanoutEngine(st, "flat")
+    assert "encoder_backend" not in engine.index.meta
+    assert engine._embed(texts, None).tobytes() == want
