@@ -224,6 +224,11 @@ def check_columns(columns: list[str], spec: IngestSpec, source: str) -> None:
         if col in columns and col != spec.id_column:
             raise SchemaError(f"cannot ingest {source}: column {col!r} is reserved by Curate; "
                               "rename it or pass it as --id-column")
+    for role, col in (("text", spec.text_column), ("label", spec.label_column),
+                      ("vector", spec.vector_column), ("split", spec.split_column)):
+        if col in RESERVED:     # it would be dropped (or renamed) with the id column
+            raise SchemaError(f"cannot ingest {source}: column {col!r} is reserved by Curate; "
+                              f"it can be the id column only, not the {role} column")
     if "split" in columns and spec.split_column != "split":
         raise SchemaError(f"cannot ingest {source}: column 'split' would be replaced by the "
                           "split Curate assigns; rename it or pass it as the split column")

@@ -184,6 +184,20 @@ def test_reserved_and_bad_names(tmp_path):
             st.add_dataset(_frame(), bad, IngestSpec())
 
 
+@pytest.mark.parametrize("role", ["label_column", "text_column", "split_column"])
+def test_a_reserved_column_can_only_be_the_id(tmp_path, role):
+    """Found by the ingest property test: ``row_idx`` as the id column *and* the label
+    column was dropped with the id, then looked up for the split (a KeyError traceback)."""
+    frame = pl.DataFrame({"row_idx": ["a", "b", "c"], "x": [1, 2, 3]})
+    frame.write_parquet(tmp_path / "r.parquet")
+    st = Store.create(tmp_path / "s")
+    before = tree_hash(st.root)
+    with pytest.raises(SchemaError, match="can be the id column only") as err:
+        st.ingest(tmp_path / "r.parquet", "r", IngestSpec(id_column="row_idx",
+                                                          **{role: "row_idx"}))
+    assert len(str(err.value).splitlines()) == 1 and tree_hash(st.root) == before
+
+
 def test_vectors_with_nan_refused(tmp_path):
     frame = blobs(20)
     vec = frame["vec"].to_list()
