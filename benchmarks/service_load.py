@@ -7,8 +7,11 @@ Starts ``curate serve`` (uvicorn, one process) on 127.0.0.1 over the full-WordNe
 dpp, and the open-regime teacher and diffusion models that benchmarks/fanout.py trained — ids
 read from results/fanout.json; when this store lacks them, the latest ones trained on the
 index) and with the objectives on and off (``--objectives``), runs that many threads sending
-POST /v1/fanout (k = 10) back to back for ``--seconds``; then batch rows (``--batch`` vector
-queries per POST /v1/fanout/batch call).
+POST /v1/fanout (k = 10) back to back for ``--seconds``, each over its own keep-alive
+connection with its request bodies encoded before the clock starts; then batch rows
+(``--batch`` vector queries per POST /v1/fanout/batch call).
+``--compare-threads``: instead, probe rows against servers with ``--kernel-threads 0`` and
+``1`` (results/service_threads.json and .md).
 Reports throughput, latency p50/p99, the error count and the 1-minute load average beside
 every figure (other jobs on the machine slow the server). Writes results/service_load.json
 and .md.
@@ -24,6 +27,7 @@ is terminated at the end.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import socket
@@ -31,7 +35,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -64,19 +67,33 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def post(url: str, payload: dict, timeout: float = 30) -> int:
-    """POST ``payload``; the HTTP status (0: no answer)."""
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                 headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            r.read()
-            return r.status
-    except urllib.error.HTTPError as exc:
-        exc.read()
-        return exc.code
-    except OSError:
+class Connection:
+    """One client's keep-alive HTTP/1.1 connection to the server (as a real client's pool
+    holds one), reopened after a failure; ``post`` returns the HTTP status (0: no answer)."""
+
+    def __init__(self, port: int, timeout: float = 30):
+        self.port, self.timeout, self.conn = port, timeout, None
+
+    def post(self, path: str, body: bytes) -> int:
+        for attempt in range(2):               # a kept-alive socket the server closed: retry
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                       timeout=self.timeout)
+            try:
+                self.conn.request("POST", path, body, {"content-type": "application/json"})
+                r = self.conn.getresponse()
+                r.read()
+                return r.status
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt:
+                    return 0
         return 0
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def query(kind: str, rng, vectors: np.ndarray, texts: list[str]) -> dict:
@@ -91,27 +108,40 @@ def run(method: str, kind: str, clients: int, seconds: float, port: int,
     """``clients`` threads sending requests back to back for ``seconds``; with ``batch`` > 1
     each request is a POST /v1/fanout/batch of that many queries (latency per call,
     throughput in queries/s)."""
-    url = f"http://127.0.0.1:{port}/v1/fanout" + ("/batch" if batch > 1 else "")
+    path = "/v1/fanout" + ("/batch" if batch > 1 else "")
     lat: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    load0 = load_avg()
-    stop = time.perf_counter() + seconds
 
-    def client(seed: int) -> None:
+    def bodies(seed: int, n: int = 64) -> list[bytes]:
+        """A client's request bodies, encoded before the clock starts (the load generator
+        shares the server's cores; its JSON encoding is not the server's cost)."""
         rng = np.random.default_rng(seed)
-        while time.perf_counter() < stop:
+        out = []
+        for _ in range(n):
             one = [{**query(kind, rng, vectors, texts), "k": 10, "method": method,
                     "objectives": objectives, **({"model": model} if model else {})}
                    for _ in range(batch)]
-            body = {"requests": one} if batch > 1 else one[0]
+            out.append(json.dumps({"requests": one} if batch > 1 else one[0]).encode())
+        return out
+
+    encoded = [bodies(i) for i in range(clients)]
+    load0 = load_avg()
+    stop = time.perf_counter() + seconds
+
+    def client(i: int) -> None:
+        conn, mine = Connection(port), encoded[i]
+        j = 0
+        while time.perf_counter() < stop:
             t0 = time.perf_counter()
-            ok = post(url, body) == 200
+            ok = conn.post(path, mine[j % len(mine)]) == 200
+            j += 1
             with lock:
                 if ok:
                     lat.append(time.perf_counter() - t0)
                 else:
                     errors[0] += 1
+        conn.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     t0 = time.perf_counter()
@@ -137,7 +167,6 @@ BAD = [{"k": 0}, {"k": "5"}, {"vector": []}, {"method": "rerank"},
 def soak(args, port: int, pid: int, vectors: np.ndarray, texts: list[str],
          models: dict[str, str]) -> dict:
     """Mixed requests for ``args.soak_seconds``; the server's RSS every ``args.sample_s``."""
-    base = f"http://127.0.0.1:{port}"
     statuses: Counter = Counter()
     bad_answered: Counter = Counter()
     lock = threading.Lock()
@@ -159,12 +188,13 @@ def soak(args, port: int, pid: int, vectors: np.ndarray, texts: list[str],
         return "/v1/fanout", one, False
 
     def client(seed: int) -> None:
-        rng = np.random.default_rng(1000 + seed)
+        rng, conn = np.random.default_rng(1000 + seed), Connection(port)
         while time.perf_counter() < stop:
             path, body, bad = request(rng)
-            status = post(base + path, body)
+            status = conn.post(path, json.dumps(body).encode())
             with lock:
                 (bad_answered if bad else statuses)[status] += 1
+        conn.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.soak_clients)]
     t0 = time.perf_counter()
@@ -218,10 +248,11 @@ def open_models(store) -> dict[str, str]:
                      f"{INDEX!r}: run `python benchmarks/fanout.py` first")
 
 
-def start_server(store: Path, port: int) -> subprocess.Popen:
+def start_server(store: Path, port: int, kernel_threads: int = 1) -> subprocess.Popen:
     """``curate serve`` on loopback; returns once /healthz answers 200 (models loaded)."""
     proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "--store", str(store), "serve",
-                             "--index", INDEX, "--port", str(port), "--max-concurrency", "16"],
+                             "--index", INDEX, "--port", str(port), "--max-concurrency", "16",
+                             "--kernel-threads", str(kernel_threads)],
                             stderr=subprocess.DEVNULL)
     give_up = time.monotonic() + 300
     while time.monotonic() < give_up and proc.poll() is None:
@@ -244,6 +275,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16,
                     help="queries per /v1/fanout/batch call for the batch rows (0: none)")
     ap.add_argument("--queries", default="vector,text", help="query kinds, comma-separated")
+    ap.add_argument("--kernel-threads", type=int, default=1,
+                    help="the server's threads per numeric kernel (curate serve's default: 1)")
+    ap.add_argument("--compare-threads", action="store_true",
+                    help="instead: probe rows against a server with the libraries' default "
+                         "kernel threads and one with 1, alternated, --repeats times")
+    ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--soak", action="store_true", help="a soak run instead (RSS over time)")
     ap.add_argument("--soak-seconds", type=float, default=600)
     ap.add_argument("--soak-clients", type=int, default=8)
@@ -262,9 +299,12 @@ def main() -> None:
     frame = st.samples("wordnet", ["lemmas", "gloss"])[:5000]
     texts = [", ".join(lem).replace("_", " ") + ": " + g for lem, g in
              zip(frame["lemmas"].to_list(), frame["gloss"].to_list(), strict=True)]
+    if args.compare_threads:
+        compare_threads(args, vectors, texts, models)
+        return
     port = free_port()
     t0 = time.perf_counter()
-    proc = start_server(STORE, port)
+    proc = start_server(STORE, port, args.kernel_threads)
     start_s = time.perf_counter() - t0
     try:
         if args.soak:
@@ -287,12 +327,72 @@ def main() -> None:
         write_load(results, models, start_s, args)
 
 
+def http_stack() -> dict[str, str]:
+    """What uvicorn's "auto" settings pick in this environment: its HTTP parser and loop."""
+    import importlib.util
+
+    def have(name):
+        return importlib.util.find_spec(name) is not None
+
+    return {"http": "httptools" if have("httptools") else "h11",
+            "loop": "uvloop" if have("uvloop") else "asyncio"}
+
+
+def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -> None:
+    """The same probe rows (16 clients) against ``curate serve --kernel-threads 0`` (the
+    libraries' defaults: every core per kernel) and ``1``, alternated ``args.repeats`` times
+    so that drift shows as the spread between repeats. Writes results/service_threads.*."""
+    probes = [("topk", None, "vector", True), ("topk", None, "vector", False),
+              ("diffusion", models["diffusion"], "vector", False), ("topk", None, "text", False)]
+    rows = []
+    for rep in range(args.repeats):
+        for threads in (0, 1):
+            port = free_port()
+            proc = start_server(STORE, port, threads)
+            try:
+                for method, model, kind, obj in probes:
+                    r = run(method, kind, 16, args.seconds, port, vectors, texts, model,
+                            objectives=obj)
+                    rows.append({**r, "kernel_threads": threads, "repeat": rep})
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    write_json(RESULTS / "service_threads.json", {"machine": machine(), "results": rows,
+                                                  "models": models, "server": http_stack()})
+    lines = ["# Service: threads per numeric kernel", "",
+             f"16 clients on loopback, {args.seconds:.0f} s per row, as in service_load.md; "
+             "`curate serve --kernel-threads 0` (torch, FAISS and BLAS at their defaults: every "
+             "core) against `--kernel-threads 1`, servers alternated, "
+             f"{args.repeats} repeats. {machine()}. Produced by "
+             "`python benchmarks/service_load.py --compare-threads`.", "",
+             "| query | method | objectives | kernel threads | queries/s per repeat | "
+             "p99 ms per repeat | errors |", "|---|---|---|---|---|---|---|"]
+    for method, _, kind, obj in probes:
+        for threads in (0, 1):
+            got = [r for r in rows if (r["method"], r["query"], r["objectives"],
+                                       r["kernel_threads"]) == (method, kind, obj, threads)]
+            qps = " / ".join(f"{r['queries_per_s']:.0f}" for r in got)
+            p99 = " / ".join(f"{r['p99_ms']:.1f}" for r in got)
+            lines.append(f"| {kind} | {method} | {'on' if obj else 'off'} | "
+                         f"{threads or 'default'} | {qps} | {p99} | "
+                         f"{sum(r['errors'] for r in got)} |")
+    write_markdown(RESULTS / "service_threads.md", lines)
+
+
 def write_load(results: list[dict], models: dict, start_s: float, args) -> None:
+    stack = http_stack()
     write_json(RESULTS / "service_load.json", {"machine": machine(), "results": results,
-                                               "models": models, "server_start_s": start_s})
+                                               "models": models, "server_start_s": start_s,
+                                               "client": "keep-alive connection per client, "
+                                                         "bodies encoded before the clock",
+                                               "server": {**stack, "kernel_threads":
+                                                          args.kernel_threads}})
     lines = ["# Service load test", "",
-             f"Concurrent clients on loopback for {args.seconds:.0f} s per row, one uvicorn "
-             "process (max 16 requests in flight; text queries share encoder calls, teacher "
+             f"Concurrent clients on loopback for {args.seconds:.0f} s per row, each over its "
+             "own keep-alive connection with its request bodies encoded before the clock "
+             f"starts; one uvicorn process ({stack['http']} HTTP parser, {stack['loop']} loop, "
+             f"{args.kernel_threads} thread(s) per numeric kernel; "
+             "max 16 requests in flight; text queries share encoder calls, teacher "
              f"and diffusion model calls), index {INDEX} over all 117,659 WordNet glosses, "
              "k = 10; `vector` queries send a gloss vector, `text` queries a \"lemmas: gloss\" "
              f"text the server embeds. {machine()}; the server was ready (index, encoder, "

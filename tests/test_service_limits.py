@@ -338,3 +338,30 @@ def test_the_library_gives_python_callers_the_same_errors(home):
         fanout_query(st, INDEX, vector=_vector(), k=3, weights={"alignment": float("nan")})
     with pytest.raises(InvalidParameterError, match="not valid Unicode"):
         fanout_query(st, INDEX, text="\ud800 broken", k=3)
+
+
+def test_kernel_threads_are_capped_process_wide_and_checked():
+    """``curate serve`` runs each numeric kernel single-threaded (the requests in flight are
+    the parallelism); the cap reaches torch, FAISS and numpy's BLAS, and a bad value is one
+    CurateError."""
+    import faiss
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from retrieval.service import limit_kernel_threads
+
+    before = torch.get_num_threads(), faiss.omp_get_max_threads()
+    pools = {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
+    try:
+        got = limit_kernel_threads(1)
+        assert got == {"torch": 1, "faiss": 1, "blas_openmp": 1, "torch_before": before[0]}
+        assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    finally:
+        torch.set_num_threads(before[0])
+        faiss.omp_set_num_threads(before[1])
+        threadpool_limits(limits=pools)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(CurateError, match="kernel_threads"):
+            limit_kernel_threads(bad)
+

@@ -93,6 +93,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     max_concurrency: Annotated[int, typer.Option(help="Requests in flight at most.")] = 16,
     timeout_s: Annotated[float, typer.Option(help="Per-request timeout (s).")] = 10.0,
+    kernel_threads: Annotated[int, typer.Option(
+        help="Threads per numeric kernel (torch, FAISS, BLAS); the requests in flight are "
+             "the parallelism. 0: leave the libraries' defaults.")] = 1,
     json_out: JsonOpt = False,
 ) -> None:
     """Serve POST /v1/fanout (and /batch, /healthz, /docs) with uvicorn."""
@@ -100,7 +103,8 @@ def serve(
 
     from retrieval.service import create_app
 
-    app_ = create_app(State.store, index, max_concurrency=max_concurrency, timeout_s=timeout_s)
+    app_ = create_app(State.store, index, max_concurrency=max_concurrency, timeout_s=timeout_s,
+                      kernel_threads=kernel_threads or None)
     if json_out:
         sys.stdout.write(json.dumps({"serving": index, "host": host, "port": port}) + "\n")
         sys.stdout.flush()
