@@ -69,25 +69,36 @@ def rss_mb(pid: int) -> float:
 
 class Connection:
     """One client's keep-alive HTTP/1.1 connection to the server (as a real client's pool
-    holds one), reopened after a failure; ``post`` returns the HTTP status (0: no answer)."""
+    holds one); ``post`` returns the HTTP status (0: no answer). A request is sent again
+    only when a connection that already answered was found closed before any reply (the
+    server may close an idle kept-alive socket); a timeout, a cut-off reply or any other
+    failure is a 0, never retried, so it is counted as an error."""
+
+    STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
     def __init__(self, port: int, timeout: float = 30):
-        self.port, self.timeout, self.conn = port, timeout, None
+        self.port, self.timeout, self.conn, self.used = port, timeout, None, False
 
     def post(self, path: str, body: bytes) -> int:
-        for attempt in range(2):               # a kept-alive socket the server closed: retry
+        for _ in range(2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
                                                        timeout=self.timeout)
+                self.used = False
             try:
                 self.conn.request("POST", path, body, {"content-type": "application/json"})
                 r = self.conn.getresponse()
                 r.read()
+                self.used = True
                 return r.status
+            except self.STALE:
+                stale = self.used
+                self.close()
+                if not stale:
+                    return 0
             except (OSError, http.client.HTTPException):
                 self.close()
-                if attempt:
-                    return 0
+                return 0
         return 0
 
     def close(self) -> None:
@@ -346,7 +357,7 @@ def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -
               ("diffusion", models["diffusion"], "vector", False), ("topk", None, "text", False)]
     rows = []
     for rep in range(args.repeats):
-        for threads in (0, 1):
+        for threads in ((0, 1) if rep % 2 == 0 else (1, 0)):   # A-B, then B-A
             port = free_port()
             proc = start_server(STORE, port, threads)
             try:
@@ -362,7 +373,7 @@ def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -
     lines = ["# Service: threads per numeric kernel", "",
              f"16 clients on loopback, {args.seconds:.0f} s per row, as in service_load.md; "
              "`curate serve --kernel-threads 0` (torch, FAISS and BLAS at their defaults: every "
-             "core) against `--kernel-threads 1`, servers alternated, "
+             "core) against `--kernel-threads 1`, servers alternated (A-B, then B-A), "
              f"{args.repeats} repeats. {machine()}. Produced by "
              "`python benchmarks/service_load.py --compare-threads`.", "",
              "| query | method | objectives | kernel threads | queries/s per repeat | "
@@ -372,7 +383,7 @@ def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -
             got = [r for r in rows if (r["method"], r["query"], r["objectives"],
                                        r["kernel_threads"]) == (method, kind, obj, threads)]
             qps = " / ".join(f"{r['queries_per_s']:.0f}" for r in got)
-            p99 = " / ".join(f"{r['p99_ms']:.1f}" for r in got)
+            p99 = " / ".join("–" if r["p99_ms"] is None else f"{r['p99_ms']:.1f}" for r in got)
             lines.append(f"| {kind} | {method} | {'on' if obj else 'off'} | "
                          f"{threads or 'default'} | {qps} | {p99} | "
                          f"{sum(r['errors'] for r in got)} |")
@@ -381,6 +392,8 @@ def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -
 
 def write_load(results: list[dict], models: dict, start_s: float, args) -> None:
     stack = http_stack()
+    threads_txt = (f"{args.kernel_threads} thread(s)" if args.kernel_threads
+                   else "the libraries' default threads")
     write_json(RESULTS / "service_load.json", {"machine": machine(), "results": results,
                                                "models": models, "server_start_s": start_s,
                                                "client": "keep-alive connection per client, "
@@ -391,7 +404,7 @@ def write_load(results: list[dict], models: dict, start_s: float, args) -> None:
              f"Concurrent clients on loopback for {args.seconds:.0f} s per row, each over its "
              "own keep-alive connection with its request bodies encoded before the clock "
              f"starts; one uvicorn process ({stack['http']} HTTP parser, {stack['loop']} loop, "
-             f"{args.kernel_threads} thread(s) per numeric kernel; "
+             f"{threads_txt} per numeric kernel; "
              "max 16 requests in flight; text queries share encoder calls, teacher "
              f"and diffusion model calls), index {INDEX} over all 117,659 WordNet glosses, "
              "k = 10; `vector` queries send a gloss vector, `text` queries a \"lemmas: gloss\" "

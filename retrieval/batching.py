@@ -38,8 +38,11 @@ def stack_vectors(items: list[Any]) -> np.ndarray:
 class MicroBatcher:
     def __init__(self, fn: Callable[[Any], Any], *, max_batch: int = 64,
                  max_wait_s: float = 0.002, stack: Callable[[list], Any] = stack_vectors,
-                 name: str = "micro-batcher"):
+                 name: str = "micro-batcher", thread_init: Callable[[], Any] | None = None):
+        """``thread_init``: run in the worker thread at its start (per-thread settings, e.g.
+        ``retrieval.service.limit_kernel_threads``)."""
         self.fn, self.max_batch, self.max_wait_s, self.stack = fn, max_batch, max_wait_s, stack
+        self.thread_init = thread_init
         self._queue: queue.Queue[tuple[Any, Future]] = queue.Queue()
         self.batches = 0
         threading.Thread(target=self._work, daemon=True, name=name).start()
@@ -73,6 +76,8 @@ class MicroBatcher:
         return [(x, fut) for x, fut in items if fut.set_running_or_notify_cancel()]
 
     def _work(self) -> None:
+        if self.thread_init is not None:
+            self.thread_init()
         while True:
             items = self._take()
             if items:

@@ -16,6 +16,7 @@ import functools
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,12 +49,13 @@ class FanoutEngine:
     and, kept in memory, by the service)."""
 
     def __init__(self, store: Store, index_name: str, max_k: int = 100,
-                 micro_batch: bool = False):
+                 micro_batch: bool = False, thread_init: Callable[[], Any] | None = None):
         """``micro_batch``: concurrent callers share batched calls — text queries one encoder
         call, unseeded teacher/diffusion queries one model call (``retrieval.batching``; the
-        service turns it on)."""
+        service turns it on). ``thread_init``: run at the start of each batching thread."""
         t0 = time.perf_counter()
         self.index_name, self.max_k, self.micro_batch = index_name, max_k, micro_batch
+        self.thread_init = thread_init
         self.batchers: dict[tuple, Any] = {}
         self._loading, self._batching = threading.Lock(), threading.Lock()
         self.index: VectorIndex = load_index(store, index_name)
@@ -162,7 +164,8 @@ class FanoutEngine:
             if key not in self.batchers:
                 from retrieval.batching import MicroBatcher
 
-                self.batchers[key] = MicroBatcher(fn, name=f"batch-{key[0]}", **kwargs)
+                self.batchers[key] = MicroBatcher(fn, name=f"batch-{key[0]}",
+                                                  thread_init=self.thread_init, **kwargs)
         return self.batchers[key]
 
     def _embed(self, texts: tuple[str, ...], deadline: float | None) -> np.ndarray:

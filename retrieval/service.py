@@ -34,6 +34,7 @@ teacher, diffusion; the last two name a stored model).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -278,18 +279,21 @@ def one_line(exc: RequestValidationError) -> str:
 
 class Runner:
     """The engine behind a pool of ``max_concurrency`` worker threads, loaded now or in the
-    background; ``in_flight`` counts the workers busy on a request."""
+    background; ``in_flight`` counts the workers busy on a request. ``thread_init`` runs in
+    each worker at its start and once more after loading (``limit_kernel_threads``)."""
 
     def __init__(self, load: Callable[[], FanoutEngine], preload: list[str] | None,
-                 max_concurrency: int, background: bool):
+                 max_concurrency: int, background: bool,
+                 thread_init: Callable[[], Any] | None = None):
         self.preload = preload
         self.engine: FanoutEngine | None = None
         self.loaded: dict[str, Any] = {}
         self.error: str | None = None
         self.in_flight = 0
         self._count = threading.Lock()
+        self.thread_init = thread_init
         self.pool = ThreadPoolExecutor(max_workers=max_concurrency,
-                                       thread_name_prefix="fanout")
+                                       thread_name_prefix="fanout", initializer=thread_init)
         if background:
             threading.Thread(target=self._load, args=(load,), daemon=True,
                              name="fanout-load").start()
@@ -300,6 +304,8 @@ class Runner:
         try:
             engine = load()
             self.loaded = engine.warm_up(self.preload)
+            if self.thread_init is not None:       # libraries the loading brought in
+                self.thread_init()
             self.engine = engine
         except Exception as exc:  # noqa: BLE001 — reported by /healthz (background load)
             self.error = f"loading failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"
@@ -368,28 +374,31 @@ def pin_mmap_threshold(nbytes: int = 1 << 20) -> bool:
 
 
 def limit_kernel_threads(n: int) -> dict[str, int]:
-    """Cap the threads each numeric kernel may use, process-wide: torch's intra-op pool,
-    FAISS's OpenMP and every BLAS/OpenMP pool numpy and scipy loaded (threadpoolctl). A
-    server works on up to ``max_concurrency`` requests at once, each in its own worker, so
-    parallelism comes from the requests; a kernel that also fans out over every core makes
-    the workers' thread pools oversubscribe the machine, and their idle threads spin
-    (OpenMP and OpenBLAS busy-wait after a parallel region) on cores another request needs.
-    Measured on 2 cores (README, "Service load"): one request at a time, top-k with
-    objectives 8.6 → 0.95 ms and diffusion 50 → 13.7 ms; under 16 clients diffusion serves
-    1.8× the queries. The cost: the text encoder (one batched call at a time, which does use
-    a second core) serves 0.7× the text queries — torch's thread count is process-wide, so
-    it cannot keep its own. Returns what it set, and torch's count before."""
+    """Cap the threads each numeric kernel may use: torch's intra-op pool, FAISS's OpenMP
+    and every BLAS/OpenMP pool loaded so far (threadpoolctl). A server works on up to
+    ``max_concurrency`` requests at once, each in its own worker, so parallelism comes from
+    the requests; a kernel that also fans out over every core makes the workers' thread
+    pools oversubscribe the machine, and their idle threads spin (OpenMP and OpenBLAS
+    busy-wait after a parallel region) on cores another request needs. OpenMP's count is a
+    per-thread setting (a thread started later begins from the environment's), so
+    ``create_app`` runs this in every thread that computes — each request worker and each
+    batching thread at its start — and again after loading (libraries loaded by the engine
+    and encoder, scipy's BLAS among them). Measured on 2 cores (README, "Service load"): one
+    request at a time, top-k with objectives 8.6 → 0.95 ms and diffusion 50 → 13.7 ms; under
+    16 clients diffusion serves 1.6× the queries. The cost: a torch text encoder (one
+    batched call at a time, which does use a second core) serves 0.7× the text queries —
+    torch's count is process-wide, so it cannot keep its own. Returns the counts read back in
+    the calling thread (``blas_openmp``: the largest of threadpoolctl's pools)."""
     import faiss
     import torch
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     check_int("serve", "kernel_threads", n, 1)
-    before = torch.get_num_threads()
     torch.set_num_threads(n)
     faiss.omp_set_num_threads(n)
     threadpool_limits(limits=n)
-    return {"torch": torch.get_num_threads(), "faiss": n, "blas_openmp": n,
-            "torch_before": before}
+    return {"torch": torch.get_num_threads(), "faiss": faiss.omp_get_max_threads(),
+            "blas_openmp": max((p["num_threads"] for p in threadpool_info()), default=n)}
 
 
 def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 100,
@@ -404,16 +413,19 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
     kernel's threads, process-wide (``limit_kernel_threads``; ``curate serve`` passes 1;
     None: leave the process's settings)."""
     pin_mmap_threshold()
+    cap = None
     if kernel_threads is not None:
         limit_kernel_threads(kernel_threads)
+        cap = functools.partial(limit_kernel_threads, kernel_threads)
     store = Store.open(store_root)
     dim = int(files.read_json(store.index_path(index_name) / "index.json")["dim"])
 
     def load() -> FanoutEngine:
-        return FanoutEngine(store, index_name, max_k=max_k, micro_batch=True)
+        return FanoutEngine(store, index_name, max_k=max_k, micro_batch=True,
+                            thread_init=cap)
 
     runner = Runner(load, None if preload_models is None else list(preload_models),
-                    max_concurrency, background_load)
+                    max_concurrency, background_load, cap)
     app = FastAPI(title="Curate fan-out retrieval", version="0.2.0")
     app.state.runner = runner
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

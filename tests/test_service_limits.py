@@ -340,28 +340,38 @@ def test_the_library_gives_python_callers_the_same_errors(home):
         fanout_query(st, INDEX, text="\ud800 broken", k=3)
 
 
-def test_kernel_threads_are_capped_process_wide_and_checked():
-    """``curate serve`` runs each numeric kernel single-threaded (the requests in flight are
-    the parallelism); the cap reaches torch, FAISS and numpy's BLAS, and a bad value is one
+def test_kernel_threads_reach_every_thread_that_computes(home):
+    """``create_app(kernel_threads=n)`` caps torch, FAISS's OpenMP and every threadpoolctl
+    pool in each request worker and each batching thread, not only the calling thread:
+    OpenMP's count is per thread and a new thread starts from the environment's (1 under
+    ``make test``), so only the per-thread cap can make these 2. Bad values: one
     CurateError."""
     import faiss
     import torch
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from retrieval.service import limit_kernel_threads
+    from retrieval.service import create_app, limit_kernel_threads
+
+    def probe():
+        return (torch.get_num_threads(), faiss.omp_get_max_threads(),
+                sorted({p["num_threads"] for p in threadpool_info()}))
 
     before = torch.get_num_threads(), faiss.omp_get_max_threads()
-    pools = {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
+    app = None
     try:
-        got = limit_kernel_threads(1)
-        assert got == {"torch": 1, "faiss": 1, "blas_openmp": 1, "torch_before": before[0]}
-        assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
-        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        app = create_app(home[0], INDEX, preload_models=[], kernel_threads=2)
+        runner = app.state.runner
+        assert runner.pool.submit(probe).result() == (2, 2, [2])
+        batcher = runner.engine._batcher(("probe",), lambda items: [probe()] * len(items),
+                                         stack=list)
+        assert batcher.submit("x") == (2, 2, [2])
+        assert limit_kernel_threads(1) == {"torch": 1, "faiss": 1, "blas_openmp": 1}
     finally:
+        if app is not None:
+            app.state.runner.pool.shutdown()
         torch.set_num_threads(before[0])
         faiss.omp_set_num_threads(before[1])
-        threadpool_limits(limits=pools)
+        threadpool_limits(limits=1)           # make test's setting (OMP_NUM_THREADS=1)
     for bad in (0, -2, 1.5, True):
         with pytest.raises(CurateError, match="kernel_threads"):
             limit_kernel_threads(bad)
-

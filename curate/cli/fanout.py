@@ -101,8 +101,12 @@ def serve(
     """Serve POST /v1/fanout (and /batch, /healthz, /docs) with uvicorn."""
     import uvicorn
 
+    from curate.errors import InvalidParameterError
     from retrieval.service import create_app
 
+    if kernel_threads < 0:
+        raise InvalidParameterError(f"--kernel-threads must be ≥ 0 (0: the libraries' "
+                                    f"defaults); got {kernel_threads}")
     app_ = create_app(State.store, index, max_concurrency=max_concurrency, timeout_s=timeout_s,
                       kernel_threads=kernel_threads or None)
     if json_out:
