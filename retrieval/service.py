@@ -385,7 +385,7 @@ def limit_kernel_threads(n: int) -> dict[str, int]:
     batching thread at its start — and again after loading (libraries loaded by the engine
     and encoder, scipy's BLAS among them). Measured on 2 cores (README, "Service load"): one
     request at a time, top-k with objectives 8.6 → 0.95 ms and diffusion 50 → 13.7 ms; under
-    16 clients diffusion serves 1.6× the queries. The cost: a torch text encoder (one
+    16 clients diffusion serves 1.4× the queries. The cost: a torch text encoder (one
     batched call at a time, which does use a second core) serves 0.7× the text queries —
     torch's count is process-wide, so it cannot keep its own. Returns the counts read back in
     the calling thread (``blas_openmp``: the largest of threadpoolctl's pools)."""
