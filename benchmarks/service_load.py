@@ -27,6 +27,7 @@ is terminated at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -259,6 +260,21 @@ def open_models(store) -> dict[str, str]:
                      f"{INDEX!r}: run `python benchmarks/fanout.py` first")
 
 
+@contextlib.contextmanager
+def serving(kernel_threads: int):
+    """``curate serve`` over the benchmark index on a free loopback port, ready (models
+    loaded) on entry, terminated on exit; yields (port, process, seconds it took to be
+    ready)."""
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = start_server(STORE, port, kernel_threads)
+    try:
+        yield port, proc, time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def start_server(store: Path, port: int, kernel_threads: int = 1) -> subprocess.Popen:
     """``curate serve`` on loopback; returns once /healthz answers 200 (models loaded)."""
     proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "--store", str(store), "serve",
@@ -313,11 +329,7 @@ def main() -> None:
     if args.compare_threads:
         compare_threads(args, vectors, texts, models)
         return
-    port = free_port()
-    t0 = time.perf_counter()
-    proc = start_server(STORE, port, args.kernel_threads)
-    start_s = time.perf_counter() - t0
-    try:
+    with serving(args.kernel_threads) as (port, proc, start_s):
         if args.soak:
             out = soak(args, port, proc.pid, vectors, texts, models)
         else:
@@ -329,9 +341,6 @@ def main() -> None:
                 results += [run(m, "vector", int(c), args.seconds, port, vectors, texts,
                                 model, objectives=False, batch=args.batch)
                             for c in args.clients.split(",") for m, model in methods]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     if args.soak:
         write_soak(out, models, start_s)
     else:
@@ -358,16 +367,11 @@ def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -
     rows = []
     for rep in range(args.repeats):
         for threads in ((0, 1) if rep % 2 == 0 else (1, 0)):   # A-B, then B-A
-            port = free_port()
-            proc = start_server(STORE, port, threads)
-            try:
+            with serving(threads) as (port, _, _):
                 for method, model, kind, obj in probes:
                     r = run(method, kind, 16, args.seconds, port, vectors, texts, model,
                             objectives=obj)
                     rows.append({**r, "kernel_threads": threads, "repeat": rep})
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
     write_json(RESULTS / "service_threads.json", {"machine": machine(), "results": rows,
                                                   "models": models, "server": http_stack()})
     lines = ["# Service: threads per numeric kernel", "",

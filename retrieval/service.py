@@ -410,13 +410,13 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
     """The service app over index ``index_name`` of the store at ``store_root``.
     ``preload_models``: model ids loaded at start-up (None: every stored teacher/diffusion
     model trained on the index; ``[]``: none). ``kernel_threads``: cap every numeric
-    kernel's threads, process-wide (``limit_kernel_threads``; ``curate serve`` passes 1;
-    None: leave the process's settings)."""
+    kernel's threads in this thread, each request worker and each batching thread
+    (``limit_kernel_threads``; ``curate serve`` passes 1; None: leave the settings)."""
     pin_mmap_threshold()
     cap = None
     if kernel_threads is not None:
-        limit_kernel_threads(kernel_threads)
         cap = functools.partial(limit_kernel_threads, kernel_threads)
+        cap()                                   # here too: a bad value fails before loading
     store = Store.open(store_root)
     dim = int(files.read_json(store.index_path(index_name) / "index.json")["dim"])
 
