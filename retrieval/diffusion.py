@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,8 +113,75 @@ class SetDenoiser(nn.Module):
         mem = torch.where(drop[:, None, None], self.null_views[None].expand_as(mem), mem)
         h = self.norm_out(self.blocks(h, mem + emb[:, None]))
         diffs = (views[:, 1:] - views[:, :1]) * (~drop)[:, None, None]            # (B, V−1, d)
-        mix = torch.einsum("bkv,bvd->bkd", self.mix_out(h), diffs) / self.cfg.sigma_data
-        return self.tokens_out(h) + mix
+        return torch.baddbmm(self.tokens_out(h), self.mix_out(h), diffs,
+                             alpha=1.0 / self.cfg.sigma_data)
+
+    # -- inference: the same function, with the per-query work done once per sample ----------
+    #
+    # F(x) = h̃(x) W̃_b: h̃ = [norm_out(h), 1] (B, k, w + 1) and, per query b, the output map
+    # W̃_b = [W_out^T + W_mix^T Δ_b ; b_out + b_mix Δ_b] (w + 1, d), Δ_b the scaled view
+    # differences (V − 1, d) — tokens_out and the view mixture folded into one matrix, made
+    # once per sampling run. The sampler then needs one batched matmul per evaluation for
+    # everything d-dimensional (preconditioning included, as its α and β).
+
+    def prepare(self, views: torch.Tensor, drop: bool) -> dict[str, Any]:
+        """What ``forward`` computes from the views alone, once per sampling run (the sampler
+        evaluates the network 2N − 1 times on the same views): each layer's cross-attention
+        keys and values of the view tokens (B, V, 2w) — all rows conditional, or all
+        unconditional (``drop``); K(m + e) = K(m) + W_K e is linear, so the noise embedding
+        e is added per step as one (1, 2w) row — and the output map W̃ (B, w + 1, d)."""
+        B, w = len(views), self.cfg.width
+        mem = (self.null_views[None].expand(B, -1, -1) if drop
+               else self.view_in(views) + self.view_embed[None])
+        kv = []
+        for layer in self.blocks.layers:
+            attn = layer.multihead_attn
+            Wkv, bkv = attn.in_proj_weight[w:], attn.in_proj_bias[w:]
+            kv.append((torch.nn.functional.linear(mem, Wkv, bkv), Wkv.T))    # (B, V, 2w)
+        W = torch.cat([self.tokens_out.weight.T, self.tokens_out.bias[None]])   # (w + 1, d)
+        if drop:
+            W = W[None].expand(B, -1, -1)
+        else:
+            diffs = (views[:, 1:] - views[:, :1]) / self.cfg.sigma_data         # (B, V−1, d)
+            M = torch.cat([self.mix_out.weight.T, self.mix_out.bias[None]])    # (w + 1, V−1)
+            W = W[None] + M[None] @ diffs
+        return {"kv": kv, "W": W.contiguous()}
+
+    def hidden(self, x: torch.Tensor, c_in: float, c_noise: float,
+               pre: dict[str, Any]) -> torch.Tensor:
+        """h̃ (B, k, w + 1) of ``forward(c_in·x, c_noise, views, drop)`` for one noise level
+        shared by the batch and the views ``prepare`` took. Spelled out with
+        ``scaled_dot_product_attention`` instead of ``nn.TransformerDecoder``'s general
+        path: far fewer operator calls, which is what a small network's latency is made of
+        on a CPU."""
+        F = torch.nn.functional
+        B, k, d = x.shape
+        w, H = self.cfg.width, self.cfg.heads
+        dh = w // H
+        phase = c_noise * self.freqs[None]
+        emb = self.noise_mlp(torch.cat([phase.sin(), phase.cos()], dim=1))       # (1, w)
+        h = torch.addmm(self.tokens_in.bias + emb, x.reshape(B * k, d), self.tokens_in.weight.T,
+                        alpha=c_in).view(B, k, w)
+
+        def heads(t: torch.Tensor) -> torch.Tensor:                  # (B, n, w) → (B, H, n, dh)
+            return t.view(B, -1, H, dh).transpose(1, 2)
+
+        for layer, (kv_mem, WkvT) in zip(self.blocks.layers, pre["kv"], strict=True):
+            sa, ca = layer.self_attn, layer.multihead_attn
+            q, kk, v = F.linear(layer.norm1(h), sa.in_proj_weight, sa.in_proj_bias).chunk(3, -1)
+            a = F.scaled_dot_product_attention(heads(q), heads(kk), heads(v))
+            h = h + sa.out_proj(a.transpose(1, 2).reshape(B, k, w))
+            q = F.linear(layer.norm2(h), ca.in_proj_weight[:w], ca.in_proj_bias[:w])
+            mk, mv = (kv_mem + emb @ WkvT).chunk(2, -1)                  # (B, V, w) each
+            a = F.scaled_dot_product_attention(heads(q), heads(mk), heads(mv))
+            h = h + ca.out_proj(a.transpose(1, 2).reshape(B, k, w))
+            h = h + layer.linear2(layer.activation(layer.linear1(layer.norm3(h))))
+        return F.pad(self.norm_out(h), (0, 1), value=1.0)
+
+    def fast(self, x: torch.Tensor, c_noise: float, pre: dict[str, Any]) -> torch.Tensor:
+        """``forward(x, c_noise, views, drop)`` (B, k, d) through ``hidden`` and W̃, equal to
+        it up to float rounding (tests/test_diffusion.py)."""
+        return torch.bmm(self.hidden(x, 1.0, c_noise, pre), pre["W"])
 
 
 class SetDiffusion(nn.Module):
@@ -161,26 +229,38 @@ class SetDiffusion(nn.Module):
     @torch.inference_mode()
     def sample(self, q: torch.Tensor, *, steps: int = 6, guidance: float = 1.0,
                generator: torch.Generator) -> torch.Tensor:
-        """Residuals ŷ (B, k, d) by Heun's method from x_0 = σ_max·n."""
-        B, dev = len(q), q.device
-        t = self.sigmas(steps).to(dev)
+        """Residuals ŷ (B, k, d) by Heun's method from x_0 = σ_max·n. The network runs through
+        ``SetDenoiser.hidden`` with the views prepared once. Each evaluation's slope
+        (x − D(x; σ))/σ, with D = c_skip·x + c_out·F and F = h̃ W̃ (guided:
+        F_u + w·(F_c − F_u)), is one or two ``baddbmm`` calls: β = (1 − c_skip)/σ,
+        α = −c_out/σ."""
+        B, dev, sd = len(q), q.device, self.cfg.sigma_data
+        if q.dim() == 2:                                   # a bare vector: V copies
+            q = q[:, None].expand(-1, self.cfg.views, -1)
+        t = [float(v) for v in self.sigmas(steps)]
         x = t[0] * torch.randn((B, self.cfg.k, self.cfg.dim), generator=generator).to(dev)
+        parts = [(self.net.prepare(q, drop=False), float(guidance))]
+        if guidance != 1.0:
+            parts.append((self.net.prepare(q, drop=True), 1.0 - float(guidance)))
 
-        def D(x_, s):
-            sig = torch.full((B,), float(s), device=dev)
-            cond = self.denoise(x_, sig, q)
-            if guidance == 1.0:
-                return cond
-            uncond = self.denoise(x_, sig, q, torch.ones(B, dtype=torch.bool, device=dev))
-            return uncond + guidance * (cond - uncond)
+        def slope(x_, s):
+            n = math.sqrt(s ** 2 + sd ** 2)
+            c_skip, c_out, c_in, c_noise = sd ** 2 / n ** 2, s * sd / n, 1.0 / n, math.log(s) / 4
+            out, beta = x_, (1.0 - c_skip) / s
+            for pre, share in parts:
+                out = torch.baddbmm(out, self.net.hidden(x_, c_in, c_noise, pre), pre["W"],
+                                    beta=beta, alpha=-c_out / s * share)
+                beta = 1.0
+            return out
 
         for i in range(steps):
-            d = (x - D(x, t[i])) / t[i]
-            x_next = x + (t[i + 1] - t[i]) * d
+            h = t[i + 1] - t[i]
+            d = slope(x, t[i])
             if t[i + 1] > 0:
-                d2 = (x_next - D(x_next, t[i + 1])) / t[i + 1]
-                x_next = x + (t[i + 1] - t[i]) * (d + d2) / 2
-            x = x_next
+                d2 = slope(torch.add(x, d, alpha=h), t[i + 1])
+                x = torch.add(x, d.add_(d2), alpha=h / 2)
+            else:
+                x = torch.add(x, d, alpha=h)
         return x
 
 
