@@ -13,8 +13,9 @@ connection with its request bodies encoded before the clock starts; then batch r
 ``--compare-threads``: instead, probe rows against servers with ``--kernel-threads 0`` and
 ``1`` (results/service_threads.json and .md).
 Reports throughput, latency p50/p99, the error count and the 1-minute load average beside
-every figure (other jobs on the machine slow the server). Writes results/service_load.json
-and .md.
+every figure (other jobs on the machine slow the server), and per row the calls concurrent
+queries shared (/healthz ``batching``: the mean batch and the share of time each ran). Writes
+results/service_load.json and .md (``--methods`` a subset: service_load-<methods>.*).
 
 ``--soak``: instead, ``--soak-clients`` threads send a mix for ``--soak-seconds`` (default
 600): every method, text and vector queries, seeded and default sampler settings, small
@@ -108,6 +109,25 @@ class Connection:
             self.conn = None
 
 
+def shared_calls(port: int) -> dict[str, dict]:
+    """/healthz's ``batching``: each shared call's counters (calls, items, busy_s)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+        return {c["call"]: c for c in json.loads(r.read())["batching"]}
+
+
+def batching_during(before: dict, after: dict, wall: float) -> dict[str, dict]:
+    """Per shared call that ran between two ``shared_calls`` readings: its calls, the mean
+    batch (queries per call) and the share of the row's wall time it was busy."""
+    out = {}
+    for call, a in after.items():
+        b = before.get(call, {"calls": 0, "items": 0, "busy_s": 0.0})
+        calls = a["calls"] - b["calls"]
+        if calls:
+            out[call] = {"calls": calls, "mean_batch": (a["items"] - b["items"]) / calls,
+                         "busy_share": (a["busy_s"] - b["busy_s"]) / wall}
+    return out
+
+
 def query(kind: str, rng, vectors: np.ndarray, texts: list[str]) -> dict:
     """One request's query part: a random gloss vector or text."""
     i = int(rng.integers(len(texts)))
@@ -138,6 +158,7 @@ def run(method: str, kind: str, clients: int, seconds: float, port: int,
         return out
 
     encoded = [bodies(i) for i in range(clients)]
+    calls0 = shared_calls(port)
     load0 = load_avg()
     stop = time.perf_counter() + seconds
 
@@ -162,8 +183,10 @@ def run(method: str, kind: str, clients: int, seconds: float, port: int,
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    batching = batching_during(calls0, shared_calls(port), wall)
     arr = np.asarray(lat) * 1e3
     return {"method": method, "query": kind, "clients": clients, "seconds": wall,
+            "shared_calls": batching,
             "objectives": objectives, "batch": batch,
             "requests": len(lat), "errors": errors[0], "throughput_rps": len(lat) / wall,
             "queries_per_s": len(lat) * batch / wall,
@@ -302,6 +325,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16,
                     help="queries per /v1/fanout/batch call for the batch rows (0: none)")
     ap.add_argument("--queries", default="vector,text", help="query kinds, comma-separated")
+    ap.add_argument("--methods", default="topk,mmr,dpp,teacher,diffusion",
+                    help="methods, comma-separated (a subset writes results/"
+                         "service_load-<methods>.json/.md, leaving the full table)")
     ap.add_argument("--kernel-threads", type=int, default=1,
                     help="the server's threads per numeric kernel (curate serve's default: 1)")
     ap.add_argument("--compare-threads", action="store_true",
@@ -320,8 +346,10 @@ def main() -> None:
     if INDEX not in st.indices():
         build_index(st, "wordnet", factory="HNSW32", name=INDEX)
     models = open_models(st)
-    methods = [("topk", None), ("mmr", None), ("dpp", None), ("teacher", models["teacher"]),
-               ("diffusion", models["diffusion"])]
+    methods = [(m, models.get(m)) for m in args.methods.split(",")]
+    unknown = sorted({m for m, _ in methods} - {"topk", "mmr", "dpp", "teacher", "diffusion"})
+    if unknown:
+        raise SystemExit(f"unknown method(s) {', '.join(unknown)}")
     vectors = np.asarray(st.embeddings("wordnet")[0][:5000])
     frame = st.samples("wordnet", ["lemmas", "gloss"])[:5000]
     texts = [", ".join(lem).replace("_", " ") + ": " + g for lem, g in
@@ -398,7 +426,9 @@ def write_load(results: list[dict], models: dict, start_s: float, args) -> None:
     stack = http_stack()
     threads_txt = (f"{args.kernel_threads} thread(s)" if args.kernel_threads
                    else "the libraries' default threads")
-    write_json(RESULTS / "service_load.json", {"machine": machine(), "results": results,
+    full = args.methods == "topk,mmr,dpp,teacher,diffusion"
+    stem = "service_load" if full else "service_load-" + args.methods.replace(",", "-")
+    write_json(RESULTS / f"{stem}.json", {"machine": machine(), "results": results,
                                                "models": models, "server_start_s": start_s,
                                                "client": "keep-alive connection per client, "
                                                          "bodies encoded before the clock",
@@ -418,17 +448,22 @@ def write_load(results: list[dict], models: dict, start_s: float, args) -> None:
              "jobs were competing). Produced by `benchmarks/service_load.py`.", "",
              "Rows with objectives off send `\"objectives\": false` (no 500-neighbour pool "
              f"search); batch rows send POST /v1/fanout/batch with {args.batch} vector "
-             "queries a call (latency per call, throughput in queries/s).", "",
+             "queries a call (latency per call, throughput in queries/s). Shared calls: "
+             "the calls concurrent queries shared during the row (from /healthz): the mean "
+             "queries per call and the share of the row's time the call ran.", "",
              "| clients | query | method | objectives | batch | requests | queries/s | p50 ms "
-             "| p99 ms | errors | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| p99 ms | errors | load avg | shared calls: mean batch, busy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lat = (f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f}" if r["p50_ms"] is not None
                else "– | –")
+        shared = "; ".join(f"{c.split('/')[0]} {v['mean_batch']:.1f}, {v['busy_share']:.0%}"
+                           for c, v in r.get("shared_calls", {}).items()) or "–"
         lines.append(f"| {r['clients']} | {r['query']} | {r['method']} | "
                      f"{'on' if r['objectives'] else 'off'} | {r['batch']} | {r['requests']} | "
                      f"{r['queries_per_s']:.1f} | {lat} | {r['errors']} | "
-                     f"{r['load_avg_start']:.1f}/{r['load_avg_end']:.1f} |")
-    write_markdown(RESULTS / "service_load.md", lines)
+                     f"{r['load_avg_start']:.1f}/{r['load_avg_end']:.1f} | {shared} |")
+    write_markdown(RESULTS / f"{stem}.md", lines)
 
 
 def write_soak(out: dict, models: dict, start_s: float) -> None:

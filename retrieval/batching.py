@@ -8,6 +8,8 @@ each (a query vector, or a tuple of texts for the encoder); a worker thread take
 queued (up to ``max_batch``, waiting at most ``max_wait_s`` for more after the first), runs
 ``fn`` on ``stack(items)`` (default: the stacked (B, d) float32 batch) and hands each caller
 its row ``out[i]`` of the answer. Errors in ``fn`` reach every caller of that batch.
+``stats()`` counts the calls, the items they held and the seconds ``fn`` ran (the service's
+/healthz reports them: the mean batch says whether concurrent queries really share calls).
 
 ``submit(item, deadline)`` gives up at ``deadline`` (a ``time.monotonic()`` instant) with
 ``DeadlineExceededError``: an item still queued is dropped (it never reaches ``fn``); one whose
@@ -44,7 +46,8 @@ class MicroBatcher:
         self.fn, self.max_batch, self.max_wait_s, self.stack = fn, max_batch, max_wait_s, stack
         self.thread_init = thread_init
         self._queue: queue.Queue[tuple[Any, Future]] = queue.Queue()
-        self.batches = 0
+        self.batches = self.items = 0
+        self.busy_s = 0.0
         threading.Thread(target=self._work, daemon=True, name=name).start()
 
     def submit(self, item: Any, deadline: float | None = None) -> Any:
@@ -82,14 +85,26 @@ class MicroBatcher:
             items = self._take()
             if items:
                 self._run(items)
-                self.batches += 1
+
+    def stats(self) -> dict[str, float]:
+        """Calls run so far, the items they held and the seconds ``fn`` took in all."""
+        return {"calls": self.batches, "items": self.items, "busy_s": round(self.busy_s, 6)}
 
     def _run(self, items: list[tuple[Any, Future]]) -> None:
+        t0 = time.perf_counter()
         try:
-            out = self.fn(self.stack([x for x, _ in items]))
-            for i, (_, fut) in enumerate(items):
-                fut.set_result(out[i])
+            out, error = self.fn(self.stack([x for x, _ in items])), None
         except Exception as exc:   # noqa: BLE001 — handed to the waiting callers
-            for _, fut in items:
+            out, error = None, exc
+        self.busy_s += time.perf_counter() - t0      # counted before any caller is answered
+        self.batches += 1
+        self.items += len(items)
+        for i, (_, fut) in enumerate(items):
+            try:
+                if error is None:
+                    fut.set_result(out[i])
+                else:
+                    fut.set_exception(error)
+            except Exception as exc:   # noqa: BLE001 — e.g. fn returned too few rows
                 if not fut.done():
                     fut.set_exception(exc)

@@ -351,16 +351,38 @@ class DiffusionRetriever(Retriever):
     def n_views(self) -> int:
         return int(self.model.cfg.views)
 
-    def _retrieve(self, V, k, weights, seed, exclude):
-        from retrieval.objectives import score_sets
-
-        B, n, Q = len(V), self.best_of, V[:, 0]
+    def _sub_queries(self, V: np.ndarray, seed: int | None) -> np.ndarray:
+        """(B·n, k, d) unit sub-queries: ``best_of`` = n sampled residual sets per query of
+        V (B, V, d), each added to its query and normalised."""
+        n = self.best_of
         gen = torch.Generator().manual_seed(0 if seed is None else seed)
         Vn = np.repeat(V, n, axis=0)                        # (B·n, V, d): n samples each
         y = self.model.sample(torch.as_tensor(Vn).to(self.device), steps=self.steps,
                               guidance=float(self.guidance), generator=gen).cpu().numpy()
         Qn = Vn[:, 0]
-        sub = normalise((Qn[:, None, :] + y).reshape(-1, Qn.shape[1])).reshape(y.shape)
+        return normalise((Qn[:, None, :] + y).reshape(-1, Qn.shape[1])).reshape(y.shape)
+
+    def batch_stage(self, V, k):
+        """One sampling pass (``best_of`` 1): the batch shares the sampler call and each
+        request grounds its own (1, k, d) sub-queries (FAISS releases the GIL, so the
+        sampler's next batch overlaps them). ``best_of`` > 1 ranks inside the call."""
+        if self.best_of > 1:
+            return super().batch_stage(V, k)
+        from retrieval.views import as_views
+
+        return self._sub_queries(as_views(V, self.n_views), None)
+
+    def finish_stage(self, V, part, k):
+        if self.best_of > 1:
+            return super().finish_stage(V, part, k)
+        rows = ground(self.index, np.asarray(part, dtype=np.float32))
+        return self._result(V[:, 0], rows, np.tile(np.arange(k), (len(V), 1)))
+
+    def _retrieve(self, V, k, weights, seed, exclude):
+        from retrieval.objectives import score_sets
+
+        B, n, Q = len(V), self.best_of, V[:, 0]
+        sub = self._sub_queries(V, seed)
         ex = None if exclude is None else np.repeat(exclude, n)
         rows = ground(self.index, sub, exclude=ex).reshape(B, n, k)
         if n > 1:

@@ -32,7 +32,6 @@ from retrieval.retriever import (
     MAX_ROUNDS,
     MAX_STEPS,
     RETRIEVERS,
-    FanoutResult,
     Retriever,
     retriever_class,
 )
@@ -167,6 +166,13 @@ class FanoutEngine:
                 self.batchers[key] = MicroBatcher(fn, name=f"batch-{key[0]}",
                                                   thread_init=self.thread_init, **kwargs)
         return self.batchers[key]
+
+    def batch_stats(self) -> list[dict[str, Any]]:
+        """Each shared call so far (``micro_batch``): ``call`` names it (``encoder``, or
+        method/model/k), with ``MicroBatcher.stats`` (calls, items, busy seconds)."""
+        with self._batching:
+            batchers = list(self.batchers.items())
+        return [{"call": "/".join(str(x) for x in key), **b.stats()} for key, b in batchers]
 
     def _embed(self, texts: tuple[str, ...], deadline: float | None) -> np.ndarray:
         """(len(texts), 384) MiniLM vectors; with ``micro_batch`` concurrent callers share
@@ -316,13 +322,10 @@ class FanoutEngine:
         shared = (self.micro_batch and retr.model_kind is not None and seed is None
                   and not params and weights == DEFAULT_WEIGHTS)
         if shared:   # one batcher (one worker thread) per model and k, whatever clients send
-            def answer(Q, r=retr, kk=k):
-                res_ = r.retrieve(Q, kk)
-                return np.stack([res_.row_idx, res_.source], axis=1)        # (B, 2, k)
-
-            rows, source = self._batcher((method, model, k), answer).submit(views[0], deadline)
-            res = FanoutResult(rows[None], np.einsum("kd,d->k", self.vectors[rows], q[0])[None],
-                               source[None])
+            part = self._batcher((method, model, k), functools.partial(retr.batch_stage, k=k)
+                                 ).submit(views[0], deadline)
+            check_deadline(deadline, "the shared model call")
+            res = retr.finish_stage(views, part[None], k)
         else:
             res = retr.retrieve(views, k, weights=weights, seed=seed)
         timings["retrieve_s"] = time.perf_counter() - t0

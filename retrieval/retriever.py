@@ -179,11 +179,35 @@ class Retriever:
         if seed is not None:
             check_seed(seed)
         rows, source = self._retrieve(V if self.fans_out else V[:, :1], int(k), w, seed, ex)
-        rows, source = complete(self.index, self.vectors, V[:, 0],
-                                np.asarray(rows, dtype=np.int64),
-                                np.asarray(source, dtype=np.int64), ex)
-        scores = np.einsum("bkd,bd->bk", self.vectors[rows], V[:, 0])
+        return self._result(V[:, 0], rows, source, ex)
+
+    def _result(self, q: np.ndarray, rows: Any, source: Any,
+                exclude: np.ndarray | None = None) -> FanoutResult:
+        """The answer from a method's rows and sources (B, k) for unit queries q (B, d):
+        refilled to k distinct valid rows (``complete``), scored by cosine to the query."""
+        rows, source = complete(self.index, self.vectors, q, np.asarray(rows, dtype=np.int64),
+                                np.asarray(source, dtype=np.int64), exclude)
+        scores = np.einsum("bkd,bd->bk", self.vectors[rows], q)
         return FanoutResult(rows, scores, source)
+
+    # -- the service's shared model call ---------------------------------------------------
+    # An unseeded request under the default weights and parameters is answered in two
+    # stages so that concurrent requests share one model call (``FanoutEngine`` with
+    # ``micro_batch``): ``batch_stage`` runs on the stacked views of every request waiting
+    # (one batching thread per model), ``finish_stage`` in each request's own thread on its
+    # row of the batch's output. A method splits where the rest is per-query work that
+    # releases the GIL (FAISS searches): the batching thread then starts the next model call
+    # while the requests of the last one finish in parallel. By default the whole answer is
+    # the batched stage.
+    def batch_stage(self, V: np.ndarray, k: int) -> np.ndarray:
+        """(B, ...) per-query output of the shared call on views V (B, V, d); default: the
+        whole answer as (B, 2, k) rows and sources."""
+        res = self.retrieve(V, k)
+        return np.stack([res.row_idx, res.source], axis=1)
+
+    def finish_stage(self, V: np.ndarray, part: np.ndarray, k: int) -> FanoutResult:
+        """The answer for views V (B, V, d) from its rows ``part`` of ``batch_stage``."""
+        return self._result(V[:, 0], part[:, 0], part[:, 1])
 
     def _retrieve(self, V: np.ndarray, k: int, weights: dict[str, float], seed: int | None,
                   exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,8 @@
 
     POST /v1/fanout        {query | vector, k, method, weights?, mmr_lambda?} → a set of items
     POST /v1/fanout/batch  {requests: [...]} → one answer per request
-    GET  /healthz          → {"status": "ok", index, n, dim, encoder, models, in_flight}
+    GET  /healthz          → {"status": "ok", index, n, dim, encoder, models, in_flight,
+                              batching: [{call, calls, items, busy_s}]}
     GET  /docs, /openapi.json (FastAPI)
 
 Start-up: the engine (index, vectors, texts), the text encoder (when the index is a MiniLM
@@ -185,6 +186,13 @@ class BatchResponse(BaseModel):
     results: list[FanoutResponse]
 
 
+class SharedCall(BaseModel):
+    call: str = Field(..., description="`encoder`, or method/model/k of a model call.")
+    calls: int = Field(..., description="Batched calls run so far.")
+    items: int = Field(..., description="Queries they held (items / calls: the mean batch).")
+    busy_s: float = Field(..., description="Seconds the calls ran in all.")
+
+
 class Health(BaseModel):
     status: str
     index: str
@@ -193,6 +201,9 @@ class Health(BaseModel):
     encoder: bool = Field(..., description="Whether the text encoder is loaded (text queries).")
     models: list[str] = Field(..., description="Models loaded so far.")
     in_flight: int = Field(..., description="Requests being worked on now.")
+    batching: list[SharedCall] = Field(..., description="The calls concurrent queries share "
+                                                        "(text encoder, teacher / diffusion "
+                                                        "model calls).")
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -456,7 +467,8 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
         engine = runner.ready()
         return {"status": "ok", "index": index_name, "n": engine.index.meta["n"],
                 "dim": engine.index.dim, "encoder": runner.loaded.get("encoder", False),
-                "models": sorted(engine.models), "in_flight": runner.in_flight}
+                "models": sorted(engine.models), "in_flight": runner.in_flight,
+                "batching": engine.batch_stats()}
 
     @app.post("/v1/fanout", response_model=FanoutResponse,
               responses=_errors(400, 413, 422, 503, 504))

@@ -149,3 +149,6 @@ def test_micro_batcher_answers_each_caller_its_own_row():
     with pytest.raises(ValueError, match="negative"):
         mb.submit(np.full(3, -1.0))
     assert np.array_equal(mb.submit(np.ones(3)), np.full(3, 10.0))   # still serving
+    stats = mb.stats()
+    assert (stats["calls"], stats["items"]) == (len(sizes), sum(sizes)) == (len(sizes), 14)
+    assert stats["busy_s"] >= 0

@@ -82,6 +82,24 @@ def test_same_seed_same_set_and_views_accepted(name, world):
     assert np.array_equal(a, r.retrieve(views, K, seed=3).row_idx)
 
 
+@pytest.mark.parametrize("name,params", [(n, {}) for n in RETRIEVERS]
+                         + [("diffusion", {"best_of": 3})])
+def test_shared_call_stages_give_the_unseeded_answer_per_query(name, params, world):
+    """The service's two stages (one ``batch_stage`` call on the stacked views, then each
+    query's ``finish_stage`` on its own row) answer what ``retrieve`` answers the batch."""
+    _, _, _, Q = world
+    r = build(name, world, **params)
+    V = np.repeat(Q[:, None, :], r.n_views or 1, axis=1)
+    want = r.retrieve(V, K)
+    part = r.batch_stage(V, K)
+    assert len(part) == len(Q)
+    for i in range(len(Q)):
+        got = r.finish_stage(V[i:i + 1], part[i:i + 1], K)
+        assert np.array_equal(got.row_idx, want.row_idx[i:i + 1])
+        assert np.array_equal(got.source, want.source[i:i + 1])
+        assert np.allclose(got.scores, want.scores[i:i + 1], atol=1e-6)
+
+
 @pytest.mark.parametrize("name", list(RETRIEVERS))
 def test_bad_parameters_are_one_curate_error(name, world):
     cls = retriever_class(name)
