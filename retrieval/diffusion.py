@@ -47,8 +47,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from retrieval.index import ground, normalise
-from retrieval.retriever import MAX_BEST_OF, MAX_STEPS, Retriever
+from retrieval.index import normalise
+from retrieval.retriever import MAX_BEST_OF, MAX_REFINE, MAX_STEPS, Retriever
 
 # Default size: on the WordNet benchmark a 64-wide, 2-layer denoiser matched a 128-wide,
 # 3-layer one in recall and composite at half the latency (README, "Fan-out retrieval").
@@ -322,17 +322,22 @@ def train_diffusion(queries: np.ndarray, targets: np.ndarray, *, epochs: int = 3
 class DiffusionRetriever(Retriever):
     """``diffusion``: the distilled set denoiser — sample the k sub-query residuals with
     ``steps`` Heun steps and classifier-free guidance ``guidance``, add them to the query,
-    ground each to its best unused item. With ``best_of`` > 1, that many sets are sampled
-    and the best by the composite under the request's weights is returned (a cheap
-    reward-guided search; 1: one sampling pass, the default)."""
+    ground each to its best unused item. ``refine`` > 0 then runs that many sweeps of
+    reward-guided grounding (``retrieval.ascent``: each slot may swap its item for another of
+    its sub-query's 20 nearest, by the composite under the request's weights; never lowers
+    it). With ``best_of`` > 1, that many sets are sampled and the best by the composite
+    under the request's weights is returned (a cheap reward-guided search; 1: one sampling
+    pass, the default)."""
 
     name = "diffusion"
-    summary = "distilled EDM set denoiser: one sampling pass (best_of > 1: rank by weights)"
+    summary = ("distilled EDM set denoiser: one sampling pass (refine > 0: reward-guided "
+               "grounding; best_of > 1: rank by weights)")
     model_kind = "diffusion"
     fans_out = seeded = weighted = True
     steps: int = 6
     guidance: float = 1.0
     best_of: int = 1
+    refine: int = 0
     device: str = "cpu"
 
     def _check_params(self) -> None:
@@ -341,6 +346,7 @@ class DiffusionRetriever(Retriever):
         check_int(self.name, "steps", self.steps, 1, MAX_STEPS)
         check_number(self.name, "guidance", self.guidance, 0.0)
         check_int(self.name, "best_of", self.best_of, 1, MAX_BEST_OF)
+        check_int(self.name, "refine", self.refine, 0, MAX_REFINE)
         self.model = self.model.eval().to(self.device)
 
     @property
@@ -362,6 +368,26 @@ class DiffusionRetriever(Retriever):
         Qn = Vn[:, 0]
         return normalise((Qn[:, None, :] + y).reshape(-1, Qn.shape[1])).reshape(y.shape)
 
+    def _ground(self, Q: np.ndarray, sub: np.ndarray, exclude: np.ndarray | None,
+                weights: dict[str, float]) -> np.ndarray:
+        """(B, k) rows of sub-queries sub (B, k, d) for queries Q (B, d): each slot's nearest
+        unused item, then ``refine`` sweeps of reward-guided grounding under ``weights``."""
+        from retrieval.index import assign_nearest, sub_query_hits
+
+        hits = sub_query_hits(self.index, sub)
+        rows = assign_nearest(hits, exclude)
+        if not self.refine:
+            return rows
+        from retrieval.ascent import refine_grounding
+        from retrieval.objectives import needs_pool, neighbourhood
+        from retrieval.retriever import complete
+
+        if (rows < 0).any():              # an approximate index returned too few hits
+            rows, _ = complete(self.index, self.vectors, Q, rows, np.zeros_like(rows), exclude)
+        pool = neighbourhood(self.index, self.vectors, Q) if needs_pool(weights) else None
+        return refine_grounding(self.vectors, Q, hits, rows, weights, sweeps=self.refine,
+                                exclude=exclude, pool=pool)
+
     def batch_stage(self, V, k):
         """One sampling pass (``best_of`` 1): the batch shares the sampler call and each
         request grounds its own (1, k, d) sub-queries (FAISS releases the GIL, so the
@@ -375,7 +401,10 @@ class DiffusionRetriever(Retriever):
     def finish_stage(self, V, part, k):
         if self.best_of > 1:
             return super().finish_stage(V, part, k)
-        rows = ground(self.index, np.asarray(part, dtype=np.float32))
+        from retrieval.objectives import DEFAULT_WEIGHTS
+
+        rows = self._ground(V[:, 0], np.asarray(part, dtype=np.float32), None,
+                            dict(DEFAULT_WEIGHTS))
         return self._result(V[:, 0], rows, np.tile(np.arange(k), (len(V), 1)))
 
     def _retrieve(self, V, k, weights, seed, exclude):
@@ -384,7 +413,7 @@ class DiffusionRetriever(Retriever):
         B, n, Q = len(V), self.best_of, V[:, 0]
         sub = self._sub_queries(V, seed)
         ex = None if exclude is None else np.repeat(exclude, n)
-        rows = ground(self.index, sub, exclude=ex).reshape(B, n, k)
+        rows = self._ground(np.repeat(Q, n, axis=0), sub, ex, weights).reshape(B, n, k)
         if n > 1:
             r = score_sets(self.index, self.vectors, Q, np.clip(rows, 0, None),
                            weights)["composite"]

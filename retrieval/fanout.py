@@ -29,6 +29,7 @@ from retrieval.objectives import DEFAULT_WEIGHTS, check_weights, score_sets
 from retrieval.retriever import (
     MAX_BEST_OF,
     MAX_POOL,
+    MAX_REFINE,
     MAX_ROUNDS,
     MAX_STEPS,
     RETRIEVERS,
@@ -261,6 +262,7 @@ class FanoutEngine:
               model: str | None = None, best_of: int | None = None,
               rounds: int | None = None, seed: int | None = None,
               steps: int | None = None, guidance: float | None = None,
+              refine: int | None = None,
               objectives: bool = True, deadline: float | None = None,
               views: list[str] | None = None) -> dict[str, Any]:
         """One query → its set: items (row_idx, sample_id, text, score = cosine to the query,
@@ -271,8 +273,10 @@ class FanoutEngine:
         (``retrieval.retriever.RETRIEVERS``);
         its parameters: ``mmr_lambda``/``mmr_pool`` (mmr), ``dpp_theta`` (dpp; the pool is
         ``mmr_pool``), ``best_of``/``rounds`` (teacher: N and CEM rounds; diffusion: sets
-        sampled and ranked), ``steps``/``guidance`` (diffusion). ``weights`` drive the
-        teacher's search and diffusion's ranking and the reported composite. ``seed`` fixes
+        sampled and ranked), ``steps``/``guidance`` (diffusion), ``refine`` (teacher,
+        diffusion: sweeps of reward-guided grounding, ``retrieval.ascent``; ascent: its
+        sweeps over the top ``mmr_pool``). ``weights`` drive the teacher's search,
+        diffusion's ranking and grounding, ascent and the reported composite. ``seed`` fixes
         the sampling (None: a fresh draw / the model's seed). ``deadline`` (a
         ``time.monotonic()`` instant) stops the query between stages with
         ``DeadlineExceededError`` once it has passed (the service's timeout)."""
@@ -291,7 +295,8 @@ class FanoutEngine:
             check_seed(seed)
         for name, value, lo, hi in (("best_of", best_of, 1, MAX_BEST_OF),
                                     ("rounds", rounds, 0, MAX_ROUNDS),
-                                    ("steps", steps, 1, MAX_STEPS)):
+                                    ("steps", steps, 1, MAX_STEPS),
+                                    ("refine", refine, 0, MAX_REFINE)):
             if value is not None:
                 check_int("", name, value, lo, hi)
         if guidance is not None:
@@ -301,8 +306,10 @@ class FanoutEngine:
         check_deadline(deadline, "before it started")
         params = {"mmr": {"lam": mmr_lambda, "pool": mmr_pool},
                   "dpp": {"theta": dpp_theta, "pool": mmr_pool},
-                  "teacher": {"best_of": best_of, "rounds": rounds},
-                  "diffusion": {"steps": steps, "guidance": guidance, "best_of": best_of}
+                  "ascent": {"pool": mmr_pool, "sweeps": refine},
+                  "teacher": {"best_of": best_of, "rounds": rounds, "refine": refine},
+                  "diffusion": {"steps": steps, "guidance": guidance, "best_of": best_of,
+                                "refine": refine}
                   }.get(method, {})
         params = {p: v for p, v in params.items() if v is not None}
         timings: dict[str, float] = {}

@@ -68,20 +68,34 @@ def ground(index: VectorIndex, sub: np.ndarray, per: int = 20,
     """(B, k, d) sub-queries → (B, k) distinct row_idx: slot j takes its best hit not taken by
     slots < j (nor ``exclude`` (B,), one row per set never taken; −1: none).
 
-    Each sub-query's ``max(per, k + 2)`` nearest items are searched, which always holds an
-    unused one (at most k − 1 earlier picks + 1 excluded row are taken), so every slot gets a
-    valid, distinct row whenever the index returns its hits (an approximate index that returns
-    fewer leaves −1, which ``retrieval.retriever.complete`` refills). Vectorised over the
-    batch; the loop runs over the k slots."""
+    Each sub-query's ``max(per, k + 2)`` nearest items are searched (``sub_query_hits``),
+    which always holds an unused one (at most k − 1 earlier picks + 1 excluded row are taken),
+    so every slot gets a valid, distinct row whenever the index returns its hits (an
+    approximate index that returns fewer leaves −1, which
+    ``retrieval.retriever.complete`` refills)."""
+    return assign_nearest(sub_query_hits(index, sub, per), exclude)
+
+
+def sub_query_hits(index: VectorIndex, sub: np.ndarray, per: int = 20) -> np.ndarray:
+    """(B, k, P) row ids of each sub-query's P = min(n, max(per, k + 2)) nearest items, best
+    first (−1 where the index returned fewer); one batched search over the B·k sub-queries
+    (B, k, d)."""
     B, k, d = sub.shape
     n = int(index.index.ntotal)
     _, rows = index.search(sub.reshape(B * k, d), min(n, max(per, k + 2)))
-    rows = rows.reshape(B, k, -1)
+    return rows.reshape(B, k, -1)
+
+
+def assign_nearest(hits: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """(B, k) rows from hits (B, k, P): slot j takes its first hit that no slot < j took and
+    that is not ``exclude`` (B,) (−1 when all are). Vectorised over the batch; the loop runs
+    over the k slots."""
+    B, k, _ = hits.shape
     out = np.full((B, k + 1), -1, dtype=np.int64)          # column k: the excluded row
     if exclude is not None:
         out[:, k] = np.asarray(exclude, dtype=np.int64)
     for j in range(k):
-        cand = rows[:, j]                                   # (B, per)
+        cand = hits[:, j]                                   # (B, P)
         taken = (cand[:, :, None] == out[:, None, :]).any(2) | (cand < 0)
         has = ~taken.all(1)
         first = np.argmax(~taken, axis=1)

@@ -72,11 +72,7 @@ def alignment(q: np.ndarray, S: np.ndarray) -> np.ndarray:
 
 
 def vendi(S: np.ndarray) -> np.ndarray:
-    K = np.clip(S @ S.transpose(0, 2, 1), 0.0, None) / S.shape[1]
-    lam = np.clip(np.linalg.eigvalsh(K), 0.0, None)
-    lam = lam / np.maximum(lam.sum(1, keepdims=True), 1e-12)
-    ent = -(np.where(lam > 0, lam * np.log(np.where(lam > 0, lam, 1.0)), 0.0)).sum(1)
-    return np.exp(ent)
+    return vendi_gram(S @ S.transpose(0, 2, 1))
 
 
 def groundedness(q: np.ndarray, S: np.ndarray, threshold: np.ndarray) -> np.ndarray:
@@ -88,16 +84,78 @@ def coverage(S: np.ndarray, pool: np.ndarray) -> np.ndarray:
 
 
 def complementarity(S: np.ndarray) -> np.ndarray:
-    K = S @ S.transpose(0, 2, 1)
-    k = S.shape[1]
-    K[:, np.arange(k), np.arange(k)] = -np.inf
-    return (1.0 - K.max(2)).mean(1) if k > 1 else np.ones(len(S))
+    return complementarity_gram(S @ S.transpose(0, 2, 1))
 
 
 def coherence(S: np.ndarray) -> np.ndarray:
-    c = S.mean(1)
-    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-    return np.einsum("bkd,bd->bk", S, c).mean(1)
+    return coherence_gram(S @ S.transpose(0, 2, 1))
+
+
+# -- the same objectives from a set's Gram matrix G = S Sᵀ (..., k, k) and its items' cosines
+# to the query a = S q (..., k): what a search that swaps one item at a time updates cheaply
+# (``retrieval.refine``). The functions above are these on S.
+
+def vendi_gram(G: np.ndarray) -> np.ndarray:
+    """Vendi score of sets with Gram matrices G (..., k, k) → (...)."""
+    K = np.clip(G, 0.0, None) / G.shape[-1]
+    lam = np.clip(np.linalg.eigvalsh(K), 0.0, None)
+    lam = lam / np.maximum(lam.sum(-1, keepdims=True), 1e-12)
+    ent = -(np.where(lam > 0, lam * np.log(np.where(lam > 0, lam, 1.0)), 0.0)).sum(-1)
+    return np.exp(ent)
+
+
+def vendi2_gram(G: np.ndarray) -> np.ndarray:
+    """The order-2 Vendi score (Rényi entropy of order 2 instead of Shannon), a cheap stand-in
+    for ``vendi_gram``: with K = max(0, G) / k, exp(H₂) = (tr K)² / ‖K‖_F² — no eigen-
+    decomposition. Both are 1 for k copies and k for k orthogonal items, and H₂ ≤ H, so it
+    never exceeds the Vendi score."""
+    K = np.clip(G, 0.0, None)
+    tr = np.trace(K, axis1=-2, axis2=-1)
+    return tr ** 2 / np.maximum((K * K).sum((-2, -1)), 1e-24)
+
+
+def complementarity_gram(G: np.ndarray) -> np.ndarray:
+    k = G.shape[-1]
+    if k == 1:
+        return np.ones(G.shape[:-2])
+    K = np.array(G, dtype=np.float64)
+    K[..., np.arange(k), np.arange(k)] = -np.inf
+    return (1.0 - K.max(-1)).mean(-1)
+
+
+def coherence_gram(G: np.ndarray) -> np.ndarray:
+    """mean_i cos(s_i, c), c = the normalised centroid: s_i·c = (G 1)_i / √(1ᵀ G 1)."""
+    row = G.sum(-1)
+    return (row / np.sqrt(np.maximum(row.sum(-1, keepdims=True), 1e-24))).mean(-1)
+
+
+def needs_pool(weights: Mapping[str, float]) -> bool:
+    """Whether a composite under ``weights`` reads the query's neighbourhood (coverage,
+    groundedness)."""
+    return any(weights.get(m, 0) > 0 for m in ("coverage", "groundedness"))
+
+
+def composite_parts(G: np.ndarray, a: np.ndarray, weights: Mapping[str, float],
+                    tau: np.ndarray | None = None,
+                    cover: np.ndarray | None = None, order2: bool = False) -> np.ndarray:
+    """The composite under ``weights`` (checked) of sets given by their Gram matrices
+    G (..., k, k) and item-to-query cosines a (..., k), computing only the weighted
+    objectives; ``tau`` (...) the groundedness threshold and ``cover`` (...) the sets'
+    coverage, needed only when those objectives are weighted. Equal to ``score_sets``'
+    composite for the same sets; ``order2`` puts the order-2 Vendi score
+    (``vendi2_gram``) in place of the Vendi score (a cheap shortlist score)."""
+    k = G.shape[-1]
+    div = vendi2_gram if order2 else vendi_gram
+    terms = {"alignment": lambda: a.mean(-1), "diversity": lambda: div(G) / k,
+             "complementarity": lambda: complementarity_gram(G),
+             "coherence": lambda: coherence_gram(G),
+             "groundedness": lambda: (a >= tau[..., None] - 1e-6).mean(-1),
+             "coverage": lambda: cover}
+    out = np.zeros(G.shape[:-2])
+    for m, wt in check_weights(weights).items():
+        if wt > 0:
+            out = out + wt * terms[m]()
+    return out
 
 
 def reference_recall(retrieved, reference, cap: int | None = None) -> float:

@@ -45,8 +45,9 @@ from retrieval.index import VectorIndex
 from retrieval.objectives import check_weights
 
 #: bounds of the model-based methods' query-time work (validated by the methods, shown in the
-#: service's schema): the teacher's N and CEM rounds, the diffusion sampler's Heun steps
-MAX_BEST_OF, MAX_ROUNDS, MAX_STEPS = 64, 20, 100
+#: service's schema): the teacher's N and CEM rounds, the diffusion sampler's Heun steps and
+#: its sweeps of reward-guided grounding (``retrieval.ascent``)
+MAX_BEST_OF, MAX_ROUNDS, MAX_STEPS, MAX_REFINE = 64, 20, 100, 10
 #: the largest candidate pool a re-ranking method (mmr, dpp) takes: DPP holds three (P, P)
 #: float64 arrays per query (P = 2,000: 96 MB)
 MAX_POOL = 2_000
@@ -55,6 +56,7 @@ RETRIEVERS: dict[str, str] = {
     "topk": "retrieval.baselines:TopKRetriever",
     "mmr": "retrieval.baselines:MMRRetriever",
     "dpp": "retrieval.dpp:DPPRetriever",
+    "ascent": "retrieval.ascent:AscentRetriever",
     "teacher": "retrieval.teacher:TeacherRetriever",
     "diffusion": "retrieval.diffusion:DiffusionRetriever",
 }
@@ -305,5 +307,5 @@ def make_retriever(name: str, index: VectorIndex, vectors: np.ndarray, *, model:
     return retriever_class(name)(index, vectors, model=model, **params)
 
 
-__all__ = ["MAX_BEST_OF", "MAX_POOL", "MAX_ROUNDS", "MAX_STEPS", "RETRIEVERS", "FanoutResult",
-           "Retriever", "complete", "make_retriever", "retriever_class"]
+__all__ = ["MAX_BEST_OF", "MAX_POOL", "MAX_REFINE", "MAX_ROUNDS", "MAX_STEPS", "RETRIEVERS",
+           "FanoutResult", "Retriever", "complete", "make_retriever", "retriever_class"]

@@ -51,10 +51,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from core.checks import SEED_LIMIT, check_int
 from core.errors import CurateError, DeadlineExceededError
+from retrieval.ascent import AscentRetriever
 from retrieval.diffusion import DiffusionRetriever
 from retrieval.fanout import MAX_TEXT, METHODS, FanoutEngine
 from retrieval.objectives import MAX_WEIGHT, OBJECTIVES
-from retrieval.retriever import MAX_BEST_OF, MAX_ROUNDS, MAX_STEPS
+from retrieval.retriever import MAX_BEST_OF, MAX_REFINE, MAX_ROUNDS, MAX_STEPS
 from retrieval.teacher import TeacherRetriever
 from stores import Store, files
 
@@ -132,6 +133,12 @@ class FanoutRequest(BaseModel):
     guidance: Finite | None = Field(None, description="Diffusion: classifier-free guidance "
                                                       "weight ≥ 0 (default 1).",
                                     json_schema_extra={"minimum": 0})
+    refine: Int | None = Field(None, description=f"Teacher, diffusion: sweeps of reward-guided "
+                                                 f"grounding under the weights (in [0, "
+                                                 f"{MAX_REFINE}]; default 0); ascent: its "
+                                                 f"sweeps over the top 200 (default "
+                                                 f"{AscentRetriever.sweeps}).",
+                               json_schema_extra={"minimum": 0, "maximum": MAX_REFINE})
 
 
 class BatchRequest(BaseModel):
@@ -452,7 +459,8 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
                 text=req.query, vector=req.vector, k=req.k, method=req.method,
                 weights=req.weights, mmr_lambda=req.mmr_lambda, dpp_theta=req.dpp_theta,
                 model=req.model, seed=req.seed, best_of=req.best_of, rounds=req.rounds,
-                steps=req.steps, guidance=req.guidance, objectives=req.objectives,
+                steps=req.steps, guidance=req.guidance, refine=req.refine,
+                objectives=req.objectives,
                 deadline=deadline, views=req.views)
         except DeadlineExceededError:
             raise

@@ -41,7 +41,7 @@ from torch import nn
 from core.nn import init_linear_layers
 from retrieval.index import VectorIndex, ground, normalise
 from retrieval.objectives import neighbourhood, score_sets
-from retrieval.retriever import MAX_BEST_OF, MAX_ROUNDS, Retriever
+from retrieval.retriever import MAX_BEST_OF, MAX_REFINE, MAX_ROUNDS, Retriever
 from retrieval.views import VIEWS, as_views
 
 #: the DPP trade-offs whose sets seed a warm-started search (``Teacher.search``)
@@ -201,10 +201,12 @@ class Teacher:
         std of the actions (std floored at 10% of the policy's), n new fan-outs are drawn
         around it (its mean one included), and the best set seen in any round is kept.
         ``warm_start`` adds to round 0 the fan-outs whose sub-queries are the items of the
-        DPP sets at θ ∈ ``WARM_THETAS`` (``retrieval.dpp``; sub-query j = item j's vector,
-        which grounds to that item): the search then starts from the best
-        relevance–diversity trade-off a heuristic offers for these weights and refines it,
-        so the teacher is never worse than those sets under the request's weights.
+        DPP sets at θ ∈ ``WARM_THETAS`` (``retrieval.dpp``) and of the ``ascent`` set
+        (``retrieval.ascent``: coordinate ascent of the composite over the query's top 200)
+        — sub-query j = item j's vector, which grounds to that item: the search then starts
+        from the best relevance–diversity trade-off a heuristic offers for these weights and
+        refines it, so the teacher is never worse than those sets under the request's
+        weights.
         Rewards: ``reward_fn`` (given the queries' indices ``idx``) or the composite under
         ``weights`` (the request's).
         ``seed`` draws the samples from a fresh generator (None: the teacher's own)."""
@@ -215,7 +217,7 @@ class Teacher:
                                                 spread=spread)
         mix, off = mix.numpy(), off.numpy()
         if warm_start:
-            w_mix, w_off = self._warm_actions(V, exclude)
+            w_mix, w_off = self._warm_actions(V, exclude, weights)
             w_sub, w_rows = self._ground(V, w_mix, w_off, exclude)
             mix, off = np.concatenate([mix, w_mix], 1), np.concatenate([off, w_off], 1)
             sub, rows = np.concatenate([sub, w_sub], 1), np.concatenate([rows, w_rows], 1)
@@ -252,21 +254,26 @@ class Teacher:
             pool_r = np.concatenate([pool_r, r], 1)
         return out_rows, out_r, out_sub
 
-    def _warm_actions(self, V: np.ndarray, exclude: np.ndarray | None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+    def _warm_actions(self, V: np.ndarray, exclude: np.ndarray | None,
+                      weights: dict[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
         """Actions (B, m, k, V−1), (B, m, k, d) whose sub-queries are the items of the DPP
-        sets at each θ in ``WARM_THETAS`` (mixing weights 0, offset = item − query)."""
+        sets at each θ in ``WARM_THETAS`` and of the ``ascent`` set under ``weights`` (None:
+        the teacher's) — mixing weights 0, offset = item − query."""
+        from retrieval.ascent import AscentRetriever
         from retrieval.dpp import DPPRetriever
+        from retrieval.objectives import check_weights
 
         B, _, d = V.shape
+        heuristics = [DPPRetriever(self.index, self.vectors, theta=theta)
+                      for theta in WARM_THETAS] + [AscentRetriever(self.index, self.vectors)]
+        w = check_weights(self.weights if weights is None else weights)
         offs = []
-        for theta in WARM_THETAS:
-            dpp = DPPRetriever(self.index, self.vectors, theta=theta)
-            rows, _ = dpp._retrieve(V[:, :1], self.k, {}, None, exclude)
+        for retr in heuristics:
+            rows, _ = retr._retrieve(V[:, :1], self.k, w, None, exclude)
             rows = np.where(rows >= 0, rows, 0)
             offs.append(self.vectors[rows] - V[:, None, 0])
         off = np.stack(offs, 1).astype(np.float32)                       # (B, m, k, d)
-        return np.zeros((B, len(WARM_THETAS), self.k, V.shape[1] - 1), np.float32), off
+        return np.zeros((B, len(heuristics), self.k, V.shape[1] - 1), np.float32), off
 
     def best_of_n(self, queries: np.ndarray, n: int = 8, reward_fn: RewardFn | None = None,
                   exclude: np.ndarray | None = None, seed: int | None = None,
@@ -284,7 +291,9 @@ class TeacherRetriever(Retriever):
     """``teacher``: the RL fan-out policy with a query-time search under the request's
     weights (a request without weights is searched under ``DEFAULT_WEIGHTS``, not the
     weights the teacher was trained with) — best-of-``best_of`` fan-outs, then ``rounds``
-    cross-entropy-method rounds (``Teacher.search``). The expensive, high-quality method
+    cross-entropy-method rounds (``Teacher.search``), then ``refine`` sweeps of reward-guided
+    grounding of the best fan-out (``retrieval.ascent``: each slot may take another of its
+    sub-query's 20 nearest items). The expensive, high-quality method
     the diffusion retriever is distilled from."""
 
     name = "teacher"
@@ -296,6 +305,7 @@ class TeacherRetriever(Retriever):
     elite: float = 0.25
     spread: float = 1.0
     warm_start: bool = False
+    refine: int = 0
 
     def _check_params(self) -> None:
         from core.checks import check_int, check_number
@@ -304,15 +314,26 @@ class TeacherRetriever(Retriever):
         check_int(self.name, "rounds", self.rounds, 0, MAX_ROUNDS)
         check_number(self.name, "elite", self.elite, 0.0, 1.0, low_open=True)
         check_number(self.name, "spread", self.spread, 0.0, 100.0, low_open=True)
+        check_int(self.name, "refine", self.refine, 0, MAX_REFINE)
 
     @property
     def k_fixed(self) -> int:
         return int(self.model.k)
 
     def _retrieve(self, V, k, weights, seed, exclude):
-        rows, _, _ = self.model.search(V, self.best_of, rounds=self.rounds, elite=self.elite,
-                                       spread=self.spread, warm_start=self.warm_start,
-                                       weights=weights, exclude=exclude, seed=seed)
+        rows, _, sub = self.model.search(V, self.best_of, rounds=self.rounds,
+                                         elite=self.elite, spread=self.spread,
+                                         warm_start=self.warm_start, weights=weights,
+                                         exclude=exclude, seed=seed)
+        if self.refine:          # reward-guided grounding of the best fan-out's sub-queries
+            from retrieval.ascent import refine_grounding
+            from retrieval.index import sub_query_hits
+            from retrieval.objectives import needs_pool
+
+            q = V[:, 0]
+            pool = neighbourhood(self.index, self.vectors, q) if needs_pool(weights) else None
+            rows = refine_grounding(self.vectors, q, sub_query_hits(self.index, sub), rows,
+                                    weights, sweeps=self.refine, exclude=exclude, pool=pool)
         return rows, np.tile(np.arange(k), (len(V), 1))
 
 

@@ -44,7 +44,8 @@ def fanout_query_cmd(
     text: Annotated[str, typer.Argument(help="The query text.")],
     index: Annotated[str, typer.Option("--index", help="Index name (curate index build).")],
     k: Annotated[int, typer.Option(help="Items to return.")] = 10,
-    method: Annotated[str, typer.Option(help="topk, mmr, dpp, teacher or diffusion.")]
+    method: Annotated[str, typer.Option(help="topk, mmr, dpp, ascent, teacher or "
+                                             "diffusion.")]
     = "topk",
     mmr_lambda: Annotated[float, typer.Option(help="MMR relevance weight λ.")] = 0.5,
     dpp_theta: Annotated[float, typer.Option(help="DPP relevance weight θ in [0, 1).")] = 0.7,
@@ -63,6 +64,9 @@ def fanout_query_cmd(
     = None,
     guidance: Annotated[float | None, typer.Option(
         help="Diffusion: guidance weight (default 1).")] = None,
+    refine: Annotated[int | None, typer.Option(
+        help="Teacher, diffusion: sweeps of reward-guided grounding under the weights "
+             "(default 0); ascent: its sweeps (default 2).")] = None,
     view: Annotated[list[str] | None, typer.Option(
         "--view", help="Another view of the query (repeat, in the query set's view-column "
                        "order) for a model trained on view columns.")] = None,
@@ -73,7 +77,7 @@ def fanout_query_cmd(
 
     res = fanout_query(_store(), index, text=text, k=k, method=method, mmr_lambda=mmr_lambda,
                        dpp_theta=dpp_theta, model=model, seed=seed, best_of=best_of,
-                       rounds=rounds, steps=steps, guidance=guidance,
+                       rounds=rounds, steps=steps, guidance=guidance, refine=refine,
                        weights=_weights(weights), views=view or None)
 
     def human() -> None:

@@ -83,7 +83,7 @@ def test_same_seed_same_set_and_views_accepted(name, world):
 
 
 @pytest.mark.parametrize("name,params", [(n, {}) for n in RETRIEVERS]
-                         + [("diffusion", {"best_of": 3})])
+                         + [("diffusion", {"best_of": 3}), ("diffusion", {"refine": 1})])
 def test_shared_call_stages_give_the_unseeded_answer_per_query(name, params, world):
     """The service's two stages (one ``batch_stage`` call on the stacked views, then each
     query's ``finish_stage`` on its own row) answer what ``retrieve`` answers the batch."""

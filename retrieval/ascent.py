@@ -1,0 +1,161 @@
+"""Reward-guided grounding: a set's k items chosen by coordinate ascent of the composite
+objective under the request's weights — a step of the teacher's and the diffusion retriever's
+grounding (``refine``), and the ``ascent`` baseline retriever.
+
+``refine_grounding`` starts from a valid set (B, k) and runs ``sweeps`` rounds of coordinate
+ascent on the composite (``retrieval.objectives``): for each slot j in turn, every item among
+slot j's hits — its sub-query's P nearest items, or one list shared by every slot — that no
+other slot holds (and that is not the query's excluded row) is tried in slot j with the other
+k − 1 items fixed, and the slot keeps the best. The set as it stands is one of the tries, so
+the composite never falls (a tie keeps the current item). One sweep tries k·P sets a query.
+
+Scoring without copying sets: with the set's Gram matrix G (k, k) and item-to-query cosines
+a (k,), putting candidate c into slot j changes row and column j of G to X_c·X_set and a_j to
+X_c·q (``objectives.composite_parts``); coverage, when weighted, keeps each pool item's best
+cosine to the other k − 1 slots and takes the max with the candidate's. The Vendi score needs
+an eigen-decomposition of each (k, k) matrix (~5 µs for k = 10), so the tries are first ranked
+by the composite with the order-2 Vendi score (``objectives.vendi2_gram``: (tr K)² / ‖K‖_F²,
+no decomposition) and only the ``shortlist`` best, with the current set, are scored exactly.
+Cost a sweep: B·k·P (k × k) products and B·k·(shortlist + 1) decompositions.
+
+``ascent`` (``AscentRetriever``): the same search over the query's own top ``pool`` items,
+starting from top-k — a local search on the request's composite that needs no model. It is
+the control for the model-based methods: what the search alone gets from the query's
+neighbourhood (README, "Fan-out retrieval").
+
+Shapes: q (B, d) unit queries, hits (B, S, P) row ids (S = k: one list a slot; S = 1: one list
+for every slot; −1: none), rows (B, k) valid and distinct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from core.errors import InvalidParameterError
+from retrieval.baselines import PoolRetriever, candidates
+from retrieval.objectives import check_weights, composite_parts, needs_pool, neighbourhood
+from retrieval.retriever import MAX_REFINE
+
+#: tries per slot scored exactly after the order-2 ranking (the current set is always one)
+SHORTLIST = 4
+
+
+def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows: np.ndarray,
+                     weights: Mapping[str, float] | None = None, *, sweeps: int = 1,
+                     exclude: np.ndarray | None = None, pool: np.ndarray | None = None,
+                     shortlist: int = SHORTLIST) -> np.ndarray:
+    """(B, k) rows after ``sweeps`` rounds of coordinate ascent of the composite under
+    ``weights`` over the slots' ``hits`` (see the module docstring). ``rows`` (B, k) must be
+    valid and distinct (``retrieval.retriever.complete`` them first); ``pool`` (B, R, d) is
+    the queries' ``objectives.neighbourhood``, needed only when coverage or groundedness is
+    weighted; ``shortlist``: tries a slot scores exactly (0: all of them)."""
+    w = check_weights(weights)
+    if needs_pool(w) and pool is None:
+        raise ValueError("refine_grounding: these weights need the queries' pool")
+    B, k = rows.shape
+    S, P = hits.shape[1], hits.shape[2]
+    if S not in (1, k):
+        raise ValueError(f"hits must be (B, 1 or {k}, P); got {hits.shape}")
+    rows = np.array(rows, dtype=np.int64)
+    if sweeps == 0 or B == 0 or P == 0:
+        return rows
+    ar = np.arange(B)
+    X = vectors[rows].astype(np.float32)                               # (B, k, d)
+    Xc = vectors[np.clip(hits, 0, None)].astype(np.float32)            # (B, S, P, d)
+    G = X @ X.transpose(0, 2, 1)                                       # (B, k, k)
+    a = np.einsum("bkd,bd->bk", X, q)                                  # (B, k)
+    ac = np.einsum("bspd,bd->bsp", Xc, q)                              # (B, S, P)
+    self_c = np.einsum("bspd,bspd->bsp", Xc, Xc)                       # (B, S, P)
+    tau = ps = pc = None
+    if needs_pool(w):
+        tau = np.einsum("bd,bd->b", q, pool[:, -1])[:, None]           # (B, 1)
+        if w.get("coverage", 0) > 0:
+            ps = pool @ X.transpose(0, 2, 1)                           # (B, R, k)
+            pc = (pool @ Xc.reshape(B, S * P, -1).transpose(0, 2, 1)).reshape(B, -1, S, P)
+    ex = None if exclude is None else np.asarray(exclude, dtype=np.int64)
+    m = P if shortlist <= 0 else min(shortlist, P)
+    for _ in range(int(sweeps)):
+        for j in range(k):
+            s = j if S > 1 else 0
+            cand = hits[:, s]                                          # (B, P)
+            others = np.delete(rows, j, axis=1)                        # (B, k − 1)
+            ok = (cand >= 0) & ~(cand[:, :, None] == others[:, None, :]).any(2)
+            if ex is not None:
+                ok &= cand != ex[:, None]
+            # try 0 is the set as it stands; try 1 + p puts hit p into slot j
+            cross = Xc[:, s] @ X.transpose(0, 2, 1)                     # (B, P, k)
+            Gt = np.repeat(G[:, None], P + 1, axis=1)                  # (B, P + 1, k, k)
+            Gt[:, 1:, j, :] = cross
+            Gt[:, 1:, :, j] = cross
+            Gt[:, 1:, j, j] = self_c[:, s]
+            at = np.repeat(a[:, None], P + 1, axis=1)                  # (B, P + 1, k)
+            at[:, 1:, j] = ac[:, s]
+            cover = None
+            if ps is not None:
+                rest = (np.delete(ps, j, axis=2).max(2) if k > 1
+                        else np.full(ps.shape[:2], -np.inf))           # (B, R)
+                cover = np.concatenate([ps.max(2).mean(1)[:, None],
+                                        np.maximum(rest[:, :, None], pc[:, :, s]).mean(1)],
+                                       axis=1)                         # (B, P + 1)
+            valid = np.concatenate([np.ones((B, 1), bool), ok], axis=1)
+            if m < P:                                  # shortlist by the order-2 composite
+                rough = composite_parts(Gt, at, w, tau, cover, order2=True)
+                rough = np.where(valid, rough, -np.inf)[:, 1:]
+                top = 1 + np.argpartition(-rough, m - 1, axis=1)[:, :m]
+                sel = np.concatenate([np.zeros((B, 1), np.int64), top], axis=1)
+            else:
+                sel = np.broadcast_to(np.arange(P + 1), (B, P + 1))
+            Gs = np.take_along_axis(Gt, sel[:, :, None, None], axis=1)
+            As = np.take_along_axis(at, sel[:, :, None], axis=1)
+            Cs = None if cover is None else np.take_along_axis(cover, sel, axis=1)
+            score = composite_parts(Gs, As, w, tau, Cs)
+            score = np.where(np.take_along_axis(valid, sel, axis=1), score, -np.inf)
+            best = sel[ar, score.argmax(1)]                            # ties keep try 0
+            move = best > 0
+            if not move.any():
+                continue
+            bm, p = ar[move], best[move] - 1
+            rows[bm, j] = cand[bm, p]
+            X[bm, j] = Xc[bm, s, p]
+            a[bm, j] = ac[bm, s, p]
+            G[bm] = Gt[bm, best[move]]
+            if ps is not None:
+                ps[bm, :, j] = pc[bm, :, s, p]
+    return rows
+
+
+class AscentRetriever(PoolRetriever):
+    """``ascent``: start from the query's top-k and run ``sweeps`` rounds of coordinate
+    ascent of the request's composite over its top ``pool`` items (``refine_grounding``
+    with one hit list shared by every slot). No model: the search alone."""
+
+    name = "ascent"
+    summary = ("coordinate ascent of the request's composite over the query's top `pool` "
+               "(starts at top-k)")
+    weighted = True
+    pool: int = 200
+    sweeps: int = 2
+
+    def _check_trade_off(self) -> None:
+        if isinstance(self.sweeps, bool) or not 1 <= self.sweeps <= MAX_REFINE:
+            raise InvalidParameterError(f"ascent: sweeps must be in [1, {MAX_REFINE}]; got "
+                                        f"{self.sweeps!r}")
+
+    def _retrieve(self, V, k, weights, seed, exclude):
+        from retrieval.index import assign_nearest
+        from retrieval.retriever import complete
+
+        q = V[:, 0]
+        rel, rows, _ = candidates(self, q, max(k, self.pool), exclude)
+        hits = np.where(np.isfinite(rel), rows, -1)[:, None, :]         # (B, 1, P)
+        start = assign_nearest(np.repeat(hits[:, :, :k + 2], k, axis=1), exclude)
+        start, _ = complete(self.index, self.vectors, q, start, np.zeros_like(start), exclude)
+        pool = neighbourhood(self.index, self.vectors, q) if needs_pool(weights) else None
+        out = refine_grounding(self.vectors, q, hits, start, weights, sweeps=self.sweeps,
+                               exclude=exclude, pool=pool)
+        return out, np.full((len(V), k), -1)
+
+
+__all__ = ["SHORTLIST", "AscentRetriever", "refine_grounding"]
