@@ -14,19 +14,21 @@ Domains (``--domain``):
 Pipeline, per regime (``open``: composite reward; ``weak``: recall of the references), run
 through the CLI a user types (``curate fanout queries / train-teacher / synthesize /
 train-diffusion``): GRPO teacher, synthesis over the training split (the teacher's search:
-best-of-16 at 3× the policy's noise, warm-started from DPP sets, + 2 CEM rounds; top half
-kept), diffusion retriever. The query set's test split (up to ``--n-test``):
+best-of-16 at 3× the policy's noise, warm-started from the DPP and ascent sets, + 2 CEM
+rounds; top half kept), diffusion retriever. The query set's test split (up to ``--n-test``):
 - recall@10 = |Y ∩ R| / |Y|, "capped" = |Y ∩ R| / min(|Y|, k);
 - every objective of ``retrieval.objectives.score_sets`` (one 500-item neighbourhood for all
   methods; default composite 0.5 diversity + 0.5 alignment);
 - seeded methods: mean ± std over 3 seeds; a deterministic method is one run;
 - latency per query at batch 1 (first 200 queries) and batch 64 (p50/p99 over batches).
-Methods: ``topk``; ``mmr`` at λ 0.3/0.5/0.7/0.9; ``dpp`` at θ 0.3/0.5/0.7/0.9; per regime
-the teacher's mean fan-out (N = 1), best-of-8, best-of-64 at 3× noise, and best-of-16 at 3×
-noise warm-started from DPP sets + 2 CEM rounds (query-time search under the default
-weights), and the diffusion retriever at 6 and 3 Heun steps and with best-of-4 / 16 sampled
-sets ranked by the composite. Also: the reference sets' own Vendi (their first k items), the
-diversity ceiling.
+Methods: ``topk``; ``mmr`` at λ 0.3/0.5/0.7/0.9; ``dpp`` at θ 0.3/0.5/0.7/0.9; ``ascent``
+(coordinate ascent of the composite, no model) over the top 50 / 200; per regime the
+teacher's mean fan-out (N = 1), best-of-8, best-of-64 at 3× noise, and best-of-16 at 3×
+noise warm-started from the DPP and ascent sets + 2 CEM rounds, without and with one sweep of
+reward-guided grounding (query-time search under the default weights), and the diffusion
+retriever at 6 and 3 Heun steps, with best-of-4 / 16 sampled sets ranked by the composite,
+and with 1 / 2 sweeps of reward-guided grounding (``retrieval.ascent``). Also: the reference
+sets' own Vendi (their first k items), the diversity ceiling.
 Headline (open regime, batch 64): ``latency_ratio_teacher_over_diffusion`` and
 ``quality_fraction_diffusion_over_teacher`` of the teacher's best setting by composite
 against the diffusion setting with the best composite among those ≥ 10× faster (none: the
@@ -210,6 +212,8 @@ def main() -> None:
         methods[f"mmr-{lam}"] = (engine.retriever("mmr", lam=lam), [0])
     for theta in (0.3, 0.5, 0.7, 0.9):
         methods[f"dpp-{theta}"] = (engine.retriever("dpp", theta=theta), [0])
+    for pool in (50, 200):                 # the search alone, over the query's top `pool`
+        methods[f"ascent-{pool}"] = (engine.retriever("ascent", pool=pool), [0])
     for regime in pipeline:
         tm, dm = teachers[regime], diffusions[regime]
         methods[f"teacher-{regime}-mean"] = (engine.retriever("teacher", tm, best_of=1), [0])
@@ -220,6 +224,9 @@ def main() -> None:
         methods[f"teacher-{regime}-16+cem2-warm"] = (
             engine.retriever("teacher", tm, best_of=16, rounds=2, spread=3.0,
                              warm_start=True), [0, 1, 2])
+        methods[f"teacher-{regime}-16+cem2-warm+refine1"] = (
+            engine.retriever("teacher", tm, best_of=16, rounds=2, spread=3.0,
+                             warm_start=True, refine=1), [0, 1, 2])
         for steps in (6, 3):
             suffix = "" if steps == 6 else f"-{steps}step"
             methods[f"diffusion-{regime}{suffix}"] = (
@@ -227,6 +234,9 @@ def main() -> None:
         for n in (4, 16):                  # the diffusion's own reward-guided search
             methods[f"diffusion-{regime}-best{n}"] = (
                 engine.retriever("diffusion", dm, best_of=n), [0, 1, 2])
+        for sweeps in (1, 2):              # reward-guided grounding (retrieval.ascent)
+            methods[f"diffusion-{regime}-refine{sweeps}"] = (
+                engine.retriever("diffusion", dm, refine=sweeps), [0, 1, 2])
     results = {name: evaluate(name, retr, test, engine, seeds, n_test)
                for name, (retr, seeds) in methods.items()}
     first = np.where(test.refs[:n_test, :K] >= 0, test.refs[:n_test, :K], -1)

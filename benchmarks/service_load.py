@@ -3,8 +3,8 @@
 Starts ``curate serve`` (uvicorn, one process) on 127.0.0.1 over the full-WordNet HNSW32 index
 (built here, as benchmarks/fanout.py does, when missing), then for each client count of
 ``--clients`` (default 16), each query kind (``vector``: a WordNet gloss vector;
-``text``: a WordNet "lemmas: gloss" text the server embeds) and each method (topk, mmr, and
-dpp, and the open-regime teacher and diffusion models that benchmarks/fanout.py trained — ids
+``text``: a WordNet "lemmas: gloss" text the server embeds) and each method (topk, mmr, dpp,
+ascent, and the open-regime teacher and diffusion models that benchmarks/fanout.py trained — ids
 read from results/fanout.json; when this store lacks them, the latest ones trained on the
 index) and with the objectives on and off (``--objectives``), runs that many threads sending
 POST /v1/fanout (k = 10) back to back for ``--seconds``, each over its own keep-alive
@@ -49,6 +49,7 @@ from common import RESULTS, full_store, machine, write_json, write_markdown  # n
 
 STORE = Path(__file__).parent / ".cache" / "wordnet-full"
 INDEX = "wordnet-hnsw32"
+ALL_METHODS = "topk,mmr,dpp,ascent,teacher,diffusion"     # every registered retriever
 
 
 def free_port() -> int:
@@ -325,7 +326,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16,
                     help="queries per /v1/fanout/batch call for the batch rows (0: none)")
     ap.add_argument("--queries", default="vector,text", help="query kinds, comma-separated")
-    ap.add_argument("--methods", default="topk,mmr,dpp,teacher,diffusion",
+    ap.add_argument("--methods", default=ALL_METHODS,
                     help="methods, comma-separated (a subset writes results/"
                          "service_load-<methods>.json/.md, leaving the full table)")
     ap.add_argument("--kernel-threads", type=int, default=1,
@@ -347,7 +348,7 @@ def main() -> None:
         build_index(st, "wordnet", factory="HNSW32", name=INDEX)
     models = open_models(st)
     methods = [(m, models.get(m)) for m in args.methods.split(",")]
-    unknown = sorted({m for m, _ in methods} - {"topk", "mmr", "dpp", "teacher", "diffusion"})
+    unknown = sorted({m for m, _ in methods} - set(ALL_METHODS.split(",")))
     if unknown:
         raise SystemExit(f"unknown method(s) {', '.join(unknown)}")
     vectors = np.asarray(st.embeddings("wordnet")[0][:5000])
@@ -426,7 +427,7 @@ def write_load(results: list[dict], models: dict, start_s: float, args) -> None:
     stack = http_stack()
     threads_txt = (f"{args.kernel_threads} thread(s)" if args.kernel_threads
                    else "the libraries' default threads")
-    full = args.methods == "topk,mmr,dpp,teacher,diffusion"
+    full = args.methods == ALL_METHODS
     stem = "service_load" if full else "service_load-" + args.methods.replace(",", "-")
     write_json(RESULTS / f"{stem}.json", {"machine": machine(), "results": results,
                                                "models": models, "server_start_s": start_s,

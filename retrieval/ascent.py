@@ -35,7 +35,13 @@ import numpy as np
 
 from core.errors import InvalidParameterError
 from retrieval.baselines import PoolRetriever, candidates
-from retrieval.objectives import check_weights, composite_parts, needs_pool, neighbourhood
+from retrieval.objectives import (
+    check_weights,
+    composite_parts,
+    needs_pool,
+    neighbourhood,
+    weighted_sum,
+)
 from retrieval.retriever import MAX_REFINE
 
 #: tries per slot scored exactly after the order-2 ranking (the current set is always one)
@@ -76,6 +82,8 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
             pc = (pool @ Xc.reshape(B, S * P, -1).transpose(0, 2, 1)).reshape(B, -1, S, P)
     ex = None if exclude is None else np.asarray(exclude, dtype=np.int64)
     m = P if shortlist <= 0 else min(shortlist, P)
+    # complementarity and coherence need each try's whole Gram matrix; the rest do not
+    fast = not any(w.get(name, 0) > 0 for name in ("complementarity", "coherence"))
     for _ in range(int(sweeps)):
         for j in range(k):
             s = j if S > 1 else 0
@@ -86,12 +94,6 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
                 ok &= cand != ex[:, None]
             # try 0 is the set as it stands; try 1 + p puts hit p into slot j
             cross = Xc[:, s] @ X.transpose(0, 2, 1)                     # (B, P, k)
-            Gt = np.repeat(G[:, None], P + 1, axis=1)                  # (B, P + 1, k, k)
-            Gt[:, 1:, j, :] = cross
-            Gt[:, 1:, :, j] = cross
-            Gt[:, 1:, j, j] = self_c[:, s]
-            at = np.repeat(a[:, None], P + 1, axis=1)                  # (B, P + 1, k)
-            at[:, 1:, j] = ac[:, s]
             cover = None
             if ps is not None:
                 rest = (np.delete(ps, j, axis=2).max(2) if k > 1
@@ -100,19 +102,25 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
                                         np.maximum(rest[:, :, None], pc[:, :, s]).mean(1)],
                                        axis=1)                         # (B, P + 1)
             valid = np.concatenate([np.ones((B, 1), bool), ok], axis=1)
+            every = np.broadcast_to(np.arange(P + 1), (B, P + 1))
             if m < P:                                  # shortlist by the order-2 composite
-                rough = composite_parts(Gt, at, w, tau, cover, order2=True)
+                if fast:
+                    rough = _order2_tries(G, a, cross, self_c[:, s], ac[:, s], j, w, tau,
+                                          cover)
+                else:
+                    Gt, at = _tries(G, a, cross, self_c[:, s], ac[:, s], j, every)
+                    rough = composite_parts(Gt, at, w, tau, cover, order2=True)
                 rough = np.where(valid, rough, -np.inf)[:, 1:]
                 top = 1 + np.argpartition(-rough, m - 1, axis=1)[:, :m]
                 sel = np.concatenate([np.zeros((B, 1), np.int64), top], axis=1)
             else:
-                sel = np.broadcast_to(np.arange(P + 1), (B, P + 1))
-            Gs = np.take_along_axis(Gt, sel[:, :, None, None], axis=1)
-            As = np.take_along_axis(at, sel[:, :, None], axis=1)
+                sel = every
+            Gs, As = _tries(G, a, cross, self_c[:, s], ac[:, s], j, sel)
             Cs = None if cover is None else np.take_along_axis(cover, sel, axis=1)
             score = composite_parts(Gs, As, w, tau, Cs)
             score = np.where(np.take_along_axis(valid, sel, axis=1), score, -np.inf)
-            best = sel[ar, score.argmax(1)]                            # ties keep try 0
+            pick = score.argmax(1)                                     # ties keep try 0
+            best = sel[ar, pick]
             move = best > 0
             if not move.any():
                 continue
@@ -120,10 +128,61 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
             rows[bm, j] = cand[bm, p]
             X[bm, j] = Xc[bm, s, p]
             a[bm, j] = ac[bm, s, p]
-            G[bm] = Gt[bm, best[move]]
+            G[bm] = Gs[bm, pick[move]]
             if ps is not None:
                 ps[bm, :, j] = pc[bm, :, s, p]
     return rows
+
+
+def _tries(G: np.ndarray, a: np.ndarray, cross: np.ndarray, self_sim: np.ndarray,
+           a_hit: np.ndarray, j: int, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gram matrices (B, t, k, k) and item-to-query cosines (B, t, k) of tries ``sel`` (B, t)
+    of slot j (0: the set as it stands; 1 + p: hit p in slot j), from the set's G (B, k, k)
+    and a (B, k), the hits' cosines to the set ``cross`` (B, P, k), to themselves
+    ``self_sim`` (B, P) and to the query ``a_hit`` (B, P)."""
+    t = sel.shape[1]
+    hit = np.clip(sel - 1, 0, None)                                    # (B, t)
+    is_hit = (sel > 0)[:, :, None]
+    row = np.take_along_axis(cross, hit[:, :, None], axis=1)           # (B, t, k)
+    row[:, :, j] = np.take_along_axis(self_sim, hit, axis=1)
+    row = np.where(is_hit, row, G[:, None, j, :])
+    Gt = np.repeat(G[:, None], t, axis=1)
+    Gt[:, :, j, :] = row
+    Gt[:, :, :, j] = row
+    at = np.repeat(a[:, None], t, axis=1)
+    at[:, :, j] = np.where(is_hit[:, :, 0], np.take_along_axis(a_hit, hit, axis=1), a[:, None, j])
+    return Gt, at
+
+
+def _order2_tries(G: np.ndarray, a: np.ndarray, cross: np.ndarray, self_sim: np.ndarray,
+                  a_hit: np.ndarray, j: int, w: Mapping[str, float], tau: np.ndarray | None,
+                  cover: np.ndarray | None) -> np.ndarray:
+    """(B, P + 1) order-2 composite of every try of slot j (as ``composite_parts(...,
+    order2=True)`` on ``_tries``' matrices) without building them: with K = max(0, G),
+    ‖K‖_F² and tr K change only by row and column j, so each try costs O(k). For weights
+    on alignment, diversity, groundedness and coverage (not complementarity, coherence)."""
+    k = G.shape[-1]
+    K = np.clip(G, 0.0, None)
+    row = K[:, j]                                                      # (B, k)
+    frob, trace = (K * K).sum((1, 2)), np.trace(K, axis1=1, axis2=2)
+    frob_rest = frob - 2 * (row * row).sum(1) + row[:, j] ** 2         # without row/col j
+    c = np.clip(cross, 0.0, None)                                      # (B, P, k)
+    sc = np.clip(self_sim, 0.0, None)                                  # (B, P)
+    frob_t = np.concatenate([frob[:, None], frob_rest[:, None]
+                             + 2 * ((c * c).sum(2) - c[:, :, j] ** 2) + sc ** 2], axis=1)
+    trace_t = np.concatenate([trace[:, None], (trace - row[:, j])[:, None] + sc], axis=1)
+    a_t = np.concatenate([a[:, j:j + 1], a_hit], axis=1)               # slot j's cosine
+    a_rest = a.sum(1, keepdims=True) - a[:, j:j + 1]
+
+    def grounded():
+        inside = a >= tau - 1e-6                                       # (B, k)
+        rest = inside.sum(1, keepdims=True) - inside[:, j:j + 1]
+        return (rest + (a_t >= tau - 1e-6)) / k
+
+    return weighted_sum({"alignment": lambda: (a_rest + a_t) / k,
+                         "diversity": lambda: trace_t ** 2 / np.maximum(frob_t, 1e-24) / k,
+                         "groundedness": grounded, "coverage": lambda: cover},
+                        w, a_t.shape)
 
 
 class AscentRetriever(PoolRetriever):

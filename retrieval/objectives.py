@@ -29,7 +29,7 @@ one > 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -146,12 +146,18 @@ def composite_parts(G: np.ndarray, a: np.ndarray, weights: Mapping[str, float],
     (``vendi2_gram``) in place of the Vendi score (a cheap shortlist score)."""
     k = G.shape[-1]
     div = vendi2_gram if order2 else vendi_gram
-    terms = {"alignment": lambda: a.mean(-1), "diversity": lambda: div(G) / k,
-             "complementarity": lambda: complementarity_gram(G),
-             "coherence": lambda: coherence_gram(G),
-             "groundedness": lambda: (a >= tau[..., None] - 1e-6).mean(-1),
-             "coverage": lambda: cover}
-    out = np.zeros(G.shape[:-2])
+    return weighted_sum({"alignment": lambda: a.mean(-1), "diversity": lambda: div(G) / k,
+                         "complementarity": lambda: complementarity_gram(G),
+                         "coherence": lambda: coherence_gram(G),
+                         "groundedness": lambda: (a >= tau[..., None] - 1e-6).mean(-1),
+                         "coverage": lambda: cover}, weights, G.shape[:-2])
+
+
+def weighted_sum(terms: Mapping[str, Callable[[], np.ndarray]],
+                 weights: Mapping[str, float] | None, shape: tuple[int, ...]) -> np.ndarray:
+    """The composite: Σ w_m · term_m over ``weights`` (checked), each term (diversity already
+    divided by k) computed only when its weight is > 0. The one place the sum is written."""
+    out = np.zeros(shape)
     for m, wt in check_weights(weights).items():
         if wt > 0:
             out = out + wt * terms[m]()
@@ -186,9 +192,9 @@ def _objectives(q: np.ndarray, S: np.ndarray, tau: np.ndarray,
 
 def _with_composite(out: dict[str, np.ndarray], k: int,
                     weights: Mapping[str, float] | None) -> dict[str, np.ndarray]:
-    w = check_weights(weights)
     norm = {**out, "diversity": out["diversity"] / k}
-    out["composite"] = sum(wt * norm[m] for m, wt in w.items())
+    out["composite"] = weighted_sum({m: (lambda v=v: v) for m, v in norm.items()}, weights,
+                                    out["alignment"].shape)
     return out
 
 #: the query's neighbourhood for groundedness and coverage: its R nearest database items.

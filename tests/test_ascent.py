@@ -12,6 +12,7 @@ from retrieval import build_index, load_index
 from retrieval.ascent import refine_grounding
 from retrieval.index import assign_nearest, normalise, sub_query_hits
 from retrieval.objectives import (
+    check_weights,
     composite_parts,
     neighbourhood,
     score_sets,
@@ -176,3 +177,30 @@ def test_model_methods_refine_under_the_request_weights(world):
             a, b = (score_sets(index, Xn, Q, r, weights)["composite"] for r in (plain, refined))
             assert (b >= a - 1e-6).all(), name
             assert (b > a + 1e-4).any(), name
+
+
+@pytest.mark.parametrize("weights", [None, {"coverage": 0.5, "groundedness": 0.2,
+                                            "diversity": 0.3, "alignment": 0.4}])
+def test_order2_shortcut_equals_the_tries_gram_matrices(world, weights):
+    """The O(k)-per-try order-2 score equals ``composite_parts(order2=True)`` on every try's
+    full Gram matrix (the shortlist does not depend on which is used)."""
+    from retrieval.ascent import _order2_tries, _tries
+
+    index, Xn, Q = world
+    B, k, P = len(Q), 5, 9
+    rows = index.search(Q, k)[1]
+    hits = index.search(Q, k + P)[1][:, k:]                                # (B, P)
+    X, Xc = Xn[rows], Xn[hits]
+    G, a = X @ X.transpose(0, 2, 1), np.einsum("bkd,bd->bk", X, Q)
+    cross, self_sim = Xc @ X.transpose(0, 2, 1), np.einsum("bpd,bpd->bp", Xc, Xc)
+    a_hit = np.einsum("bpd,bd->bp", Xc, Q)
+    pool = neighbourhood(index, Xn, Q)
+    tau = np.einsum("bd,bd->b", Q, pool[:, -1])[:, None]
+    cover = np.random.default_rng(0).random((B, P + 1))
+    every = np.broadcast_to(np.arange(P + 1), (B, P + 1))
+    for j in (0, 3):
+        Gt, at = _tries(G, a, cross, self_sim, a_hit, j, every)
+        want = composite_parts(Gt, at, weights, tau, cover, order2=True)
+        got = _order2_tries(G, a, cross, self_sim, a_hit, j, check_weights(weights), tau,
+                            cover)
+        assert np.allclose(got, want, atol=1e-5)
