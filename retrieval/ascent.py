@@ -18,7 +18,8 @@ by the composite with the order-2 Vendi score (``objectives.vendi2_gram``: (tr K
 no decomposition) and only the ``shortlist`` best, with the current set, are scored exactly.
 Cost a sweep: B·k·P (k × k) products and B·k·(shortlist + 1) decompositions.
 
-``ascent`` (``AscentRetriever``): the same search over the query's own top ``pool`` items,
+``ascent`` (``AscentRetriever``): the same search over the query's own top ``pool`` items
+(the index returns pool + 1, so that an excluded row still leaves ``pool``),
 starting from top-k — a local search on the request's composite that needs no model. It is
 the control for the model-based methods: what the search alone gets from the query's
 neighbourhood (README, "Fan-out retrieval").
@@ -65,6 +66,10 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
     if S not in (1, k):
         raise ValueError(f"hits must be (B, 1 or {k}, P); got {hits.shape}")
     rows = np.array(rows, dtype=np.int64)
+    srt = np.sort(rows, axis=1)
+    if ((rows < 0) | (rows >= len(vectors))).any() or (srt[:, 1:] == srt[:, :-1]).any():
+        raise ValueError("refine_grounding: rows must be a valid, distinct set per query "
+                         "(complete them first)")
     if sweeps == 0 or B == 0 or P == 0:
         return rows
     ar = np.arange(B)
@@ -199,8 +204,8 @@ class AscentRetriever(PoolRetriever):
 
     def _check_trade_off(self) -> None:
         if isinstance(self.sweeps, bool) or not 1 <= self.sweeps <= MAX_REFINE:
-            raise InvalidParameterError(f"ascent: sweeps must be in [1, {MAX_REFINE}]; got "
-                                        f"{self.sweeps!r}")
+            raise InvalidParameterError(f"ascent: sweeps (a request's refine) must be in "
+                                        f"[1, {MAX_REFINE}]; got {self.sweeps!r}")
 
     def _retrieve(self, V, k, weights, seed, exclude):
         from retrieval.index import assign_nearest

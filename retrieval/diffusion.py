@@ -324,8 +324,8 @@ class DiffusionRetriever(Retriever):
     ``steps`` Heun steps and classifier-free guidance ``guidance``, add them to the query,
     ground each to its best unused item. ``refine`` > 0 then runs that many sweeps of
     reward-guided grounding (``retrieval.ascent``: each slot may swap its item for another of
-    its sub-query's 20 nearest, by the composite under the request's weights; never lowers
-    it). With ``best_of`` > 1, that many sets are sampled and the best by the composite
+    its sub-query's max(20, k + 2) nearest, by the composite under the request's weights;
+    never lowers it). With ``best_of`` > 1, that many sets are sampled and the best by the composite
     under the request's weights is returned (a cheap reward-guided search; 1: one sampling
     pass, the default)."""
 
@@ -369,9 +369,10 @@ class DiffusionRetriever(Retriever):
         return normalise((Qn[:, None, :] + y).reshape(-1, Qn.shape[1])).reshape(y.shape)
 
     def _ground(self, Q: np.ndarray, sub: np.ndarray, exclude: np.ndarray | None,
-                weights: dict[str, float]) -> np.ndarray:
+                weights: dict[str, float], pool: np.ndarray | None = None) -> np.ndarray:
         """(B, k) rows of sub-queries sub (B, k, d) for queries Q (B, d): each slot's nearest
-        unused item, then ``refine`` sweeps of reward-guided grounding under ``weights``."""
+        unused item, then ``refine`` sweeps of reward-guided grounding under ``weights``
+        (``pool``: the queries' neighbourhood when the weights need it; None: searched)."""
         from retrieval.index import assign_nearest, sub_query_hits
 
         hits = sub_query_hits(self.index, sub)
@@ -384,7 +385,8 @@ class DiffusionRetriever(Retriever):
 
         if (rows < 0).any():              # an approximate index returned too few hits
             rows, _ = complete(self.index, self.vectors, Q, rows, np.zeros_like(rows), exclude)
-        pool = neighbourhood(self.index, self.vectors, Q) if needs_pool(weights) else None
+        if pool is None and needs_pool(weights):
+            pool = neighbourhood(self.index, self.vectors, Q)
         return refine_grounding(self.vectors, Q, hits, rows, weights, sweeps=self.refine,
                                 exclude=exclude, pool=pool)
 
@@ -403,20 +405,25 @@ class DiffusionRetriever(Retriever):
             return super().finish_stage(V, part, k)
         from retrieval.objectives import DEFAULT_WEIGHTS
 
-        rows = self._ground(V[:, 0], np.asarray(part, dtype=np.float32), None,
-                            dict(DEFAULT_WEIGHTS))
+        q = normalise(V[:, 0])
+        rows = self._ground(q, np.asarray(part, dtype=np.float32), None, dict(DEFAULT_WEIGHTS))
         return self._result(V[:, 0], rows, np.tile(np.arange(k), (len(V), 1)))
 
     def _retrieve(self, V, k, weights, seed, exclude):
-        from retrieval.objectives import score_sets
+        from retrieval.objectives import needs_pool, neighbourhood, score_sets
 
         B, n, Q = len(V), self.best_of, V[:, 0]
         sub = self._sub_queries(V, seed)
         ex = None if exclude is None else np.repeat(exclude, n)
-        rows = self._ground(np.repeat(Q, n, axis=0), sub, ex, weights).reshape(B, n, k)
+        # the queries' neighbourhood, searched once, when the grounding or the ranking uses it
+        pool = (neighbourhood(self.index, self.vectors, Q)
+                if (self.refine and needs_pool(weights)) or n > 1 else None)
+        rows = self._ground(np.repeat(Q, n, axis=0), sub, ex, weights,
+                            None if pool is None else np.repeat(pool, n, axis=0)
+                            ).reshape(B, n, k)
         if n > 1:
             r = score_sets(self.index, self.vectors, Q, np.clip(rows, 0, None),
-                           weights)["composite"]
+                           weights, pool)["composite"]
             rows = rows[np.arange(B), r.argmax(1)]
         else:
             rows = rows[:, 0]

@@ -93,7 +93,7 @@ def coherence(S: np.ndarray) -> np.ndarray:
 
 # -- the same objectives from a set's Gram matrix G = S Sᵀ (..., k, k) and its items' cosines
 # to the query a = S q (..., k): what a search that swaps one item at a time updates cheaply
-# (``retrieval.refine``). The functions above are these on S.
+# (``retrieval.ascent``). The functions above are these on S.
 
 def vendi_gram(G: np.ndarray) -> np.ndarray:
     """Vendi score of sets with Gram matrices G (..., k, k) → (...)."""
@@ -140,10 +140,11 @@ def composite_parts(G: np.ndarray, a: np.ndarray, weights: Mapping[str, float],
                     cover: np.ndarray | None = None, order2: bool = False) -> np.ndarray:
     """The composite under ``weights`` (checked) of sets given by their Gram matrices
     G (..., k, k) and item-to-query cosines a (..., k), computing only the weighted
-    objectives; ``tau`` (...) the groundedness threshold and ``cover`` (...) the sets'
-    coverage, needed only when those objectives are weighted. Equal to ``score_sets``'
-    composite for the same sets; ``order2`` puts the order-2 Vendi score
-    (``vendi2_gram``) in place of the Vendi score (a cheap shortlist score)."""
+    objectives; ``tau`` the groundedness threshold (broadcastable against a's leading
+    axes, e.g. (B, 1)) and ``cover`` (...) the sets' coverage, needed only when those
+    objectives are weighted. Equal to ``score_sets``' composite for the same sets;
+    ``order2`` puts the order-2 Vendi score (``vendi2_gram``) in place of the Vendi score
+    (a cheap shortlist score)."""
     k = G.shape[-1]
     div = vendi2_gram if order2 else vendi_gram
     return weighted_sum({"alignment": lambda: a.mean(-1), "diversity": lambda: div(G) / k,

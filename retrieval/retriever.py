@@ -45,8 +45,8 @@ from retrieval.index import VectorIndex
 from retrieval.objectives import check_weights
 
 #: bounds of the model-based methods' query-time work (validated by the methods, shown in the
-#: service's schema): the teacher's N and CEM rounds, the diffusion sampler's Heun steps and
-#: its sweeps of reward-guided grounding (``retrieval.ascent``)
+#: service's schema): the teacher's N and CEM rounds, the diffusion sampler's Heun steps, and
+#: the sweeps of reward-guided grounding (``retrieval.ascent``: teacher, diffusion, ascent)
 MAX_BEST_OF, MAX_ROUNDS, MAX_STEPS, MAX_REFINE = 64, 20, 100, 10
 #: the largest candidate pool a re-ranking method (mmr, dpp) takes: DPP holds three (P, P)
 #: float64 arrays per query (P = 2,000: 96 MB)

@@ -136,7 +136,8 @@ class FanoutRequest(BaseModel):
     refine: Int | None = Field(None, description=f"Teacher, diffusion: sweeps of reward-guided "
                                                  f"grounding under the weights (in [0, "
                                                  f"{MAX_REFINE}]; default 0); ascent: its "
-                                                 f"sweeps over the top 200 (default "
+                                                 f"sweeps over the query's top 200, in "
+                                                 f"[1, {MAX_REFINE}] (default "
                                                  f"{AscentRetriever.sweeps}).",
                                json_schema_extra={"minimum": 0, "maximum": MAX_REFINE})
 

@@ -28,7 +28,7 @@ from core.progress import bar
 from retrieval.index import load_index, normalise
 from retrieval.objectives import score_sets
 from retrieval.retriever import MAX_BEST_OF, MAX_ROUNDS
-from retrieval.teacher import load_teacher
+from retrieval.teacher import WARM_THETAS, load_teacher
 from stores import files
 
 
@@ -91,7 +91,9 @@ def synthesize(store, teacher_id: str, *, n: int = 16, rounds: int = 0, spread: 
     info = {"teacher": teacher_id, "index": tmeta["index"], "queries": tmeta["queries"],
             **{key: tmeta[key] for key in ("view_rule", "view_names") if key in tmeta},
             "regime": tmeta["regime"], "k": teacher.k, "n": n, "rounds": rounds,
-            "spread": spread, "warm_start": warm_start, "keep": keep,
+            "spread": spread, "warm_start": warm_start,
+            "warm_sets": (["dpp-" + str(t) for t in WARM_THETAS] + ["ascent"]
+                          if warm_start else []), "keep": keep,
             "seed": seed,
             "threshold": threshold, "n_queries": len(Q), "n_kept": int(len(kept)),
             "mean_reward_all": float(reward.mean()), "mean_reward_kept": float(reward[kept].mean()),

@@ -293,7 +293,7 @@ class TeacherRetriever(Retriever):
     weights the teacher was trained with) — best-of-``best_of`` fan-outs, then ``rounds``
     cross-entropy-method rounds (``Teacher.search``), then ``refine`` sweeps of reward-guided
     grounding of the best fan-out (``retrieval.ascent``: each slot may take another of its
-    sub-query's 20 nearest items). The expensive, high-quality method
+    sub-query's max(20, k + 2) nearest items). The expensive, high-quality method
     the diffusion retriever is distilled from."""
 
     name = "teacher"

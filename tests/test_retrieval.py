@@ -274,6 +274,21 @@ def test_r4t_pipeline_from_the_cli(tmp_path, capsys):
                                         "model": diff["model_id"]})
     assert r.status_code == 200 and r.json()["model_version"] == diff["model_id"]
     assert {i["sub_query"] for i in r.json()["items"]} == set(range(5))
+    # reward-guided grounding through the service: never a lower composite than without it
+    got = {}
+    for refine in (0, 2):
+        r = client.post("/v1/fanout", json={"vector": q.tolist(), "k": 5, "seed": 1,
+                                            "method": "diffusion", "model": diff["model_id"],
+                                            "refine": refine})
+        assert r.status_code == 200 and len({i["row_idx"] for i in r.json()["items"]}) == 5
+        got[refine] = r.json()["objectives"]["composite"]
+    assert got[2] >= got[0] - 1e-6
+    r = client.post("/v1/fanout", json={"vector": q.tolist(), "k": 5, "method": "ascent",
+                                        "refine": 0})
+    assert r.status_code == 400 and "refine" in r.json()["detail"]
+    with pytest.raises(InvalidParameterError, match="refine must be"):
+        fanout_query(st, "w-flat", vector=q, k=5, method="teacher", model=teacher["model_id"],
+                     refine=11)
 
 
 def test_query_views_golden():
