@@ -190,6 +190,25 @@ def _order2_tries(G: np.ndarray, a: np.ndarray, cross: np.ndarray, self_sim: np.
                         w, a_t.shape)
 
 
+def refine_fanout(index, vectors: np.ndarray, q: np.ndarray, hits: np.ndarray,
+                  rows: np.ndarray, weights: Mapping[str, float] | None, *, sweeps: int,
+                  exclude: np.ndarray | None = None,
+                  pool: np.ndarray | None = None) -> np.ndarray:
+    """``refine_grounding`` of a fan-out's grounded rows (B, k), as the teacher and the
+    diffusion retriever use it: slots an approximate index left empty (−1) are refilled
+    first (``retrieval.retriever.complete``), and the queries' neighbourhood is searched
+    when the weights need it and ``pool`` is None. ``hits`` (B, k, P): each sub-query's
+    nearest items (``retrieval.index.sub_query_hits``)."""
+    from retrieval.retriever import complete
+
+    if (rows < 0).any():
+        rows, _ = complete(index, vectors, q, rows, np.zeros_like(rows), exclude)
+    if pool is None and needs_pool(check_weights(weights)):
+        pool = neighbourhood(index, vectors, q)
+    return refine_grounding(vectors, q, hits, rows, weights, sweeps=sweeps, exclude=exclude,
+                            pool=pool)
+
+
 class AscentRetriever(PoolRetriever):
     """``ascent``: start from the query's top-k and run ``sweeps`` rounds of coordinate
     ascent of the request's composite over its top ``pool`` items (``refine_grounding``
@@ -222,4 +241,4 @@ class AscentRetriever(PoolRetriever):
         return out, np.full((len(V), k), -1)
 
 
-__all__ = ["SHORTLIST", "AscentRetriever", "refine_grounding"]
+__all__ = ["SHORTLIST", "AscentRetriever", "refine_fanout", "refine_grounding"]

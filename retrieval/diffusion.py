@@ -325,9 +325,9 @@ class DiffusionRetriever(Retriever):
     ground each to its best unused item. ``refine`` > 0 then runs that many sweeps of
     reward-guided grounding (``retrieval.ascent``: each slot may swap its item for another of
     its sub-query's max(20, k + 2) nearest, by the composite under the request's weights;
-    never lowers it). With ``best_of`` > 1, that many sets are sampled and the best by the composite
-    under the request's weights is returned (a cheap reward-guided search; 1: one sampling
-    pass, the default)."""
+    never lowers it). With ``best_of`` > 1, that many sets are sampled and the best by the
+    composite under the request's weights is returned (a cheap reward-guided search; 1: one
+    sampling pass, the default)."""
 
     name = "diffusion"
     summary = ("distilled EDM set denoiser: one sampling pass (refine > 0: reward-guided "
@@ -379,16 +379,10 @@ class DiffusionRetriever(Retriever):
         rows = assign_nearest(hits, exclude)
         if not self.refine:
             return rows
-        from retrieval.ascent import refine_grounding
-        from retrieval.objectives import needs_pool, neighbourhood
-        from retrieval.retriever import complete
+        from retrieval.ascent import refine_fanout
 
-        if (rows < 0).any():              # an approximate index returned too few hits
-            rows, _ = complete(self.index, self.vectors, Q, rows, np.zeros_like(rows), exclude)
-        if pool is None and needs_pool(weights):
-            pool = neighbourhood(self.index, self.vectors, Q)
-        return refine_grounding(self.vectors, Q, hits, rows, weights, sweeps=self.refine,
-                                exclude=exclude, pool=pool)
+        return refine_fanout(self.index, self.vectors, Q, hits, rows, weights,
+                             sweeps=self.refine, exclude=exclude, pool=pool)
 
     def batch_stage(self, V, k):
         """One sampling pass (``best_of`` 1): the batch shares the sampler call and each

@@ -326,14 +326,12 @@ class TeacherRetriever(Retriever):
                                          warm_start=self.warm_start, weights=weights,
                                          exclude=exclude, seed=seed)
         if self.refine:          # reward-guided grounding of the best fan-out's sub-queries
-            from retrieval.ascent import refine_grounding
+            from retrieval.ascent import refine_fanout
             from retrieval.index import sub_query_hits
-            from retrieval.objectives import needs_pool
 
-            q = V[:, 0]
-            pool = neighbourhood(self.index, self.vectors, q) if needs_pool(weights) else None
-            rows = refine_grounding(self.vectors, q, sub_query_hits(self.index, sub), rows,
-                                    weights, sweeps=self.refine, exclude=exclude, pool=pool)
+            rows = refine_fanout(self.index, self.vectors, V[:, 0],
+                                 sub_query_hits(self.index, sub), rows, weights,
+                                 sweeps=self.refine, exclude=exclude)
         return rows, np.tile(np.arange(k), (len(V), 1))
 
 
