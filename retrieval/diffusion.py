@@ -39,6 +39,7 @@ Shapes: query views (B, V, d) (or vectors (B, d): V copies), residuals/tokens (B
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -130,7 +131,7 @@ class SetDenoiser(nn.Module):
         keys and values of the view tokens (B, V, 2w) — all rows conditional, or all
         unconditional (``drop``); K(m + e) = K(m) + W_K e is linear, so the noise embedding
         e is added per step as one (1, 2w) row — and the output map W̃ (B, w + 1, d)."""
-        B, w = len(views), self.cfg.width
+        B, w = views.shape[0], self.cfg.width      # shape, not len(): traced as a value
         mem = (self.null_views[None].expand(B, -1, -1) if drop
                else self.view_in(views) + self.view_embed[None])
         kv = []
@@ -228,20 +229,35 @@ class SetDiffusion(nn.Module):
 
     @torch.inference_mode()
     def sample(self, q: torch.Tensor, *, steps: int = 6, guidance: float = 1.0,
-               generator: torch.Generator) -> torch.Tensor:
-        """Residuals ŷ (B, k, d) by Heun's method from x_0 = σ_max·n. The network runs through
-        ``SetDenoiser.hidden`` with the views prepared once. Each evaluation's slope
-        (x − D(x; σ))/σ, with D = c_skip·x + c_out·F and F = h̃ W̃ (guided:
-        F_u + w·(F_c − F_u)), is one or two ``baddbmm`` calls: β = (1 − c_skip)/σ,
-        α = −c_out/σ."""
-        B, dev, sd = len(q), q.device, self.cfg.sigma_data
+               generator: torch.Generator, compiled: bool = True) -> torch.Tensor:
+        """Residuals ŷ (B, k, d) by Heun's method (``heun``) from x_0 = σ_max·n, n drawn
+        from ``generator``. ``compiled`` (and the model in eval mode): through the traced
+        sampler of ``compiled_sampler`` — the same operations, equal to eager up to float
+        rounding (tests/test_diffusion.py); False: eager."""
         if q.dim() == 2:                                   # a bare vector: V copies
             q = q[:, None].expand(-1, self.cfg.views, -1)
+        noise = torch.randn((q.shape[0], self.cfg.k, self.cfg.dim), generator=generator
+                            ).to(q.device)
+        run = (self.compiled_sampler(steps, float(guidance), q.device)
+               if compiled and not self.training else None)
+        if run is None:
+            return self.heun(q, noise, steps, float(guidance))
+        return run(q, noise)
+
+    def heun(self, q: torch.Tensor, noise: torch.Tensor, steps: int,
+             guidance: float) -> torch.Tensor:
+        """EDM's deterministic Heun sampler from x_0 = σ_max·noise for views q (B, V, d). The
+        network runs through ``SetDenoiser.hidden`` with the views prepared once. Each
+        evaluation's slope (x − D(x; σ))/σ, with D = c_skip·x + c_out·F and F = h̃ W̃
+        (guided: F_u + w·(F_c − F_u)), is one or two ``baddbmm`` calls: β = (1 − c_skip)/σ,
+        α = −c_out/σ. The σ schedule and the guidance are Python constants, so a trace of
+        this function is the whole sampler."""
+        sd = self.cfg.sigma_data
         t = [float(v) for v in self.sigmas(steps)]
-        x = t[0] * torch.randn((B, self.cfg.k, self.cfg.dim), generator=generator).to(dev)
-        parts = [(self.net.prepare(q, drop=False), float(guidance))]
+        x = t[0] * noise
+        parts = [(self.net.prepare(q, drop=False), guidance)]
         if guidance != 1.0:
-            parts.append((self.net.prepare(q, drop=True), 1.0 - float(guidance)))
+            parts.append((self.net.prepare(q, drop=True), 1.0 - guidance))
 
         def slope(x_, s):
             n = math.sqrt(s ** 2 + sd ** 2)
@@ -262,6 +278,66 @@ class SetDiffusion(nn.Module):
             else:
                 x = torch.add(x, d, alpha=h)
         return x
+
+    def compiled_sampler(self, steps: int, guidance: float, device: torch.device | str):
+        """``heun`` for this (steps, guidance, device), traced once (TorchScript) and cached;
+        None where tracing fails. Why: a traced call runs all 2N − 1 network evaluations
+        (~450 operators at N = 6) in C++ with the GIL released once, where eager releases
+        and re-takes it around every operator. In the service the sampler's thread shares
+        the GIL with the request threads, and re-taking it hundreds of times a call made each
+        batched call wait ~5 ms (the switch interval) per turn: a batch of 8 took ~60 ms
+        instead of ~15 (benchmarks/results/service_load-diffusion.md). Alone the trace is
+        also ~2× faster at batch 1 (less Python per operator). The trace holds the module's
+        parameters by reference (not frozen), so it follows in-place weight updates;
+        ``train()``/``to()`` drop the cache. ``torch.jit.trace`` is deprecated upstream in
+        favour of ``torch.compile``/``torch.export``, which need a C++ toolchain at run time
+        or still run under the GIL; torch is pinned (2.13), and a failure falls back to
+        eager."""
+        key = (int(steps), float(guidance), str(device))
+        cache = self.__dict__.setdefault("_compiled", {})
+        if key not in cache:
+            with _TRACE_LOCK:
+                if key not in cache:
+                    cache[key] = _trace_heun(self, *key)
+        return cache[key]
+
+    def train(self, mode: bool = True):
+        self.__dict__.pop("_compiled", None)
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__.pop("_compiled", None)
+        return super()._apply(fn, *args, **kwargs)
+
+
+_TRACE_LOCK = threading.Lock()
+
+
+class _Heun(nn.Module):
+    """``SetDiffusion.heun`` with its constants bound: forward(q (B, V, d), noise (B, k, d))."""
+
+    def __init__(self, model: SetDiffusion, steps: int, guidance: float):
+        super().__init__()
+        self.model, self.steps, self.guidance = model, steps, guidance
+
+    def forward(self, q: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.model.heun(q, noise, self.steps, self.guidance)
+
+
+def _trace_heun(model: SetDiffusion, steps: int, guidance: float, device: str):
+    """The traced ``_Heun`` (example batch 2: the batch size stays a traced value), or None."""
+    import warnings
+
+    cfg = model.cfg
+    example = (torch.zeros(2, cfg.views, cfg.dim, device=device),
+               torch.zeros(2, cfg.k, cfg.dim, device=device))
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")                  # the deprecation notice
+            return torch.jit.trace(_Heun(model, steps, guidance).eval(), example,
+                                   check_trace=False)
+    except Exception:   # noqa: BLE001 — any tracing failure: the eager sampler is exact
+        return None
 
 
 def train_diffusion(queries: np.ndarray, targets: np.ndarray, *, epochs: int = 30,

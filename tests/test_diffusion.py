@@ -132,3 +132,35 @@ def test_retriever_snaps_to_distinct_rows_and_is_seeded(tmp_path):
                        atol=1e-5)
     with pytest.raises(InvalidParameterError, match="returns k=6"):
         retr.retrieve(Q, 5)
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+def test_compiled_sampler_equals_eager_at_any_batch(guidance):
+    """The traced sampler (the service's path: one GIL release a call) is the eager one, for
+    batch sizes other than the one it was traced with; training mode samples eagerly."""
+    model = random_model()
+    assert model.compiled_sampler(4, guidance, "cpu") is not None
+    for B in (1, 2, 7):
+        views = torch.randn(B, 3, 12, generator=torch.Generator().manual_seed(B))
+        got = model.sample(views, steps=4, guidance=guidance,
+                           generator=torch.Generator().manual_seed(5))
+        ref = model.sample(views, steps=4, guidance=guidance,
+                           generator=torch.Generator().manual_seed(5), compiled=False)
+        assert got.shape == (B, 4, 12)
+        assert torch.allclose(got, ref, atol=1e-5, rtol=1e-5)
+    model.train()
+    assert "_compiled" not in model.__dict__
+    model.eval()
+
+
+def test_compiled_sampler_follows_weight_updates():
+    """The trace holds the parameters by reference: an in-place update changes its output."""
+    model = random_model()
+    views = torch.randn(3, 3, 12, generator=torch.Generator().manual_seed(0))
+    before = model.sample(views, steps=3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        model.net.tokens_out.weight.mul_(2.0)
+    after = model.sample(views, steps=3, generator=torch.Generator().manual_seed(1))
+    ref = model.sample(views, steps=3, generator=torch.Generator().manual_seed(1),
+                       compiled=False)
+    assert not torch.allclose(before, after) and torch.allclose(after, ref, atol=1e-5)
