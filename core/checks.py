@@ -55,13 +55,16 @@ def _prefix(method: str) -> str:
 
 
 def is_int(value: Any) -> bool:
-    """An integer (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    """An integer (Python or NumPy), not a bool. (``type(value) is int`` first: the ABC
+    check costs a few µs, and the service checks a dozen values a request.)"""
+    return type(value) is int or (isinstance(value, numbers.Integral)
+                                  and not isinstance(value, (bool, np.bool_)))
 
 
 def is_number(value: Any) -> bool:
     """A real number (int or float, Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    return type(value) in (int, float) or (isinstance(value, numbers.Real)
+                                           and not isinstance(value, (bool, np.bool_)))
 
 
 def check_bool(method: str, name: str, value: Any) -> None:

@@ -289,25 +289,32 @@ class SetDiffusion(nn.Module):
         instead of ~15 (benchmarks/results/service_load-diffusion.md). Alone the trace is
         also ~2× faster at batch 1 (less Python per operator). The trace holds the module's
         parameters by reference (not frozen), so it follows in-place weight updates;
-        ``train()``/``to()`` drop the cache. ``torch.jit.trace`` is deprecated upstream in
-        favour of ``torch.compile``/``torch.export``, which need a C++ toolchain at run time
-        or still run under the GIL; torch is pinned (2.13), and a failure falls back to
-        eager."""
-        key = (int(steps), float(guidance), str(device))
+        ``train()`` drops the cache; the key holds the device and dtype, so ``to()`` (which
+        the retrievers call on every construction) keeps it. ``torch.jit.trace`` is
+        deprecated upstream in favour of ``torch.compile``/``torch.export``, which need a
+        C++ toolchain at run time or still run under the GIL; torch is pinned (2.13), and a
+        failure falls back to eager."""
+        key = (int(steps), float(guidance), str(device), next(self.parameters()).dtype)
         cache = self.__dict__.setdefault("_compiled", {})
         if key not in cache:
             with _TRACE_LOCK:
                 if key not in cache:
-                    cache[key] = _trace_heun(self, *key)
+                    cache[key] = _trace_heun(self, *key[:3])
         return cache[key]
 
+    def warm_up(self, steps: int, guidance: float = 1.0) -> None:
+        """Trace the sampler for (steps, guidance) now and run it twice on a dummy batch
+        (TorchScript's executor profiles a function's first calls), so no request pays."""
+        q = torch.zeros(2, self.cfg.views, self.cfg.dim, device=next(self.parameters()).device)
+        for _ in range(2):
+            self.sample(q, steps=steps, guidance=guidance,
+                        generator=torch.Generator().manual_seed(0))
+
     def train(self, mode: bool = True):
-        self.__dict__.pop("_compiled", None)
+        if mode:                 # training samples eagerly; eval() keeps the traces
+            self.__dict__.pop("_compiled", None)
         return super().train(mode)
 
-    def _apply(self, fn, *args, **kwargs):
-        self.__dict__.pop("_compiled", None)
-        return super()._apply(fn, *args, **kwargs)
 
 
 _TRACE_LOCK = threading.Lock()
@@ -334,7 +341,7 @@ def _trace_heun(model: SetDiffusion, steps: int, guidance: float, device: str):
     try:
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")                  # the deprecation notice
-            return torch.jit.trace(_Heun(model, steps, guidance).eval(), example,
+            return torch.jit.trace(_Heun(model, steps, guidance), example,
                                    check_trace=False)
     except Exception:   # noqa: BLE001 — any tracing failure: the eager sampler is exact
         return None
@@ -423,7 +430,9 @@ class DiffusionRetriever(Retriever):
         check_number(self.name, "guidance", self.guidance, 0.0)
         check_int(self.name, "best_of", self.best_of, 1, MAX_BEST_OF)
         check_int(self.name, "refine", self.refine, 0, MAX_REFINE)
-        self.model = self.model.eval().to(self.device)
+        if self.model.training or self.model.net.freqs.device != torch.device(self.device):
+            # skipped when already so: both walk every submodule (~1.5 ms a request)
+            self.model = self.model.eval().to(self.device)
 
     @property
     def k_fixed(self) -> int:

@@ -154,9 +154,11 @@ class FanoutEngine:
             from retrieval.teacher import load_teacher
 
             return load_teacher(self.store, model_id, self.index, self.vectors)
-        from retrieval.diffusion import load_diffusion
+        from retrieval.diffusion import DiffusionRetriever, load_diffusion
 
-        return load_diffusion(self.store, model_id)[0]
+        model = load_diffusion(self.store, model_id)[0]
+        model.warm_up(DiffusionRetriever.steps, DiffusionRetriever.guidance)
+        return model
 
     def _batcher(self, key: tuple, fn, **kwargs):
         """The shared ``MicroBatcher`` for ``key`` (one worker thread per key, made once)."""

@@ -32,6 +32,7 @@ for the methods whose ``model_kind`` names one.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import typing
 from dataclasses import dataclass
@@ -121,7 +122,7 @@ class Retriever:
         if vectors.shape != (int(index.meta["n"]), index.dim):
             raise SchemaError(f"{self.name}: vectors are {vectors.shape}; the index holds "
                               f"({index.meta['n']}, {index.dim})")
-        hints = typing.get_type_hints(type(self))
+        hints = _hints(type(self))
         for p in known:
             value = params.get(p, getattr(type(self), p))
             check_annotated(self.name, p, value, hints[p])
@@ -136,10 +137,7 @@ class Retriever:
     @classmethod
     def param_names(cls) -> list[str]:
         """The method's parameters: annotated class attributes that are not ClassVars."""
-        hints = typing.get_type_hints(cls, include_extras=False)
-        return [n for n, h in hints.items() if not n.startswith("_")
-                and typing.get_origin(h) is not ClassVar and h is not ClassVar
-                and n in _own_attributes(cls)]
+        return list(_param_names(cls))
 
     def get_params(self) -> dict[str, Any]:
         return {p: getattr(self, p) for p in self.param_names()}
@@ -214,6 +212,20 @@ class Retriever:
     def _retrieve(self, V: np.ndarray, k: int, weights: dict[str, float], seed: int | None,
                   exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, evaluated once per class: it compiles every
+    annotation string (~1 ms), and the service builds a retriever for every request."""
+    return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _param_names(cls: type) -> tuple[str, ...]:
+    return tuple(n for n, h in _hints(cls).items() if not n.startswith("_")
+                 and typing.get_origin(h) is not ClassVar and h is not ClassVar
+                 and n in _own_attributes(cls))
 
 
 def _own_attributes(cls: type) -> set[str]:

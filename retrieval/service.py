@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -49,7 +50,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from core.checks import SEED_LIMIT, check_int
+from core.checks import SEED_LIMIT, check_int, check_number
 from core.errors import CurateError, DeadlineExceededError
 from retrieval.ascent import AscentRetriever
 from retrieval.diffusion import DiffusionRetriever
@@ -392,6 +393,22 @@ def pin_mmap_threshold(nbytes: int = 1 << 20) -> bool:
         return False
 
 
+def set_switch_interval(seconds: float) -> float:
+    """Set how long a thread may hold the GIL while another waits for it
+    (``sys.setswitchinterval``; Python's default 5 ms); returns the previous value.
+    Why a server lowers it: a thread that comes back from a GIL-free call (a torch operator,
+    a FAISS search) waits for the GIL until the holder's interval runs out, so with request
+    threads running Python, each such return can cost up to the whole interval. The shared
+    model call makes several (its tensors in and out around the traced sampler): at 5 ms the
+    diffusion sampler's batch took ~3× its own time under load. At 0.2 ms a batch-8 sampler
+    call beside 4 busy Python threads took 18 ms instead of 84 (the call alone: 7 ms); the
+    cost is more frequent switches between Python threads."""
+    check_number("serve", "switch_interval_s", seconds, 1e-6, 1.0)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(float(seconds))
+    return old
+
+
 def limit_kernel_threads(n: int) -> dict[str, int]:
     """Cap the threads each numeric kernel may use: torch's intra-op pool, FAISS's OpenMP
     and every BLAS/OpenMP pool loaded so far (threadpoolctl). A server works on up to
@@ -425,13 +442,18 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
                max_body_bytes: int = MAX_BODY_BYTES,
                preload_models: Sequence[str] | None = None,
                background_load: bool = False,
-               kernel_threads: int | None = None) -> FastAPI:
+               kernel_threads: int | None = None,
+               switch_interval_s: float | None = None) -> FastAPI:
     """The service app over index ``index_name`` of the store at ``store_root``.
     ``preload_models``: model ids loaded at start-up (None: every stored teacher/diffusion
     model trained on the index; ``[]``: none). ``kernel_threads``: cap every numeric
     kernel's threads in this thread, each request worker and each batching thread
-    (``limit_kernel_threads``; ``curate serve`` passes 1; None: leave the settings)."""
+    (``limit_kernel_threads``; ``curate serve`` passes 1; None: leave the settings).
+    ``switch_interval_s``: the process's GIL switch interval (``set_switch_interval``;
+    ``curate serve`` passes 0.2 ms; None: leave Python's 5 ms)."""
     pin_mmap_threshold()
+    if switch_interval_s is not None:
+        set_switch_interval(switch_interval_s)
     cap = None
     if kernel_threads is not None:
         cap = functools.partial(limit_kernel_threads, kernel_threads)

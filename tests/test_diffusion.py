@@ -139,7 +139,8 @@ def test_compiled_sampler_equals_eager_at_any_batch(guidance):
     """The traced sampler (the service's path: one GIL release a call) is the eager one, for
     batch sizes other than the one it was traced with; training mode samples eagerly."""
     model = random_model()
-    assert model.compiled_sampler(4, guidance, "cpu") is not None
+    traced = model.compiled_sampler(4, guidance, "cpu")
+    assert traced is not None
     for B in (1, 2, 7):
         views = torch.randn(B, 3, 12, generator=torch.Generator().manual_seed(B))
         got = model.sample(views, steps=4, guidance=guidance,
@@ -148,6 +149,9 @@ def test_compiled_sampler_equals_eager_at_any_batch(guidance):
                            generator=torch.Generator().manual_seed(5), compiled=False)
         assert got.shape == (B, 4, 12)
         assert torch.allclose(got, ref, atol=1e-5, rtol=1e-5)
+    assert model.compiled_sampler(4, guidance, "cpu") is traced     # traced once, kept
+    model.eval().to("cpu")         # what every DiffusionRetriever construction does
+    assert model.compiled_sampler(4, guidance, "cpu") is traced
     model.train()
     assert "_compiled" not in model.__dict__
     model.eval()

@@ -375,3 +375,26 @@ def test_kernel_threads_reach_every_thread_that_computes(home):
     for bad in (0, -2, 1.5, True):
         with pytest.raises(CurateError, match="kernel_threads"):
             limit_kernel_threads(bad)
+
+
+def test_switch_interval_is_set_by_the_app_and_checked(home):
+    """``create_app(switch_interval_s=s)`` sets the process's GIL switch interval (``curate
+    serve`` passes 0.2 ms); None leaves it; a bad value is one CurateError."""
+    import sys
+
+    from retrieval.service import create_app, set_switch_interval
+
+    before = sys.getswitchinterval()
+    app = None
+    try:
+        app = create_app(home[0], INDEX, preload_models=[], switch_interval_s=3e-4)
+        assert sys.getswitchinterval() == pytest.approx(3e-4)
+        assert set_switch_interval(1e-3) == pytest.approx(3e-4)
+        for bad in (0, -1.0, 2.0, float("nan"), "fast", True):
+            with pytest.raises(CurateError, match="switch_interval_s"):
+                set_switch_interval(bad)
+        assert sys.getswitchinterval() == pytest.approx(1e-3)
+    finally:
+        if app is not None:
+            app.state.runner.pool.shutdown()
+        sys.setswitchinterval(before)

@@ -100,6 +100,9 @@ def serve(
     kernel_threads: Annotated[int, typer.Option(
         help="Threads per numeric kernel (torch, FAISS, BLAS); the requests in flight are "
              "the parallelism. 0: leave the libraries' defaults.")] = 1,
+    switch_interval_ms: Annotated[float, typer.Option(
+        help="The process's GIL switch interval in ms (Python's default: 5); see "
+             "retrieval.service.set_switch_interval.")] = 0.2,
     json_out: JsonOpt = False,
 ) -> None:
     """Serve POST /v1/fanout (and /batch, /healthz, /docs) with uvicorn."""
@@ -111,8 +114,12 @@ def serve(
     if kernel_threads < 0:
         raise InvalidParameterError(f"--kernel-threads must be ≥ 0 (0: the libraries' "
                                     f"defaults); got {kernel_threads}")
+    if not 0 < switch_interval_ms <= 1000:
+        raise InvalidParameterError(f"--switch-interval-ms must be in (0, 1000]; got "
+                                    f"{switch_interval_ms}")
     app_ = create_app(State.store, index, max_concurrency=max_concurrency, timeout_s=timeout_s,
-                      kernel_threads=kernel_threads or None)
+                      kernel_threads=kernel_threads or None,
+                      switch_interval_s=switch_interval_ms / 1e3)
     if json_out:
         sys.stdout.write(json.dumps({"serving": index, "host": host, "port": port}) + "\n")
         sys.stdout.flush()
