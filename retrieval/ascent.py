@@ -217,7 +217,7 @@ class AscentRetriever(PoolRetriever):
     name = "ascent"
     summary = ("coordinate ascent of the request's composite over the query's top `pool` "
                "(starts at top-k)")
-    weighted = True
+    weighted = batched = True
     pool: int = 200
     sweeps: int = 2
 

@@ -416,7 +416,7 @@ class DiffusionRetriever(Retriever):
     summary = ("distilled EDM set denoiser: one sampling pass (refine > 0: reward-guided "
                "grounding; best_of > 1: rank by weights)")
     model_kind = "diffusion"
-    fans_out = seeded = weighted = True
+    fans_out = seeded = weighted = batched = True
     steps: int = 6
     guidance: float = 1.0
     best_of: int = 1

@@ -51,8 +51,9 @@ class FanoutEngine:
     def __init__(self, store: Store, index_name: str, max_k: int = 100,
                  micro_batch: bool = False, thread_init: Callable[[], Any] | None = None):
         """``micro_batch``: concurrent callers share batched calls — text queries one encoder
-        call, unseeded teacher/diffusion queries one model call (``retrieval.batching``; the
-        service turns it on). ``thread_init``: run at the start of each batching thread."""
+        call, default-setting queries of a ``batched`` method (teacher, diffusion, ascent) one
+        call (``retrieval.batching``; the service turns it on). ``thread_init``: run at the
+        start of each batching thread."""
         t0 = time.perf_counter()
         self.index_name, self.max_k, self.micro_batch = index_name, max_k, micro_batch
         self.thread_init = thread_init
@@ -328,9 +329,9 @@ class FanoutEngine:
         if retr.k_fixed is not None and k != retr.k_fixed:
             raise InvalidParameterError(f"{method}: the model returns k={retr.k_fixed} items; "
                                         f"got k={k}")
-        shared = (self.micro_batch and retr.model_kind is not None and seed is None
-                  and not params and weights == DEFAULT_WEIGHTS)
-        if shared:   # one batcher (one worker thread) per model and k, whatever clients send
+        shared = (self.micro_batch and retr.batched and seed is None
+                  and weights == DEFAULT_WEIGHTS and retr.get_params() == retr.default_params())
+        if shared:   # one batcher (one worker thread) per method, model and k: defaults only
             part = self._batcher((method, model, k), functools.partial(retr.batch_stage, k=k)
                                  ).submit(views[0], deadline)
             check_deadline(deadline, "the shared model call")

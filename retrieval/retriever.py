@@ -109,6 +109,9 @@ class Retriever:
     seeded: ClassVar[bool] = False
     #: True for methods whose answer depends on the request's objective weights
     weighted: ClassVar[bool] = False
+    #: True for methods whose cost a query falls steeply with the batch (a model call, a
+    #: vectorised search): the service runs concurrent default-setting queries as one call
+    batched: ClassVar[bool] = False
 
     def __init__(self, index: VectorIndex, vectors: np.ndarray, *, model: Any = None,
                  **params: Any):
@@ -141,6 +144,10 @@ class Retriever:
 
     def get_params(self) -> dict[str, Any]:
         return {p: getattr(self, p) for p in self.param_names()}
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return {p: getattr(cls, p) for p in cls.param_names()}
 
     def _check_params(self) -> None:
         """Raise InvalidParameterError for out-of-range parameters (override)."""

@@ -299,7 +299,7 @@ class TeacherRetriever(Retriever):
     name = "teacher"
     summary = "RL fan-out policy; best-of-N (+ CEM rounds) under the request's weights"
     model_kind = "teacher"
-    fans_out = seeded = weighted = True
+    fans_out = seeded = weighted = batched = True
     best_of: int = 8
     rounds: int = 0
     elite: float = 0.25

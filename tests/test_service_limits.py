@@ -255,6 +255,30 @@ def test_concurrent_text_queries_share_encoder_calls(home):
                            [i["score"] for i in ref["items"]], atol=1e-4)
 
 
+def test_concurrent_default_ascent_queries_share_one_call(home):
+    """``ascent`` is ``batched``: concurrent default-setting queries run as shared calls and
+    get what they get alone; other settings (refine = 1 sweep) run on their own."""
+    from retrieval.fanout import FanoutEngine
+
+    st = Store.open(home[0])
+    shared, alone = FanoutEngine(st, INDEX, micro_batch=True), FanoutEngine(st, INDEX)
+    V = np.asarray(alone.vectors[:12])
+    out: dict[int, dict] = {}
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, shared.query(
+        vector=V[i], k=5, method="ascent", objectives=False))) for i in range(len(V))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    key = ("ascent", None, 5)
+    assert shared.batchers[key].items == len(V) and shared.batchers[key].batches < len(V)
+    for i in range(len(V)):
+        ref = alone.query(vector=V[i], k=5, method="ascent", objectives=False)
+        assert [x["row_idx"] for x in out[i]["items"]] == [x["row_idx"] for x in ref["items"]]
+    shared.query(vector=V[0], k=5, method="ascent", refine=1, objectives=False)
+    assert shared.batchers[key].items == len(V)
+
+
 # -- strict fields and the library checks behind them --------------------------------------
 
 @pytest.mark.parametrize("body,where", [
