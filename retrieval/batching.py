@@ -1,15 +1,21 @@
 """Micro-batching for the service: concurrent single queries become one batched model call.
 
 The diffusion retriever's cost at batch 1 is dominated by per-call overhead (11 network
-evaluations of a small transformer: ~18 ms on 2 cores), while at batch 64 it is ~2 ms a query
+evaluations of a small transformer), while at batch 64 it is ~1–2 ms a query
 (benchmarks/results/fanout.md); the text encoder is the same (one MiniLM call per request was
-the service's text-query bottleneck). ``MicroBatcher`` lets request threads ``submit`` one item
-each (a query vector, or a tuple of texts for the encoder); a worker thread takes whatever is
-queued (up to ``max_batch``, waiting at most ``max_wait_s`` for more after the first), runs
-``fn`` on ``stack(items)`` (default: the stacked (B, d) float32 batch) and hands each caller
-its row ``out[i]`` of the answer. Errors in ``fn`` reach every caller of that batch.
-``stats()`` counts the calls, the items they held and the seconds ``fn`` ran (the service's
-/healthz reports them: the mean batch says whether concurrent queries really share calls).
+the service's text-query bottleneck), and so is ``ascent``'s vectorised search. The worker
+thread shares the GIL with the request threads: a call that re-takes the GIL many times (an
+eager torch model: once per operator) waits for it each time, which is why the diffusion
+sampler runs traced (``SetDiffusion.compiled_sampler``) and ``curate serve`` shortens the
+switch interval (``retrieval.service.set_switch_interval``).
+
+``MicroBatcher`` lets request threads ``submit`` one item each (a query vector, or a tuple of
+texts for the encoder); a worker thread takes whatever is queued (up to ``max_batch``, waiting
+at most ``max_wait_s`` for more after the first), runs ``fn`` on ``stack(items)`` (default: the
+stacked (B, d) float32 batch) and hands each caller its row ``out[i]`` of the answer. Errors in
+``fn`` reach every caller of that batch. ``stats()`` counts the calls, the items they held and
+the seconds ``fn`` ran (the service's /healthz reports them: the mean batch says whether
+concurrent queries really share calls).
 
 ``submit(item, deadline)`` gives up at ``deadline`` (a ``time.monotonic()`` instant) with
 ``DeadlineExceededError``: an item still queued is dropped (it never reaches ``fn``); one whose
