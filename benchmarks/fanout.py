@@ -229,8 +229,9 @@ def main() -> None:
                              warm_start=True, refine=1), [0, 1, 2])
         for steps in (6, 3):
             suffix = "" if steps == 6 else f"-{steps}step"
-            methods[f"diffusion-{regime}{suffix}"] = (
-                engine.retriever("diffusion", dm, steps=steps), [0, 1, 2])
+            retr = engine.retriever("diffusion", dm, steps=steps)
+            retr.model.warm_up(steps)      # the engine traces the default steps only
+            methods[f"diffusion-{regime}{suffix}"] = (retr, [0, 1, 2])
         for n in (4, 16):                  # the diffusion's own reward-guided search
             methods[f"diffusion-{regime}-best{n}"] = (
                 engine.retriever("diffusion", dm, best_of=n), [0, 1, 2])

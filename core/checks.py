@@ -55,8 +55,8 @@ def _prefix(method: str) -> str:
 
 
 def is_int(value: Any) -> bool:
-    """An integer (Python or NumPy), not a bool. (``type(value) is int`` first: the ABC
-    check costs a few µs, and the service checks a dozen values a request.)"""
+    """An integer (Python or NumPy), not a bool. (``type(value) is int`` first: the common
+    case skips the ABC and bool checks; the service checks a dozen values a request.)"""
     return type(value) is int or (isinstance(value, numbers.Integral)
                                   and not isinstance(value, (bool, np.bool_)))
 

@@ -232,13 +232,16 @@ class SetDiffusion(nn.Module):
                generator: torch.Generator, compiled: bool = True) -> torch.Tensor:
         """Residuals ŷ (B, k, d) by Heun's method (``heun``) from x_0 = σ_max·n, n drawn
         from ``generator``. ``compiled`` (and the model in eval mode): through the traced
-        sampler of ``compiled_sampler`` — the same operations, equal to eager up to float
-        rounding (tests/test_diffusion.py); False: eager."""
+        sampler of ``compiled_sampler`` when one was built for these settings (``warm_up``)
+        — the same operations, equal to eager up to float rounding (tests/test_diffusion.py);
+        otherwise, or False: eager. Sampling never traces by itself: settings come from
+        requests, and a trace per new (steps, guidance) would be an unbounded cache."""
         if q.dim() == 2:                                   # a bare vector: V copies
             q = q[:, None].expand(-1, self.cfg.views, -1)
         noise = torch.randn((q.shape[0], self.cfg.k, self.cfg.dim), generator=generator
                             ).to(q.device)
-        run = (self.compiled_sampler(steps, float(guidance), q.device)
+        run = (self.__dict__.get("_compiled", {}).get(self._trace_key(steps, guidance,
+                                                                      q.device))
                if compiled and not self.training else None)
         if run is None:
             return self.heun(q, noise, steps, float(guidance))
@@ -289,23 +292,28 @@ class SetDiffusion(nn.Module):
         instead of ~15 (benchmarks/results/service_load-diffusion.md). Alone the trace is
         also ~2× faster at batch 1 (less Python per operator). The trace holds the module's
         parameters by reference (not frozen), so it follows in-place weight updates;
-        ``train()`` drops the cache; the key holds the device and dtype, so ``to()`` (which
-        the retrievers call on every construction) keeps it. ``torch.jit.trace`` is
-        deprecated upstream in favour of ``torch.compile``/``torch.export``, which need a
-        C++ toolchain at run time or still run under the GIL; torch is pinned (2.13), and a
-        failure falls back to eager."""
-        key = (int(steps), float(guidance), str(device), next(self.parameters()).dtype)
+        ``train()``, ``_apply`` (``to()``, ``float()``, …) and pickling drop the cache (the
+        key also holds the device and dtype). ``torch.jit.trace`` is deprecated upstream in
+        favour of ``torch.compile``/``torch.export``, which need a C++ toolchain at run time
+        or still run under the GIL; the README installs torch 2.13.0, and a failure falls
+        back to eager."""
+        key = self._trace_key(steps, guidance, device)
         cache = self.__dict__.setdefault("_compiled", {})
         if key not in cache:
             with _TRACE_LOCK:
                 if key not in cache:
-                    cache[key] = _trace_heun(self, *key[:3])
+                    cache[key] = _trace_heun(self, *key)
         return cache[key]
+
+    def _trace_key(self, steps: int, guidance: float, device) -> tuple:
+        return (int(steps), float(guidance), torch.device(device),
+                next(self.parameters()).dtype)
 
     def warm_up(self, steps: int, guidance: float = 1.0) -> None:
         """Trace the sampler for (steps, guidance) now and run it twice on a dummy batch
         (TorchScript's executor profiles a function's first calls), so no request pays."""
         q = torch.zeros(2, self.cfg.views, self.cfg.dim, device=next(self.parameters()).device)
+        self.compiled_sampler(steps, guidance, q.device)
         for _ in range(2):
             self.sample(q, steps=steps, guidance=guidance,
                         generator=torch.Generator().manual_seed(0))
@@ -314,6 +322,18 @@ class SetDiffusion(nn.Module):
         if mode:                 # training samples eagerly; eval() keeps the traces
             self.__dict__.pop("_compiled", None)
         return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        # a conversion may give the parameters new storage; only a real one drops the traces
+        before = [(p.device, p.dtype, p.data_ptr()) for p in self.parameters()]
+        out = super()._apply(fn, *args, **kwargs)
+        if [(p.device, p.dtype, p.data_ptr()) for p in self.parameters()] != before:
+            self.__dict__.pop("_compiled", None)
+        return out
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        return {k: v for k, v in state.items() if k != "_compiled"}
 
 
 
@@ -331,16 +351,19 @@ class _Heun(nn.Module):
         return self.model.heun(q, noise, self.steps, self.guidance)
 
 
-def _trace_heun(model: SetDiffusion, steps: int, guidance: float, device: str):
-    """The traced ``_Heun`` (example batch 2: the batch size stays a traced value), or None."""
+def _trace_heun(model: SetDiffusion, steps: int, guidance: float, device: torch.device,
+                dtype: torch.dtype):
+    """The traced ``_Heun`` (example batch 2: the batch size stays a traced value), or None.
+    Warnings are silenced: the deprecation notice, and the tracer's notes on the σ schedule
+    and guidance becoming constants, which is the intent."""
     import warnings
 
     cfg = model.cfg
-    example = (torch.zeros(2, cfg.views, cfg.dim, device=device),
-               torch.zeros(2, cfg.k, cfg.dim, device=device))
+    example = (torch.zeros(2, cfg.views, cfg.dim, device=device, dtype=dtype),
+               torch.zeros(2, cfg.k, cfg.dim, device=device, dtype=dtype))
     try:
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")                  # the deprecation notice
+            warnings.simplefilter("ignore")
             return torch.jit.trace(_Heun(model, steps, guidance), example,
                                    check_trace=False)
     except Exception:   # noqa: BLE001 — any tracing failure: the eager sampler is exact
@@ -430,8 +453,10 @@ class DiffusionRetriever(Retriever):
         check_number(self.name, "guidance", self.guidance, 0.0)
         check_int(self.name, "best_of", self.best_of, 1, MAX_BEST_OF)
         check_int(self.name, "refine", self.refine, 0, MAX_REFINE)
-        if self.model.training or self.model.net.freqs.device != torch.device(self.device):
-            # skipped when already so: both walk every submodule (~1.5 ms a request)
+        want, have = torch.device(self.device), self.model.net.freqs.device
+        if (self.model.training or have.type != want.type
+                or want.index not in (None, have.index)):
+            # skipped when already so ("cuda" matches cuda:N): both walk every submodule
             self.model = self.model.eval().to(self.device)
 
     @property

@@ -332,7 +332,8 @@ class FanoutEngine:
         shared = (self.micro_batch and retr.batched and seed is None
                   and weights == DEFAULT_WEIGHTS and retr.get_params() == retr.default_params())
         if shared:   # one batcher (one worker thread) per method, model and k: defaults only
-            part = self._batcher((method, model, k), functools.partial(retr.batch_stage, k=k)
+            key = (method, model if retr.model_kind else None, k)   # a model-free method
+            part = self._batcher(key, functools.partial(retr.batch_stage, k=k)  # ignores it
                                  ).submit(views[0], deadline)
             check_deadline(deadline, "the shared model call")
             res = retr.finish_stage(views, part[None], k)

@@ -152,14 +152,36 @@ def test_compiled_sampler_equals_eager_at_any_batch(guidance):
     assert model.compiled_sampler(4, guidance, "cpu") is traced     # traced once, kept
     model.eval().to("cpu")         # what every DiffusionRetriever construction does
     assert model.compiled_sampler(4, guidance, "cpu") is traced
+    model.double().float()         # new storage: the traces go
+    assert "_compiled" not in model.__dict__
+    model.compiled_sampler(4, guidance, "cpu")
     model.train()
     assert "_compiled" not in model.__dict__
     model.eval()
 
 
+def test_sampling_never_traces_by_itself_and_copies_drop_traces():
+    """Only ``compiled_sampler``/``warm_up`` build a trace (request settings must not grow the
+    cache); a deep copy (pickling) leaves the traces behind and still samples."""
+    import copy
+
+    model = random_model()
+    views = torch.randn(2, 3, 12, generator=torch.Generator().manual_seed(0))
+    model.sample(views, steps=3, guidance=1.5, generator=torch.Generator().manual_seed(1))
+    assert not model.__dict__.get("_compiled")
+    model.warm_up(3, 1.5)
+    assert len(model.__dict__["_compiled"]) == 1
+    twin = copy.deepcopy(model)
+    assert "_compiled" not in twin.__dict__
+    a = twin.sample(views, steps=3, guidance=1.5, generator=torch.Generator().manual_seed(1))
+    b = model.sample(views, steps=3, guidance=1.5, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_compiled_sampler_follows_weight_updates():
     """The trace holds the parameters by reference: an in-place update changes its output."""
     model = random_model()
+    assert model.compiled_sampler(3, 1.0, "cpu") is not None
     views = torch.randn(3, 3, 12, generator=torch.Generator().manual_seed(0))
     before = model.sample(views, steps=3, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

@@ -275,8 +275,10 @@ def test_concurrent_default_ascent_queries_share_one_call(home):
     for i in range(len(V)):
         ref = alone.query(vector=V[i], k=5, method="ascent", objectives=False)
         assert [x["row_idx"] for x in out[i]["items"]] == [x["row_idx"] for x in ref["items"]]
+    shared.query(vector=V[0], k=5, method="ascent", model="ignored", objectives=False)
+    assert shared.batchers[key].items == len(V) + 1 and len(shared.batchers) == 1
     shared.query(vector=V[0], k=5, method="ascent", refine=1, objectives=False)
-    assert shared.batchers[key].items == len(V)
+    assert shared.batchers[key].items == len(V) + 1
 
 
 # -- strict fields and the library checks behind them --------------------------------------

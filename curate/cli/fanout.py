@@ -114,8 +114,8 @@ def serve(
     if kernel_threads < 0:
         raise InvalidParameterError(f"--kernel-threads must be ≥ 0 (0: the libraries' "
                                     f"defaults); got {kernel_threads}")
-    if not 0 < switch_interval_ms <= 1000:
-        raise InvalidParameterError(f"--switch-interval-ms must be in (0, 1000]; got "
+    if not 0.001 <= switch_interval_ms <= 1000:        # set_switch_interval's bounds, in ms
+        raise InvalidParameterError(f"--switch-interval-ms must be in [0.001, 1000]; got "
                                     f"{switch_interval_ms}")
     app_ = create_app(State.store, index, max_concurrency=max_concurrency, timeout_s=timeout_s,
                       kernel_threads=kernel_threads or None,
