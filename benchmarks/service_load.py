@@ -340,7 +340,14 @@ def main() -> None:
     ap.add_argument("--soak-clients", type=int, default=8)
     ap.add_argument("--sample-s", type=float, default=10)
     ap.add_argument("--warmup-s", type=float, default=30)
+    ap.add_argument("--render", action="store_true",
+                    help="redraw service_load.md from the stored JSON; run nothing")
     args = ap.parse_args()
+    if args.render:
+        stored = json.loads((RESULTS / "service_load.json").read_text())
+        write_load(stored["results"], stored["models"], stored["server_start_s"], args,
+                   stored=stored)
+        return
     from retrieval import build_index
 
     st = full_store(STORE)
@@ -423,27 +430,37 @@ def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -
     write_markdown(RESULTS / "service_threads.md", lines)
 
 
-def write_load(results: list[dict], models: dict, start_s: float, args) -> None:
-    stack = http_stack()
-    threads_txt = (f"{args.kernel_threads} thread(s)" if args.kernel_threads
+def write_load(results: list[dict], models: dict, start_s: float, args,
+               stored: dict | None = None) -> None:
+    """results/service_load[-methods].json and .md; ``stored``: a stored run's record
+    (``--render``: its server settings and host), None: this run's (``curate serve``'s
+    defaults but the kernel threads, so the library's GIL switch interval)."""
+    from retrieval.service import SWITCH_INTERVAL_S
+
+    stored = stored or {}
+    server = stored.get("server") or {**http_stack(), "kernel_threads": args.kernel_threads,
+                                      "switch_interval_ms": SWITCH_INTERVAL_S * 1e3}
+    host = stored.get("machine") or machine()
+    stack = server
+    threads_txt = (f"{server['kernel_threads']} thread(s)" if server["kernel_threads"]
                    else "the libraries' default threads")
     full = args.methods == ALL_METHODS
     stem = "service_load" if full else "service_load-" + args.methods.replace(",", "-")
-    write_json(RESULTS / f"{stem}.json", {"machine": machine(), "results": results,
+    write_json(RESULTS / f"{stem}.json", {"machine": host, "results": results,
                                                "models": models, "server_start_s": start_s,
                                                "client": "keep-alive connection per client, "
                                                          "bodies encoded before the clock",
-                                               "server": {**stack, "kernel_threads":
-                                                          args.kernel_threads}})
+                                               "server": server})
     lines = ["# Service load test", "",
              f"Concurrent clients on loopback for {args.seconds:.0f} s per row, each over its "
              "own keep-alive connection with its request bodies encoded before the clock "
              f"starts; one uvicorn process ({stack['http']} HTTP parser, {stack['loop']} loop, "
-             f"{threads_txt} per numeric kernel; "
+             f"{threads_txt} per numeric kernel, GIL switch interval "
+             f"{server['switch_interval_ms']:g} ms; "
              "max 16 requests in flight; text queries share encoder calls, teacher "
              f"and diffusion model calls), index {INDEX} over all 117,659 WordNet glosses, "
              "k = 10; `vector` queries send a gloss vector, `text` queries a \"lemmas: gloss\" "
-             f"text the server embeds. {machine()}; the server was ready (index, encoder, "
+             f"text the server embeds. {host}; the server was ready (index, encoder, "
              f"models loaded) {start_s:.1f} s after launch. Load average = the machine's "
              "1-minute load average at the start/end of the row (2 cores: above 2, other "
              "jobs were competing). Produced by `benchmarks/service_load.py`.", "",

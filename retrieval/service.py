@@ -62,6 +62,9 @@ from stores import Store, files
 
 MAX_BODY_BYTES = 4 << 20        # 4 MiB: a 384-dim vector request is ~8 kB, a full batch ~2 MB
 MAX_BATCH = 256
+#: the GIL switch interval a server sets (``set_switch_interval``; ``curate serve`` default)
+SWITCH_INTERVAL_S = 2e-4
+SWITCH_INTERVAL_BOUNDS_S = (1e-6, 1.0)
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -403,7 +406,7 @@ def set_switch_interval(seconds: float) -> float:
     diffusion sampler's batch took ~3× its own time under load. At 0.2 ms a batch-8 sampler
     call beside 4 busy Python threads took 18 ms instead of 84 (the call alone: 7 ms); the
     cost is more frequent switches between Python threads."""
-    check_number("serve", "switch_interval_s", seconds, 1e-6, 1.0)
+    check_number("serve", "switch_interval_s", seconds, *SWITCH_INTERVAL_BOUNDS_S)
     old = sys.getswitchinterval()
     sys.setswitchinterval(float(seconds))
     return old

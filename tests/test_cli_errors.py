@@ -160,3 +160,16 @@ def test_console_script_debug_shows_traceback(synthetic_store):
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     debug = subprocess.run(base + ["--debug"], capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("ms,fragment", [("0", "got 0.0"), ("5000", "got 5000.0")])
+def test_serve_switch_interval_bounds_are_the_librarys(capsys, synthetic_store, ms, fragment):
+    """``--switch-interval-ms`` outside ``retrieval.service.SWITCH_INTERVAL_BOUNDS_S`` (the
+    library's one source of the bounds, shown in ms) is one line before anything loads."""
+    from retrieval.service import SWITCH_INTERVAL_BOUNDS_S
+
+    low, high = (f"{1e3 * b:g}" for b in SWITCH_INTERVAL_BOUNDS_S)
+    code, _, err = run_cli(capsys, synthetic_store, "serve", "--index", "none",
+                           "--switch-interval-ms", ms)
+    assert_one_line_error(code, err, 2, "--switch-interval-ms must be in", f"[{low}, {high}]",
+                          fragment)

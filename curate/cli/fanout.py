@@ -100,22 +100,26 @@ def serve(
     kernel_threads: Annotated[int, typer.Option(
         help="Threads per numeric kernel (torch, FAISS, BLAS); the requests in flight are "
              "the parallelism. 0: leave the libraries' defaults.")] = 1,
-    switch_interval_ms: Annotated[float, typer.Option(
-        help="The process's GIL switch interval in ms (Python's default: 5); see "
-             "retrieval.service.set_switch_interval.")] = 0.2,
+    switch_interval_ms: Annotated[float | None, typer.Option(
+        help="The process's GIL switch interval in ms (unset: the library's "
+             "retrieval.service.SWITCH_INTERVAL_S, 0.2 ms; Python's own default is 5); see "
+             "retrieval.service.set_switch_interval.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Serve POST /v1/fanout (and /batch, /healthz, /docs) with uvicorn."""
     import uvicorn
 
     from curate.errors import InvalidParameterError
-    from retrieval.service import create_app
+    from retrieval.service import SWITCH_INTERVAL_BOUNDS_S, SWITCH_INTERVAL_S, create_app
 
     if kernel_threads < 0:
         raise InvalidParameterError(f"--kernel-threads must be ≥ 0 (0: the libraries' "
                                     f"defaults); got {kernel_threads}")
-    if not 0.001 <= switch_interval_ms <= 1000:        # set_switch_interval's bounds, in ms
-        raise InvalidParameterError(f"--switch-interval-ms must be in [0.001, 1000]; got "
+    if switch_interval_ms is None:
+        switch_interval_ms = SWITCH_INTERVAL_S * 1e3
+    low, high = (1e3 * b for b in SWITCH_INTERVAL_BOUNDS_S)   # the library's bounds, in ms
+    if not low <= switch_interval_ms <= high:
+        raise InvalidParameterError(f"--switch-interval-ms must be in [{low:g}, {high:g}]; got "
                                     f"{switch_interval_ms}")
     app_ = create_app(State.store, index, max_concurrency=max_concurrency, timeout_s=timeout_s,
                       kernel_threads=kernel_threads or None,
