@@ -5,7 +5,7 @@ grounding (``refine``), and the ``ascent`` baseline retriever.
 ``refine_grounding`` starts from a valid set (B, k) and runs ``sweeps`` rounds of coordinate
 ascent on the composite (``retrieval.objectives``): for each slot j in turn, every item among
 slot j's hits — its sub-query's P nearest items, or one list shared by every slot — that no
-other slot holds (and that is not the query's excluded row) is tried in slot j with the other
+slot holds (and that is not the query's excluded row) is tried in slot j with the other
 k − 1 items fixed, and the slot keeps the best. The set as it stands is one of the tries, so
 the composite never falls (a tie keeps the current item). One sweep tries k·P sets a query.
 
@@ -94,7 +94,9 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
             s = j if S > 1 else 0
             cand = hits[:, s]                                          # (B, P)
             others = np.delete(rows, j, axis=1)                        # (B, k − 1)
-            ok = (cand >= 0) & ~(cand[:, :, None] == others[:, None, :]).any(2)
+            # a hit another slot holds is not a try; the slot's own item is try 0 already
+            ok = ((cand >= 0) & (cand != rows[:, j:j + 1])
+                  & ~(cand[:, :, None] == others[:, None, :]).any(2))
             if ex is not None:
                 ok &= cand != ex[:, None]
             # try 0 is the set as it stands; try 1 + p puts hit p into slot j

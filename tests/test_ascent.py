@@ -225,3 +225,20 @@ def test_order2_shortcut_equals_the_tries_gram_matrices(world, weights):
         got = _order2_tries(G, a, cross, self_sim, a_hit, j, check_weights(weights), tau,
                             cover)
         assert np.allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("weights", [None, {"complementarity": 1.0, "alignment": 0.5}])
+def test_the_current_item_takes_no_shortlist_place(weights):
+    """A slot's current item among its hits is the set as it stands (try 0, always scored), so
+    it must not use one of the ``shortlist`` places: one sweep gives the same sets whether or
+    not each slot's list also holds its current item (shortlist 1, 200 random queries)."""
+    rng = np.random.default_rng(3)
+    X = normalise(rng.normal(size=(300, 16)).astype(np.float32))
+    q = normalise(rng.normal(size=(200, 16)).astype(np.float32))
+    rows = np.stack([rng.choice(300, 5, replace=False) for _ in range(200)])
+    hits = rng.integers(0, 300, size=(200, 5, 8))
+    with_current = np.concatenate([rows[:, :, None], hits], axis=2)
+    plain = refine_grounding(X, q, hits, rows, weights, shortlist=1)
+    assert (plain != rows).any()
+    assert np.array_equal(refine_grounding(X, q, with_current, rows, weights, shortlist=1),
+                          plain)
