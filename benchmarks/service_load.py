@@ -15,7 +15,8 @@ connection with its request bodies encoded before the clock starts; then batch r
 Reports throughput, latency p50/p99, the error count and the 1-minute load average beside
 every figure (other jobs on the machine slow the server), and per row the calls concurrent
 queries shared (/healthz ``batching``: the mean batch and the share of time each ran). Writes
-results/service_load.json and .md (``--methods`` a subset: service_load-<methods>.*).
+results/service_load.json and .md (``--methods`` a subset: service_load-<methods>.*);
+``--render`` redraws that .md from its stored JSON (the run's host, settings and rows).
 
 ``--soak``: instead, ``--soak-clients`` threads send a mix for ``--soak-seconds`` (default
 600): every method, text and vector queries, seeded and default sampler settings, small
@@ -341,10 +342,15 @@ def main() -> None:
     ap.add_argument("--sample-s", type=float, default=10)
     ap.add_argument("--warmup-s", type=float, default=30)
     ap.add_argument("--render", action="store_true",
-                    help="redraw service_load.md from the stored JSON; run nothing")
+                    help="redraw the load table's .md (of --methods) from its stored JSON; "
+                         "run nothing")
     args = ap.parse_args()
     if args.render:
-        stored = json.loads((RESULTS / "service_load.json").read_text())
+        stem = ("service_load" if args.methods == ALL_METHODS
+                else "service_load-" + args.methods.replace(",", "-"))
+        stored = json.loads((RESULTS / f"{stem}.json").read_text())
+        args.seconds = stored["results"][0]["seconds"]          # the run's, not the flags'
+        args.batch = max((r["batch"] for r in stored["results"] if r["batch"] > 1), default=0)
         write_load(stored["results"], stored["models"], stored["server_start_s"], args,
                    stored=stored)
         return
@@ -442,6 +448,8 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
                                       "switch_interval_ms": SWITCH_INTERVAL_S * 1e3}
     host = stored.get("machine") or machine()
     stack = server
+    interval = (f"{server['switch_interval_ms']:g} ms" if "switch_interval_ms" in server
+                else "not recorded")
     threads_txt = (f"{server['kernel_threads']} thread(s)" if server["kernel_threads"]
                    else "the libraries' default threads")
     full = args.methods == ALL_METHODS
@@ -456,7 +464,7 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
              "own keep-alive connection with its request bodies encoded before the clock "
              f"starts; one uvicorn process ({stack['http']} HTTP parser, {stack['loop']} loop, "
              f"{threads_txt} per numeric kernel, GIL switch interval "
-             f"{server['switch_interval_ms']:g} ms; "
+             f"{interval}; "
              "max 16 requests in flight; text queries share encoder calls, teacher "
              f"and diffusion model calls), index {INDEX} over all 117,659 WordNet glosses, "
              "k = 10; `vector` queries send a gloss vector, `text` queries a \"lemmas: gloss\" "
@@ -465,8 +473,9 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
              "1-minute load average at the start/end of the row (2 cores: above 2, other "
              "jobs were competing). Produced by `benchmarks/service_load.py`.", "",
              "Rows with objectives off send `\"objectives\": false` (no 500-neighbour pool "
-             f"search); batch rows send POST /v1/fanout/batch with {args.batch} vector "
-             "queries a call (latency per call, throughput in queries/s). Shared calls: "
+             "search); " + (f"batch rows send POST /v1/fanout/batch with {args.batch} vector "
+                            "queries a call (latency per call, throughput in queries/s)"
+                            if args.batch > 1 else "no batch rows") + ". Shared calls: "
              "the calls concurrent queries shared during the row (from /healthz): the mean "
              "queries per call and the share of the row's time the call ran.", "",
              "| clients | query | method | objectives | batch | requests | queries/s | p50 ms "

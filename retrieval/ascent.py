@@ -7,7 +7,7 @@ ascent on the composite (``retrieval.objectives``): for each slot j in turn, eve
 slot j's hits — its sub-query's P nearest items, or one list shared by every slot — that no
 slot holds (and that is not the query's excluded row) is tried in slot j with the other
 k − 1 items fixed, and the slot keeps the best. The set as it stands is one of the tries, so
-the composite never falls (a tie keeps the current item). One sweep tries k·P sets a query.
+the composite never falls (a tie keeps the current item). One sweep tries at most k·P sets a query.
 
 Scoring without copying sets: with the set's Gram matrix G (k, k) and item-to-query cosines
 a (k,), putting candidate c into slot j changes row and column j of G to X_c·X_set and a_j to
@@ -45,7 +45,7 @@ from retrieval.objectives import (
 )
 from retrieval.retriever import MAX_REFINE
 
-#: tries per slot scored exactly after the order-2 ranking (the current set is always one)
+#: tries per slot scored exactly after the order-2 ranking (plus the current set, always scored)
 SHORTLIST = 4
 
 

@@ -453,7 +453,7 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
     kernel's threads in this thread, each request worker and each batching thread
     (``limit_kernel_threads``; ``curate serve`` passes 1; None: leave the settings).
     ``switch_interval_s``: the process's GIL switch interval (``set_switch_interval``;
-    ``curate serve`` passes 0.2 ms; None: leave Python's 5 ms)."""
+    ``curate serve`` passes ``SWITCH_INTERVAL_S``; None: leave Python's 5 ms)."""
     pin_mmap_threshold()
     if switch_interval_s is not None:
         set_switch_interval(switch_interval_s)

@@ -173,3 +173,22 @@ def test_serve_switch_interval_bounds_are_the_librarys(capsys, synthetic_store, 
                            "--switch-interval-ms", ms)
     assert_one_line_error(code, err, 2, "--switch-interval-ms must be in", f"[{low}, {high}]",
                           fragment)
+
+
+@pytest.mark.parametrize("flag,expected_ms", [([], None), (["--switch-interval-ms", "0.5"], 0.5)])
+def test_serve_passes_the_switch_interval(capsys, synthetic_store, monkeypatch, flag,
+                                          expected_ms):
+    """``curate serve`` hands ``create_app`` the library's ``SWITCH_INTERVAL_S`` when the flag
+    is unset, and the flag's value (ms → s) when set; then runs uvicorn on the app."""
+    import uvicorn
+
+    import retrieval.service as service
+
+    seen = {}
+    monkeypatch.setattr(service, "create_app",
+                        lambda *a, **kw: seen.update(kw) or "app")
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))
+    code, _, err = run_cli(capsys, synthetic_store, "serve", "--index", "none", *flag)
+    assert code == 0, err
+    want = service.SWITCH_INTERVAL_S if expected_ms is None else expected_ms / 1e3
+    assert seen["switch_interval_s"] == pytest.approx(want) and seen["app"] == "app"

@@ -405,7 +405,7 @@ def test_kernel_threads_reach_every_thread_that_computes(home):
 
 def test_switch_interval_is_set_by_the_app_and_checked(home):
     """``create_app(switch_interval_s=s)`` sets the process's GIL switch interval (``curate
-    serve`` passes 0.2 ms); None leaves it; a bad value is one CurateError."""
+    serve`` passes ``SWITCH_INTERVAL_S``); None leaves it; a bad value is one CurateError."""
     import sys
 
     from retrieval.service import create_app, set_switch_interval

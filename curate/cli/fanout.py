@@ -101,8 +101,8 @@ def serve(
         help="Threads per numeric kernel (torch, FAISS, BLAS); the requests in flight are "
              "the parallelism. 0: leave the libraries' defaults.")] = 1,
     switch_interval_ms: Annotated[float | None, typer.Option(
-        help="The process's GIL switch interval in ms (unset: the library's "
-             "retrieval.service.SWITCH_INTERVAL_S, 0.2 ms; Python's own default is 5); see "
+        help="The process's GIL switch interval in ms (unset: the library's default, "
+             "retrieval.service.SWITCH_INTERVAL_S; Python's own is 5 ms); see "
              "retrieval.service.set_switch_interval.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -115,15 +115,14 @@ def serve(
     if kernel_threads < 0:
         raise InvalidParameterError(f"--kernel-threads must be ≥ 0 (0: the libraries' "
                                     f"defaults); got {kernel_threads}")
-    if switch_interval_ms is None:
-        switch_interval_ms = SWITCH_INTERVAL_S * 1e3
-    low, high = (1e3 * b for b in SWITCH_INTERVAL_BOUNDS_S)   # the library's bounds, in ms
-    if not low <= switch_interval_ms <= high:
-        raise InvalidParameterError(f"--switch-interval-ms must be in [{low:g}, {high:g}]; got "
-                                    f"{switch_interval_ms}")
+    interval_s = SWITCH_INTERVAL_S if switch_interval_ms is None else switch_interval_ms / 1e3
+    low, high = SWITCH_INTERVAL_BOUNDS_S                       # the library's, in seconds
+    if not low <= interval_s <= high:
+        raise InvalidParameterError(f"--switch-interval-ms must be in [{1e3 * low:g}, "
+                                    f"{1e3 * high:g}]; got {switch_interval_ms}")
     app_ = create_app(State.store, index, max_concurrency=max_concurrency, timeout_s=timeout_s,
                       kernel_threads=kernel_threads or None,
-                      switch_interval_s=switch_interval_ms / 1e3)
+                      switch_interval_s=interval_s)
     if json_out:
         sys.stdout.write(json.dumps({"serving": index, "host": host, "port": port}) + "\n")
         sys.stdout.flush()
