@@ -281,6 +281,37 @@ def test_concurrent_default_ascent_queries_share_one_call(home):
     assert shared.batchers[key].items == len(V) + 1
 
 
+def test_concurrent_queries_share_objectives_calls(home):
+    """With ``micro_batch``, the objectives of concurrent default-weight queries are scored in
+    shared calls (one pool search and ``score_sets`` over the batch) and equal what each gets
+    alone; a request with its own weights scores on its own."""
+    from retrieval.fanout import FanoutEngine
+
+    st = Store.open(home[0])
+    shared, alone = FanoutEngine(st, INDEX, micro_batch=True), FanoutEngine(st, INDEX)
+    V = np.asarray(alone.vectors[:12])
+    out: dict[int, dict] = {}
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, shared.query(
+        vector=V[i], k=5, method="mmr"))) for i in range(len(V))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    key = ("objectives", 5)
+    assert shared.batchers[key].items == len(V) and shared.batchers[key].batches < len(V)
+    for i in range(len(V)):
+        ref = alone.query(vector=V[i], k=5, method="mmr")
+        assert [x["row_idx"] for x in out[i]["items"]] == [x["row_idx"] for x in ref["items"]]
+        assert out[i]["objectives"].keys() == ref["objectives"].keys()
+        assert np.allclose(list(out[i]["objectives"].values()),
+                           list(ref["objectives"].values()), atol=1e-5)
+    w = {"diversity": 1.0}
+    own = shared.query(vector=V[0], k=5, method="mmr", weights=w)
+    assert shared.batchers[key].items == len(V)
+    assert own["objectives"]["composite"] == pytest.approx(
+        alone.query(vector=V[0], k=5, method="mmr", weights=w)["objectives"]["composite"])
+
+
 # -- strict fields and the library checks behind them --------------------------------------
 
 @pytest.mark.parametrize("body,where", [
