@@ -3,7 +3,8 @@
 The diffusion retriever's cost at batch 1 is dominated by per-call overhead (11 network
 evaluations of a small transformer), while at batch 64 it is ~1–2 ms a query
 (benchmarks/results/fanout.md); the text encoder is the same (one MiniLM call per request was
-the service's text-query bottleneck), and so is ``ascent``'s vectorised search. The worker
+the service's text-query bottleneck), and so are ``ascent``'s vectorised search and the
+objectives' pool search and scoring (``FanoutEngine._score_batch``). The worker
 thread shares the GIL with the request threads: a call that re-takes the GIL many times (an
 eager torch model: once per operator) waits for it each time, which is why the diffusion
 sampler runs traced (``SetDiffusion.compiled_sampler``) and ``curate serve`` shortens the
