@@ -445,7 +445,8 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
 
     stored = stored or {}
     server = stored.get("server") or {**http_stack(), "kernel_threads": args.kernel_threads,
-                                      "switch_interval_ms": SWITCH_INTERVAL_S * 1e3}
+                                      "switch_interval_ms": SWITCH_INTERVAL_S * 1e3,
+                                      "shared_objectives": True}
     host = stored.get("machine") or machine()
     stack = server
     interval = (f"{server['switch_interval_ms']:g} ms" if "switch_interval_ms" in server
@@ -465,8 +466,10 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
              f"starts; one uvicorn process ({stack['http']} HTTP parser, {stack['loop']} loop, "
              f"{threads_txt} per numeric kernel, GIL switch interval "
              f"{interval}; "
-             "max 16 requests in flight; text queries share encoder calls, teacher "
-             f"and diffusion model calls), index {INDEX} over all 117,659 WordNet glosses, "
+             "max 16 requests in flight; text queries share encoder calls, teacher, "
+             "diffusion and ascent requests model calls"
+             + (", default-weight requests objectives calls" if server.get("shared_objectives")
+                else "") + f"), index {INDEX} over all 117,659 WordNet glosses, "
              "k = 10; `vector` queries send a gloss vector, `text` queries a \"lemmas: gloss\" "
              f"text the server embeds. {host}; the server was ready (index, encoder, "
              f"models loaded) {start_s:.1f} s after launch. Load average = the machine's "
