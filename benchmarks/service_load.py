@@ -10,10 +10,13 @@ index) and with the objectives on and off (``--objectives``), runs that many thr
 POST /v1/fanout (k = 10) back to back for ``--seconds``, each over its own keep-alive
 connection with its request bodies encoded before the clock starts; then batch rows
 (``--batch`` vector queries per POST /v1/fanout/batch call).
-``--compare-threads``: instead, probe rows against servers with ``--kernel-threads 0`` and
-``1`` (results/service_threads.json and .md).
-Reports throughput, latency p50/p99, the error count and the 1-minute load average beside
-every figure (other jobs on the machine slow the server), and per row the calls concurrent
+``--workers N``: serve with N processes (``curate serve --workers``). ``--compare-threads``:
+instead, probe rows against servers with ``--kernel-threads 0`` and ``1``
+(results/service_threads.json and .md); ``--compare-workers``: against servers with
+``--workers 1`` and ``2`` (results/service_workers.json and .md).
+Reports throughput, latency p50/p99, the error count, the 1-minute load average beside
+every figure (other jobs on the machine slow the server), the cores the server's processes
+and the load generator kept busy, and per row the calls concurrent
 queries shared (/healthz ``batching``: the mean batch and the share of time each ran). Writes
 results/service_load.json and .md (``--methods`` a subset: service_load-<methods>.*);
 ``--render`` redraws that .md from its stored JSON (the run's host, settings and rows).
@@ -61,6 +64,29 @@ def free_port() -> int:
 
 def load_avg() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its children that are
+    still running (``curate serve --workers N``: the supervisor and its N servers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """The pids of process ``pid``'s children (from /proc/<pid>/task/*/children)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
 
 
 def rss_mb(pid: int) -> float:
@@ -138,10 +164,14 @@ def query(kind: str, rng, vectors: np.ndarray, texts: list[str]) -> dict:
 
 def run(method: str, kind: str, clients: int, seconds: float, port: int,
         vectors: np.ndarray, texts: list[str], model: str | None = None,
-        objectives: bool = True, batch: int = 1) -> dict:
+        objectives: bool = True, batch: int = 1, server_pid: int | None = None,
+        batching: bool = True) -> dict:
     """``clients`` threads sending requests back to back for ``seconds``; with ``batch`` > 1
     each request is a POST /v1/fanout/batch of that many queries (latency per call,
-    throughput in queries/s)."""
+    throughput in queries/s). With ``server_pid``, also the cores the server's processes and
+    this load generator kept busy on average (CPU seconds / wall seconds). ``batching``:
+    read the shared calls' counters from /healthz (False for several server processes: each
+    answers with its own, so two readings may come from different processes)."""
     path = "/v1/fanout" + ("/batch" if batch > 1 else "")
     lat: list[float] = []
     errors = [0]
@@ -160,7 +190,7 @@ def run(method: str, kind: str, clients: int, seconds: float, port: int,
         return out
 
     encoded = [bodies(i) for i in range(clients)]
-    calls0 = shared_calls(port)
+    calls0 = shared_calls(port) if batching else {}
     load0 = load_avg()
     stop = time.perf_counter() + seconds
 
@@ -179,22 +209,25 @@ def run(method: str, kind: str, clients: int, seconds: float, port: int,
         conn.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    cpu0 = (cpu_s(server_pid), time.process_time()) if server_pid else None
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    batching = batching_during(calls0, shared_calls(port), wall)
+    cpu = ({"server_cores": (cpu_s(server_pid) - cpu0[0]) / wall,
+            "client_cores": (time.process_time() - cpu0[1]) / wall} if cpu0 else {})
+    shared = batching_during(calls0, shared_calls(port), wall) if batching else {}
     arr = np.asarray(lat) * 1e3
     return {"method": method, "query": kind, "clients": clients, "seconds": wall,
-            "shared_calls": batching,
+            "shared_calls": shared,
             "objectives": objectives, "batch": batch,
             "requests": len(lat), "errors": errors[0], "throughput_rps": len(lat) / wall,
             "queries_per_s": len(lat) * batch / wall,
             "p50_ms": float(np.percentile(arr, 50)) if len(arr) else None,
             "p99_ms": float(np.percentile(arr, 99)) if len(arr) else None,
-            "load_avg_start": load0, "load_avg_end": load_avg()}
+            "load_avg_start": load0, "load_avg_end": load_avg(), **cpu}
 
 
 BAD = [{"k": 0}, {"k": "5"}, {"vector": []}, {"method": "rerank"},
@@ -286,13 +319,13 @@ def open_models(store) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(kernel_threads: int):
+def serving(kernel_threads: int, workers: int = 1):
     """``curate serve`` over the benchmark index on a free loopback port, ready (models
-    loaded) on entry, terminated on exit; yields (port, process, seconds it took to be
-    ready)."""
+    loaded; every worker process answering) on entry, terminated on exit; yields (port,
+    process, seconds it took to be ready)."""
     port = free_port()
     t0 = time.perf_counter()
-    proc = start_server(STORE, port, kernel_threads)
+    proc = start_server(STORE, port, kernel_threads, workers)
     try:
         yield port, proc, time.perf_counter() - t0
     finally:
@@ -300,18 +333,24 @@ def serving(kernel_threads: int):
         proc.wait(timeout=30)
 
 
-def start_server(store: Path, port: int, kernel_threads: int = 1) -> subprocess.Popen:
-    """``curate serve`` on loopback; returns once /healthz answers 200 (models loaded)."""
+def start_server(store: Path, port: int, kernel_threads: int = 1,
+                 workers: int = 1) -> subprocess.Popen:
+    """``curate serve`` on loopback; returns once /healthz answers 200 (models loaded) from
+    ``workers`` distinct processes (each answers from its own pid)."""
     proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "--store", str(store), "serve",
                              "--index", INDEX, "--port", str(port), "--max-concurrency", "16",
-                             "--kernel-threads", str(kernel_threads)],
+                             "--kernel-threads", str(kernel_threads), "--workers",
+                             str(workers)],
                             stderr=subprocess.DEVNULL)
     give_up = time.monotonic() + 300
+    seen: set[int] = set()
     while time.monotonic() < give_up and proc.poll() is None:
-        try:
+        try:       # a fresh connection each time: the kernel hands it to any process
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
                 if r.status == 200:
-                    return proc
+                    seen.add(json.loads(r.read())["pid"])
+                    if len(seen) >= workers:
+                        return proc
         except OSError:
             time.sleep(0.2)
     proc.terminate()
@@ -335,6 +374,11 @@ def main() -> None:
     ap.add_argument("--compare-threads", action="store_true",
                     help="instead: probe rows against a server with the libraries' default "
                          "kernel threads and one with 1, alternated, --repeats times")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="the server's processes (curate serve --workers; default 1)")
+    ap.add_argument("--compare-workers", action="store_true",
+                    help="instead: probe rows against a server with --workers 1 and one with "
+                         "2, alternated, --repeats times (results/service_workers.*)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--soak", action="store_true", help="a soak run instead (RSS over time)")
     ap.add_argument("--soak-seconds", type=float, default=600)
@@ -371,17 +415,24 @@ def main() -> None:
     if args.compare_threads:
         compare_threads(args, vectors, texts, models)
         return
-    with serving(args.kernel_threads) as (port, proc, start_s):
+    if args.compare_workers:
+        compare_workers(args, vectors, texts, models)
+        return
+    if args.soak and args.workers != 1:
+        raise SystemExit("--soak samples one server process's memory: run it with --workers 1")
+    with serving(args.kernel_threads, args.workers) as (port, proc, start_s):
         if args.soak:
             out = soak(args, port, proc.pid, vectors, texts, models)
         else:
             results = [run(m, kind, int(c), args.seconds, port, vectors, texts, model,
-                           objectives=obj == "on")
+                           objectives=obj == "on", server_pid=proc.pid,
+                           batching=args.workers == 1)
                        for c in args.clients.split(",") for kind in args.queries.split(",")
                        for obj in args.objectives.split(",") for m, model in methods]
             if args.batch > 1:
                 results += [run(m, "vector", int(c), args.seconds, port, vectors, texts,
-                                model, objectives=False, batch=args.batch)
+                                model, objectives=False, batch=args.batch,
+                                server_pid=proc.pid, batching=args.workers == 1)
                             for c in args.clients.split(",") for m, model in methods]
     if args.soak:
         write_soak(out, models, start_s)
@@ -436,6 +487,53 @@ def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -
     write_markdown(RESULTS / "service_threads.md", lines)
 
 
+WORKER_PROBES = [("topk", "vector", True), ("topk", "vector", False),
+                 ("diffusion", "vector", True), ("diffusion", "vector", False),
+                 ("teacher", "vector", False), ("topk", "text", False)]
+
+
+def compare_workers(args, vectors: np.ndarray, texts: list[str], models: dict) -> None:
+    """The same probe rows (16 clients) against ``curate serve --workers 1`` and ``2``,
+    alternated ``args.repeats`` times (A-B, then B-A, so drift shows as the spread between
+    repeats), with the cores the server's processes and the load generator kept busy.
+    Writes results/service_workers.json and .md."""
+    rows = []
+    for rep in range(args.repeats):
+        for workers in ((1, 2) if rep % 2 == 0 else (2, 1)):
+            with serving(args.kernel_threads, workers) as (port, proc, _):
+                for method, kind, obj in WORKER_PROBES:
+                    r = run(method, kind, 16, args.seconds, port, vectors, texts,
+                            models.get(method), objectives=obj, server_pid=proc.pid,
+                            batching=workers == 1)
+                    rows.append({**r, "workers": workers, "repeat": rep})
+    write_json(RESULTS / "service_workers.json",
+               {"machine": machine(), "results": rows, "models": models,
+                "server": {**http_stack(), "kernel_threads": args.kernel_threads}})
+    lines = ["# Service: one server process or two", "",
+             f"16 clients on loopback, {args.seconds:.0f} s per row, as in service_load.md; "
+             "`curate serve --workers 1` against `--workers 2` (uvicorn's multi-process "
+             "mode: two processes, each with its own engine and its own shared calls), "
+             f"servers alternated (A-B, then B-A), {args.repeats} repeats; "
+             f"{args.kernel_threads} thread(s) per numeric kernel. Cores busy: the server's "
+             "processes' and the load generator's CPU seconds over the row's wall seconds "
+             f"(the machine has {os.cpu_count()}). {machine()}. Produced by "
+             "`python benchmarks/service_load.py --compare-workers`.", "",
+             "| query | method | objectives | workers | queries/s per repeat | "
+             "p99 ms per repeat | errors | cores busy: server + load generator |",
+             "|---|---|---|---|---|---|---|---|"]
+    for method, kind, obj in WORKER_PROBES:
+        for workers in (1, 2):
+            got = [r for r in rows if (r["method"], r["query"], r["objectives"],
+                                       r["workers"]) == (method, kind, obj, workers)]
+            qps = " / ".join(f"{r['queries_per_s']:.0f}" for r in got)
+            p99 = " / ".join("–" if r["p99_ms"] is None else f"{r['p99_ms']:.1f}" for r in got)
+            cores = " / ".join(f"{r['server_cores']:.2f} + {r['client_cores']:.2f}"
+                               for r in got)
+            lines.append(f"| {kind} | {method} | {'on' if obj else 'off'} | {workers} | "
+                         f"{qps} | {p99} | {sum(r['errors'] for r in got)} | {cores} |")
+    write_markdown(RESULTS / "service_workers.md", lines)
+
+
 def write_load(results: list[dict], models: dict, start_s: float, args,
                stored: dict | None = None) -> None:
     """results/service_load[-methods].json and .md; ``stored``: a stored run's record
@@ -446,13 +544,16 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
     stored = stored or {}
     server = stored.get("server") or {**http_stack(), "kernel_threads": args.kernel_threads,
                                       "switch_interval_ms": SWITCH_INTERVAL_S * 1e3,
-                                      "shared_objectives": True}
+                                      "shared_objectives": True, "workers": args.workers}
     host = stored.get("machine") or machine()
     stack = server
     interval = (f"{server['switch_interval_ms']:g} ms" if "switch_interval_ms" in server
                 else "not recorded")
     threads_txt = (f"{server['kernel_threads']} thread(s)" if server["kernel_threads"]
                    else "the libraries' default threads")
+    workers = server.get("workers", 1)
+    processes = ("one uvicorn process" if workers == 1
+                 else f"{workers} uvicorn worker processes (`--workers {workers}`)")
     full = args.methods == ALL_METHODS
     stem = "service_load" if full else "service_load-" + args.methods.replace(",", "-")
     write_json(RESULTS / f"{stem}.json", {"machine": host, "results": results,
@@ -463,10 +564,11 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
     lines = ["# Service load test", "",
              f"Concurrent clients on loopback for {args.seconds:.0f} s per row, each over its "
              "own keep-alive connection with its request bodies encoded before the clock "
-             f"starts; one uvicorn process ({stack['http']} HTTP parser, {stack['loop']} loop, "
+             f"starts; {processes} ({stack['http']} HTTP parser, {stack['loop']} loop, "
              f"{threads_txt} per numeric kernel, GIL switch interval "
              f"{interval}; "
-             "max 16 requests in flight; text queries share encoder calls, teacher, "
+             f"max 16 requests in flight{' per process' if workers > 1 else ''}; "
+             "text queries share encoder calls, teacher, "
              "diffusion and ascent requests model calls"
              + (", default-weight requests objectives calls" if server.get("shared_objectives")
                 else "") + f"), index {INDEX} over all 117,659 WordNet glosses, "
@@ -480,19 +582,26 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
                             "queries a call (latency per call, throughput in queries/s)"
                             if args.batch > 1 else "no batch rows") + ". Shared calls: "
              "the calls concurrent queries shared during the row (from /healthz): the mean "
-             "queries per call and the share of the row's time the call ran.", "",
+             "queries per call and the share of the row's time the call ran"
+             + (" (not read with several processes: each answers /healthz with its own)"
+                if workers > 1 else "") + ". Cores busy: the server's processes' and the "
+             "load generator's CPU seconds over the row's wall seconds (– : not recorded).",
+             "",
              "| clients | query | method | objectives | batch | requests | queries/s | p50 ms "
-             "| p99 ms | errors | load avg | shared calls: mean batch, busy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| p99 ms | errors | load avg | cores busy: server + load generator "
+             "| shared calls: mean batch, busy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lat = (f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f}" if r["p50_ms"] is not None
                else "– | –")
         shared = "; ".join(f"{c.split('/')[0]} {v['mean_batch']:.1f}, {v['busy_share']:.0%}"
                            for c, v in r.get("shared_calls", {}).items()) or "–"
+        cores = (f"{r['server_cores']:.2f} + {r['client_cores']:.2f}" if "server_cores" in r
+                 else "–")
         lines.append(f"| {r['clients']} | {r['query']} | {r['method']} | "
                      f"{'on' if r['objectives'] else 'off'} | {r['batch']} | {r['requests']} | "
                      f"{r['queries_per_s']:.1f} | {lat} | {r['errors']} | "
-                     f"{r['load_avg_start']:.1f}/{r['load_avg_end']:.1f} | {shared} |")
+                     f"{r['load_avg_start']:.1f}/{r['load_avg_end']:.1f} | {cores} | {shared} |")
     write_markdown(RESULTS / f"{stem}.md", lines)
 
 

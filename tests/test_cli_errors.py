@@ -185,6 +185,7 @@ def test_serve_passes_the_switch_interval(capsys, synthetic_store, monkeypatch, 
     import retrieval.service as service
 
     seen = {}
+    monkeypatch.setattr(service, "check_serve", lambda *a, **kw: synthetic_store)
     monkeypatch.setattr(service, "create_app",
                         lambda *a, **kw: seen.update(kw) or "app")
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))
@@ -192,3 +193,49 @@ def test_serve_passes_the_switch_interval(capsys, synthetic_store, monkeypatch, 
     assert code == 0, err
     want = service.SWITCH_INTERVAL_S if expected_ms is None else expected_ms / 1e3
     assert seen["switch_interval_s"] == pytest.approx(want) and seen["app"] == "app"
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--index", "nope"], ("index 'nope' not found",)),
+    (["--index", "nope", "--workers", "0"], ("workers must be an integer in [1, 64]",
+                                             "got 0")),
+    (["--index", "nope", "--workers", "2"], ("index 'nope' not found",)),
+])
+def test_serve_checks_before_anything_loads(capsys, synthetic_store, monkeypatch, args,
+                                            fragments):
+    """A bad worker count or an unknown index is one line, before uvicorn starts (with
+    several workers: before any process is forked)."""
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("uvicorn started"))
+    code, _, err = run_cli(capsys, synthetic_store, "serve", *args)
+    assert_one_line_error(code, err, 2, *fragments)
+
+
+def test_serve_with_workers_hands_each_process_its_arguments(capsys, synthetic_store,
+                                                             monkeypatch):
+    """``--workers 2``: uvicorn gets the factory's import string (its multi-process mode
+    needs one) and the worker count; the factory rebuilds ``create_app``'s arguments from the
+    environment, as each worker process does."""
+    import json
+
+    import uvicorn
+
+    import retrieval.service as service
+
+    monkeypatch.delenv(service.SERVE_CONFIG_ENV, raising=False)
+    monkeypatch.setattr(service, "check_serve", lambda *a, **kw: synthetic_store)
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    code, out, err = run_cli(capsys, synthetic_store, "serve", "--index", "blobs-flat",
+                             "--workers", "2", "--kernel-threads", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["workers"] == 2
+    assert seen["app"] == "retrieval.service:app_from_env" and seen["factory"] is True
+    assert seen["workers"] == 2
+    made = {}
+    monkeypatch.setattr(service, "create_app", lambda *a, **kw: made.update(kw) or "app")
+    assert service.app_from_env() == "app"
+    assert made["store_root"] == str(synthetic_store.root)
+    assert made["index_name"] == "blobs-flat" and made["kernel_threads"] == 1
+    assert made["switch_interval_s"] == pytest.approx(service.SWITCH_INTERVAL_S)

@@ -455,3 +455,25 @@ def test_switch_interval_is_set_by_the_app_and_checked(home):
         if app is not None:
             app.state.runner.pool.shutdown()
         sys.setswitchinterval(before)
+
+
+def test_bodies_are_parsed_by_the_rust_parser_with_the_stdlib_as_fallback(client, monkeypatch):
+    """A valid body never reaches ``json.loads`` (``FastJSONRequest``); one the fast parser
+    refuses does, so its error is the standard library's (a lone surrogate: 422 by field)."""
+    import retrieval.service as service
+
+    calls = []
+    real = json.loads
+    monkeypatch.setattr(service.json, "loads", lambda b, *a, **kw: calls.append(b) or real(b))
+    body = {"vector": _vector(3), "k": 3, "weights": {"diversity": 1e-3, "alignment": 1}}
+    sent = [json.dumps(body).encode(), json.dumps({"query": "\ud800 x"}).encode(),
+            b"{not json"]                      # encoded first: the client uses json too
+    answers = []
+    for content in sent:
+        answers.append(client.post("/v1/fanout", content=content,
+                                   headers={"content-type": "application/json"}))
+    assert calls == sent[1:]                   # the server parsed only these with the stdlib
+    monkeypatch.undo()
+    assert answers[0].status_code == 200 and len(answers[0].json()["items"]) == 3
+    assert answers[1].status_code == 422 and _one_line(answers[1]).startswith("query:")
+    assert answers[2].status_code == 422

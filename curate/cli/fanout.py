@@ -104,13 +104,15 @@ def serve(
         help="The process's GIL switch interval in ms (unset: the library's default, "
              "retrieval.service.SWITCH_INTERVAL_S; Python's own is 5 ms); see "
              "retrieval.service.set_switch_interval.")] = None,
+    workers: Annotated[int, typer.Option(
+        help="Server processes (uvicorn's multi-process mode; each loads its own copy of "
+             "the index and models); see retrieval.service.serve.")] = 1,
     json_out: JsonOpt = False,
 ) -> None:
     """Serve POST /v1/fanout (and /batch, /healthz, /docs) with uvicorn."""
-    import uvicorn
-
     from curate.errors import InvalidParameterError
-    from retrieval.service import SWITCH_INTERVAL_BOUNDS_S, SWITCH_INTERVAL_S, create_app
+    from retrieval.service import SWITCH_INTERVAL_BOUNDS_S, SWITCH_INTERVAL_S
+    from retrieval.service import serve as run
 
     if kernel_threads < 0:
         raise InvalidParameterError(f"--kernel-threads must be ≥ 0 (0: the libraries' "
@@ -120,13 +122,16 @@ def serve(
     if not low <= interval_s <= high:
         raise InvalidParameterError(f"--switch-interval-ms must be in [{1e3 * low:g}, "
                                     f"{1e3 * high:g}]; got {switch_interval_ms}")
-    app_ = create_app(State.store, index, max_concurrency=max_concurrency, timeout_s=timeout_s,
-                      kernel_threads=kernel_threads or None,
-                      switch_interval_s=interval_s)
-    if json_out:
-        sys.stdout.write(json.dumps({"serving": index, "host": host, "port": port}) + "\n")
-        sys.stdout.flush()
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+    def ready() -> None:
+        if json_out:
+            sys.stdout.write(json.dumps({"serving": index, "host": host, "port": port,
+                                         "workers": workers}) + "\n")
+            sys.stdout.flush()
+
+    run(State.store, index, host=host, port=port, workers=workers, ready=ready,
+        max_concurrency=max_concurrency, timeout_s=timeout_s,
+        kernel_threads=kernel_threads or None, switch_interval_s=interval_s)
 
 
 def _weights(text: str | None) -> dict | None:
