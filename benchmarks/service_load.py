@@ -18,7 +18,8 @@ Reports throughput, latency p50/p99, the error count, the 1-minute load average 
 every figure (other jobs on the machine slow the server), the cores the server's processes
 and the load generator kept busy, and per row the calls concurrent
 queries shared (/healthz ``batching``: the mean batch and the share of time each ran). Writes
-results/service_load.json and .md (``--methods`` a subset: service_load-<methods>.*);
+results/service_load.json and .md (``--methods`` a subset: service_load-<methods>.*;
+``--workers N`` > 1: …-workers<N>.*);
 ``--render`` redraws that .md from its stored JSON (the run's host, settings and rows).
 
 ``--soak``: instead, ``--soak-clients`` threads send a mix for ``--soak-seconds`` (default
@@ -390,8 +391,7 @@ def main() -> None:
                          "run nothing")
     args = ap.parse_args()
     if args.render:
-        stem = ("service_load" if args.methods == ALL_METHODS
-                else "service_load-" + args.methods.replace(",", "-"))
+        stem = load_stem(args.methods, args.workers)
         stored = json.loads((RESULTS / f"{stem}.json").read_text())
         args.seconds = stored["results"][0]["seconds"]          # the run's, not the flags'
         args.batch = max((r["batch"] for r in stored["results"] if r["batch"] > 1), default=0)
@@ -534,6 +534,13 @@ def compare_workers(args, vectors: np.ndarray, texts: list[str], models: dict) -
     write_markdown(RESULTS / "service_workers.md", lines)
 
 
+def load_stem(methods: str, workers: int) -> str:
+    """The load table's file stem: service_load, -<methods> for a subset, -workers<N> for
+    several server processes."""
+    return ("service_load" + ("" if methods == ALL_METHODS else "-" + methods.replace(",", "-"))
+            + (f"-workers{workers}" if workers > 1 else ""))
+
+
 def write_load(results: list[dict], models: dict, start_s: float, args,
                stored: dict | None = None) -> None:
     """results/service_load[-methods].json and .md; ``stored``: a stored run's record
@@ -554,8 +561,7 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
     workers = server.get("workers", 1)
     processes = ("one uvicorn process" if workers == 1
                  else f"{workers} uvicorn worker processes (`--workers {workers}`)")
-    full = args.methods == ALL_METHODS
-    stem = "service_load" if full else "service_load-" + args.methods.replace(",", "-")
+    stem = load_stem(args.methods, workers)
     write_json(RESULTS / f"{stem}.json", {"machine": host, "results": results,
                                                "models": models, "server_start_s": start_s,
                                                "client": "keep-alive connection per client, "
