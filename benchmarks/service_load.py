@@ -90,6 +90,22 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def connections_per_process(port: int) -> list[int] | None:
+    """How many established connections to ``port`` each server process holds, most first
+    (from ``ss``; None where it is missing). With several processes on one listening socket
+    the kernel hands each new connection to whichever process accepts it first, so 16
+    keep-alive clients may split 8/8 or 11/5 — the busier process sets the p99."""
+    import re
+    import shutil
+
+    if shutil.which("ss") is None:
+        return None
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=False).stdout
+    counts = Counter(re.findall(r"pid=(\d+),", out))
+    return sorted(counts.values(), reverse=True)
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of process ``pid`` (VmRSS), MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -214,6 +230,8 @@ def run(method: str, kind: str, clients: int, seconds: float, port: int,
     t0 = time.perf_counter()
     for t in threads:
         t.start()
+    time.sleep(min(1.0, seconds / 2))              # every client has connected by now
+    split = connections_per_process(port)
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
@@ -228,7 +246,8 @@ def run(method: str, kind: str, clients: int, seconds: float, port: int,
             "queries_per_s": len(lat) * batch / wall,
             "p50_ms": float(np.percentile(arr, 50)) if len(arr) else None,
             "p99_ms": float(np.percentile(arr, 99)) if len(arr) else None,
-            "load_avg_start": load0, "load_avg_end": load_avg(), **cpu}
+            "load_avg_start": load0, "load_avg_end": load_avg(), **cpu,
+            "connections_per_process": split}
 
 
 BAD = [{"k": 0}, {"k": "5"}, {"vector": []}, {"method": "rerank"},
@@ -519,8 +538,9 @@ def compare_workers(args, vectors: np.ndarray, texts: list[str], models: dict) -
              f"(the machine has {os.cpu_count()}). {machine()}. Produced by "
              "`python benchmarks/service_load.py --compare-workers`.", "",
              "| query | method | objectives | workers | queries/s per repeat | "
-             "p99 ms per repeat | errors | cores busy: server + load generator |",
-             "|---|---|---|---|---|---|---|---|"]
+             "p99 ms per repeat | errors | cores busy: server + load generator | "
+             "connections per process |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for method, kind, obj in WORKER_PROBES:
         for workers in (1, 2):
             got = [r for r in rows if (r["method"], r["query"], r["objectives"],
@@ -529,8 +549,11 @@ def compare_workers(args, vectors: np.ndarray, texts: list[str], models: dict) -
             p99 = " / ".join("–" if r["p99_ms"] is None else f"{r['p99_ms']:.1f}" for r in got)
             cores = " / ".join(f"{r['server_cores']:.2f} + {r['client_cores']:.2f}"
                                for r in got)
+            split = " / ".join("–" if not r.get("connections_per_process") else
+                               "+".join(map(str, r["connections_per_process"])) for r in got)
             lines.append(f"| {kind} | {method} | {'on' if obj else 'off'} | {workers} | "
-                         f"{qps} | {p99} | {sum(r['errors'] for r in got)} | {cores} |")
+                         f"{qps} | {p99} | {sum(r['errors'] for r in got)} | {cores} | "
+                         f"{split} |")
     write_markdown(RESULTS / "service_workers.md", lines)
 
 
@@ -581,8 +604,9 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
              "k = 10; `vector` queries send a gloss vector, `text` queries a \"lemmas: gloss\" "
              f"text the server embeds. {host}; the server was ready (index, encoder, "
              f"models loaded) {start_s:.1f} s after launch. Load average = the machine's "
-             "1-minute load average at the start/end of the row (2 cores: above 2, other "
-             "jobs were competing). Produced by `benchmarks/service_load.py`.", "",
+             "1-minute load average at the start/end of the row (it counts every runnable "
+             "thread, the server's own included: above the core count, threads waited for a "
+             "core). Produced by `benchmarks/service_load.py`.", "",
              "Rows with objectives off send `\"objectives\": false` (no 500-neighbour pool "
              "search); " + (f"batch rows send POST /v1/fanout/batch with {args.batch} vector "
                             "queries a call (latency per call, throughput in queries/s)"
@@ -595,8 +619,8 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
              "",
              "| clients | query | method | objectives | batch | requests | queries/s | p50 ms "
              "| p99 ms | errors | load avg | cores busy: server + load generator "
-             "| shared calls: mean batch, busy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| connections per process | shared calls: mean batch, busy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lat = (f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f}" if r["p50_ms"] is not None
                else "– | –")
@@ -604,10 +628,12 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
                            for c, v in r.get("shared_calls", {}).items()) or "–"
         cores = (f"{r['server_cores']:.2f} + {r['client_cores']:.2f}" if "server_cores" in r
                  else "–")
+        split = "+".join(map(str, r.get("connections_per_process") or [])) or "–"
         lines.append(f"| {r['clients']} | {r['query']} | {r['method']} | "
                      f"{'on' if r['objectives'] else 'off'} | {r['batch']} | {r['requests']} | "
                      f"{r['queries_per_s']:.1f} | {lat} | {r['errors']} | "
-                     f"{r['load_avg_start']:.1f}/{r['load_avg_end']:.1f} | {cores} | {shared} |")
+                     f"{r['load_avg_start']:.1f}/{r['load_avg_end']:.1f} | {cores} | {split} | "
+                     f"{shared} |")
     write_markdown(RESULTS / f"{stem}.md", lines)
 
 
