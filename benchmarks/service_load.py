@@ -372,7 +372,8 @@ def start_server(store: Path, port: int, kernel_threads: int = 1,
                     if len(seen) >= workers:
                         return proc
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     proc.terminate()
     raise SystemExit("the server did not become ready")
 

@@ -35,6 +35,7 @@ teacher, diffusion; the last two name a stored model).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -494,6 +495,9 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
     (``limit_kernel_threads``; ``curate serve`` passes 1; None: leave the settings).
     ``switch_interval_s``: the process's GIL switch interval (``set_switch_interval``;
     ``curate serve`` passes ``SWITCH_INTERVAL_S``; None: leave Python's 5 ms)."""
+    check_app_options(max_k=max_k, max_concurrency=max_concurrency, timeout_s=timeout_s,
+                      max_body_bytes=max_body_bytes, kernel_threads=kernel_threads,
+                      switch_interval_s=switch_interval_s)
     pin_mmap_threshold()
     if switch_interval_s is not None:
         set_switch_interval(switch_interval_s)
@@ -559,28 +563,77 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
     return app
 
 
-def check_serve(store_root: str | Path | None, index_name: str, *, workers: int = 1,
-                kernel_threads: int | None = None,
-                switch_interval_s: float | None = None) -> Store:
-    """What ``serve`` checks before any process loads anything: the worker count, the kernel
-    threads, the switch interval and that the store holds the index (one ``CurateError``
-    each). Returns the open store."""
-    check_int("serve", "workers", workers, 1, MAX_WORKERS)
+def check_app_options(*, max_k: int = 100, max_concurrency: int = 16, timeout_s: float = 10.0,
+                      max_body_bytes: int = MAX_BODY_BYTES, kernel_threads: int | None = None,
+                      switch_interval_s: float | None = None, **_: Any) -> None:
+    """``create_app``'s numeric options, each a one-line ``InvalidParameterError`` when bad
+    (``serve`` checks them before any process starts; other keywords are ignored here)."""
+    check_int("serve", "max_k", max_k, 1)
+    check_int("serve", "max_concurrency", max_concurrency, 1)
+    check_number("serve", "timeout_s", timeout_s, 0.0, 86_400.0, low_open=True)
+    check_int("serve", "max_body_bytes", max_body_bytes, 1)
     if kernel_threads is not None:
         check_int("serve", "kernel_threads", kernel_threads, 1)
     if switch_interval_s is not None:
         check_number("serve", "switch_interval_s", switch_interval_s,
                      *SWITCH_INTERVAL_BOUNDS_S)
+
+
+def check_serve(store_root: str | Path | None, index_name: str, *, workers: int = 1,
+                **app_kwargs: Any) -> Store:
+    """What ``serve`` checks before any process loads anything: the worker count,
+    ``create_app``'s options (``check_app_options``) and that the store holds the index (one
+    ``CurateError`` each). Returns the open store."""
+    check_int("serve", "workers", workers, 1, MAX_WORKERS)
+    check_app_options(**app_kwargs)
     store = Store.open(store_root)
     store.index_path(index_name)            # an unknown index: one line, before any fork
     return store
 
 
+def exit_with_parent(parent_pid: int) -> bool:
+    """Linux: have the kernel send this process SIGTERM when its parent (the uvicorn
+    supervisor, ``parent_pid``) dies (``prctl(PR_SET_PDEATHSIG)``), so a worker never outlives
+    a supervisor that was killed without stopping it (SIGKILL, the OOM killer); if the
+    parent is already gone, stop now. Returns whether the kernel took the request (False off
+    Linux/glibc)."""
+    import ctypes
+    import ctypes.util
+    import signal
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) == 0      # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return ok
+
+
 def app_from_env() -> FastAPI:
     """The app of one worker process of ``serve(workers > 1)``: ``create_app`` with the
     keyword arguments ``serve`` put in ``$CURATE_SERVE_CONFIG`` (JSON); uvicorn calls it in
-    each process it starts (``factory=True``)."""
-    return create_app(**json.loads(os.environ[SERVE_CONFIG_ENV]))
+    each process it starts (``factory=True``). A failure is written, as one line and its exit
+    code, to the config's ``error_file`` and the process exits with uvicorn's start-up-failure
+    status, which stops the supervisor (rather than restarting the worker); ``serve`` then
+    raises it."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    cfg = json.loads(os.environ[SERVE_CONFIG_ENV])
+    error_file, parent = cfg.pop("error_file", None), cfg.pop("parent_pid", None)
+    if parent is not None:
+        exit_with_parent(int(parent))
+    try:
+        return create_app(**cfg)
+    except Exception as exc:  # noqa: BLE001 — handed to the parent as one line
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        line = text if isinstance(exc, CurateError) else f"{type(exc).__name__}: {text}"
+        if error_file:
+            with contextlib.suppress(OSError):
+                Path(error_file).write_text(json.dumps(
+                    {"error": line, "exit_code": getattr(exc, "exit_code", 1)}))
+        sys.exit(STARTUP_FAILURE)
 
 
 def serve(store_root: str | Path | None, index_name: str, *, host: str = "127.0.0.1",
@@ -588,21 +641,25 @@ def serve(store_root: str | Path | None, index_name: str, *, host: str = "127.0.
           **app_kwargs: Any) -> None:
     """Serve the app (``create_app(store_root, index_name, **app_kwargs)``) with uvicorn until
     it is stopped; ``ready`` runs once the arguments are checked (and, with one worker, the
-    app is loaded), before uvicorn starts.
+    app is loaded), before uvicorn starts — with several workers, before they load.
 
     ``workers`` > 1 runs uvicorn's own multi-process mode (its supervisor binds the socket and
     starts that many processes, each building the app with ``app_from_env`` and taking
-    connections from the shared socket; it restarts a process that dies and stops when one
-    fails at start-up). Why: a process runs Python under one GIL, and a request's parsing,
-    validation, engine bookkeeping and response encoding are Python — one process serves at
-    most one core's worth of it, however many threads it has. The cost: each process holds
-    its own copy of the engine (the index, the normalised vectors, the models, the encoder;
-    ~1.7 GB each on full WordNet with every benchmark model), concurrent queries share
-    batched calls only with requests in the same process, and ``/healthz`` (``in_flight``,
+    connections from the shared socket; it restarts a process that dies once it served). The
+    options and the index are checked before any process starts; a worker that fails while
+    loading stops the server, and its one-line error is raised here as a ``CurateError`` with
+    the worker's exit code. A worker exits when the supervisor dies (``exit_with_parent``).
+    SIGINT/SIGTERM while the workers load stops them once loading ends.
+    Why several: a process runs Python under one GIL, and a request's parsing, validation,
+    engine bookkeeping and response encoding are Python — one process serves at most one
+    core's worth of it, however many threads it has. The cost: each process holds its own
+    copy of the engine (the index, the normalised vectors, the models, the encoder; ~1.7 GB
+    each on full WordNet with every benchmark model), concurrent queries share batched calls
+    only with requests in the same process, and ``/healthz`` (``pid``, ``in_flight``,
     ``batching``) describes the process that answered it."""
-    store = check_serve(store_root, index_name, workers=workers,
-                        kernel_threads=app_kwargs.get("kernel_threads"),
-                        switch_interval_s=app_kwargs.get("switch_interval_s"))
+    import tempfile
+
+    store = check_serve(store_root, index_name, workers=workers, **app_kwargs)
     import uvicorn
 
     if workers == 1:
@@ -611,10 +668,24 @@ def serve(store_root: str | Path | None, index_name: str, *, host: str = "127.0.
             ready()
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
-    os.environ[SERVE_CONFIG_ENV] = json.dumps(
-        {"store_root": str(store.root), "index_name": index_name,
-         **app_kwargs})
-    if ready is not None:
-        ready()
-    uvicorn.run("retrieval.service:app_from_env", factory=True, workers=workers, host=host,
-                port=port, log_level="warning")
+    before = os.environ.get(SERVE_CONFIG_ENV)
+    with tempfile.TemporaryDirectory(prefix="curate-serve-") as tmp:
+        error_file = Path(tmp) / "error.json"
+        os.environ[SERVE_CONFIG_ENV] = json.dumps(
+            {"store_root": str(store.root), "index_name": index_name, **app_kwargs,
+             "error_file": str(error_file), "parent_pid": os.getpid()})
+        try:
+            if ready is not None:
+                ready()
+            uvicorn.run("retrieval.service:app_from_env", factory=True, workers=workers,
+                        host=host, port=port, log_level="warning")
+        finally:
+            if before is None:
+                os.environ.pop(SERVE_CONFIG_ENV, None)
+            else:
+                os.environ[SERVE_CONFIG_ENV] = before
+        failed = json.loads(error_file.read_text()) if error_file.exists() else None
+    if failed is not None:
+        err = CurateError(f"a server process failed to start: {failed['error']}")
+        err.exit_code = int(failed.get("exit_code", 1))
+        raise err

@@ -200,6 +200,9 @@ def test_serve_passes_the_switch_interval(capsys, synthetic_store, monkeypatch, 
     (["--index", "nope", "--workers", "0"], ("workers must be an integer in [1, 64]",
                                              "got 0")),
     (["--index", "nope", "--workers", "2"], ("index 'nope' not found",)),
+    (["--index", "nope", "--workers", "2", "--max-concurrency", "0"],
+     ("max_concurrency must be an integer ≥ 1", "got 0")),
+    (["--index", "nope", "--timeout-s", "0"], ("timeout_s must be",)),
 ])
 def test_serve_checks_before_anything_loads(capsys, synthetic_store, monkeypatch, args,
                                             fragments):
@@ -216,26 +219,67 @@ def test_serve_with_workers_hands_each_process_its_arguments(capsys, synthetic_s
                                                              monkeypatch):
     """``--workers 2``: uvicorn gets the factory's import string (its multi-process mode
     needs one) and the worker count; the factory rebuilds ``create_app``'s arguments from the
-    environment, as each worker process does."""
+    environment, as each worker process does; ``serve`` puts the environment back after."""
     import json
+    import os
 
     import uvicorn
 
     import retrieval.service as service
 
-    monkeypatch.delenv(service.SERVE_CONFIG_ENV, raising=False)
+    monkeypatch.setenv(service.SERVE_CONFIG_ENV, "before")   # restored by serve, then undone
     monkeypatch.setattr(service, "check_serve", lambda *a, **kw: synthetic_store)
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(
+        app=app, env=os.environ[service.SERVE_CONFIG_ENV], **kw))
     code, out, err = run_cli(capsys, synthetic_store, "serve", "--index", "blobs-flat",
                              "--workers", "2", "--kernel-threads", "1", "--json")
     assert code == 0, err
     assert json.loads(out)["workers"] == 2
     assert seen["app"] == "retrieval.service:app_from_env" and seen["factory"] is True
     assert seen["workers"] == 2
-    made = {}
+    assert os.environ[service.SERVE_CONFIG_ENV] == "before"
+    made, parents = {}, []
+    monkeypatch.setenv(service.SERVE_CONFIG_ENV, seen["env"])
+    monkeypatch.setattr(service, "exit_with_parent", parents.append)
     monkeypatch.setattr(service, "create_app", lambda *a, **kw: made.update(kw) or "app")
     assert service.app_from_env() == "app"
+    assert parents == [os.getpid()]                 # the supervisor: here, this process
     assert made["store_root"] == str(synthetic_store.root)
     assert made["index_name"] == "blobs-flat" and made["kernel_threads"] == 1
     assert made["switch_interval_s"] == pytest.approx(service.SWITCH_INTERVAL_S)
+    assert "error_file" not in made and "parent_pid" not in made
+
+
+def test_a_worker_that_fails_to_load_stops_the_server_with_one_line(capsys, synthetic_store,
+                                                                    monkeypatch):
+    """``app_from_env`` writes a loading failure for ``serve`` and exits with uvicorn's
+    start-up-failure status (which stops the supervisor instead of restarting the worker);
+    ``serve`` raises it as one line with the worker's exit code."""
+    import os
+
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+
+    import retrieval.service as service
+    from curate.errors import NotFoundError
+
+    def fail(*_, **__):
+        raise NotFoundError("dataset 'blobs' has no embeddings: run `curate embed blobs`")
+
+    monkeypatch.setattr(service, "check_serve", lambda *a, **kw: synthetic_store)
+    monkeypatch.setattr(service, "exit_with_parent", lambda pid: True)
+    monkeypatch.setattr(service, "create_app", fail)
+
+    def one_worker(app, **kw):                      # what each worker process does
+        with pytest.raises(SystemExit) as stop:
+            service.app_from_env()
+        assert stop.value.code == STARTUP_FAILURE
+
+    monkeypatch.setattr(uvicorn, "run", one_worker)
+    monkeypatch.delenv(service.SERVE_CONFIG_ENV, raising=False)
+    code, _, err = run_cli(capsys, synthetic_store, "serve", "--index", "blobs-flat",
+                           "--workers", "2")
+    assert_one_line_error(code, err, 2, "a server process failed to start",
+                          "has no embeddings")
+    assert service.SERVE_CONFIG_ENV not in os.environ
