@@ -471,20 +471,61 @@ def http_stack() -> dict[str, str]:
             "loop": "uvloop" if have("uvloop") else "asyncio"}
 
 
-def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -> None:
-    """The same probe rows (16 clients) against ``curate serve --kernel-threads 0`` (the
-    libraries' defaults: every core per kernel) and ``1``, alternated ``args.repeats`` times
-    so that drift shows as the spread between repeats. Writes results/service_threads.*."""
-    probes = [("topk", None, "vector", True), ("topk", None, "vector", False),
-              ("diffusion", models["diffusion"], "vector", False), ("topk", None, "text", False)]
+THREAD_PROBES = [("topk", "vector", True), ("topk", "vector", False),
+                 ("diffusion", "vector", False), ("topk", "text", False)]
+WORKER_PROBES = [("topk", "vector", True), ("topk", "vector", False),
+                 ("diffusion", "vector", True), ("diffusion", "vector", False),
+                 ("teacher", "vector", False), ("topk", "text", False)]
+
+
+def alternated(args, setting: str, values: tuple[int, int], probes: list[tuple],
+               vectors: np.ndarray, texts: list[str], models: dict) -> list[dict]:
+    """The probe rows (16 clients; (method, query kind, objectives)) against a server for
+    each value of ``setting`` (``kernel_threads`` or ``workers``; the other from ``args``),
+    alternated ``args.repeats`` times — A-B, then B-A — so that drift shows as the spread
+    between repeats; each row with the cores busy and the connection split."""
     rows = []
     for rep in range(args.repeats):
-        for threads in ((0, 1) if rep % 2 == 0 else (1, 0)):   # A-B, then B-A
-            with serving(threads) as (port, _, _):
-                for method, model, kind, obj in probes:
-                    r = run(method, kind, 16, args.seconds, port, vectors, texts, model,
-                            objectives=obj)
-                    rows.append({**r, "kernel_threads": threads, "repeat": rep})
+        for value in (values if rep % 2 == 0 else values[::-1]):
+            kw = {"kernel_threads": args.kernel_threads, "workers": args.workers,
+                  setting: value}
+            with serving(kw["kernel_threads"], kw["workers"]) as (port, proc, _):
+                for method, kind, obj in probes:
+                    r = run(method, kind, 16, args.seconds, port, vectors, texts,
+                            models.get(method), objectives=obj, server_pid=proc.pid,
+                            batching=kw["workers"] == 1)
+                    rows.append({**r, setting: value, "repeat": rep})
+    return rows
+
+
+def comparison_table(rows: list[dict], setting: str, values: tuple[int, int],
+                     probes: list[tuple], header: str, show=str) -> list[str]:
+    """The markdown rows of an ``alternated`` comparison: per probe and value of
+    ``setting`` (shown by ``show``), each repeat's queries/s, p99, cores busy and
+    connection split (– where the row did not record it)."""
+    lines = [f"| query | method | objectives | {header} | queries/s per repeat | "
+             "p99 ms per repeat | errors | cores busy: server + load generator | "
+             "connections per process |", "|---|---|---|---|---|---|---|---|---|"]
+    for method, kind, obj in probes:
+        for value in values:
+            got = [r for r in rows if (r["method"], r["query"], r["objectives"],
+                                       r[setting]) == (method, kind, obj, value)]
+            qps = " / ".join(f"{r['queries_per_s']:.0f}" for r in got)
+            p99 = " / ".join("–" if r["p99_ms"] is None else f"{r['p99_ms']:.1f}" for r in got)
+            cores = " / ".join(f"{r['server_cores']:.2f} + {r['client_cores']:.2f}"
+                               if "server_cores" in r else "–" for r in got)
+            split = " / ".join("+".join(map(str, r.get("connections_per_process") or []))
+                               or "–" for r in got)
+            lines.append(f"| {kind} | {method} | {'on' if obj else 'off'} | {show(value)} | "
+                         f"{qps} | {p99} | {sum(r['errors'] for r in got)} | {cores} | "
+                         f"{split} |")
+    return lines
+
+
+def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -> None:
+    """``alternated`` rows against ``curate serve --kernel-threads 0`` (the libraries'
+    defaults: every core per kernel) and ``1``. Writes results/service_threads.*."""
+    rows = alternated(args, "kernel_threads", (0, 1), THREAD_PROBES, vectors, texts, models)
     write_json(RESULTS / "service_threads.json", {"machine": machine(), "results": rows,
                                                   "models": models, "server": http_stack()})
     lines = ["# Service: threads per numeric kernel", "",
@@ -492,40 +533,16 @@ def compare_threads(args, vectors: np.ndarray, texts: list[str], models: dict) -
              "`curate serve --kernel-threads 0` (torch, FAISS and BLAS at their defaults: every "
              "core) against `--kernel-threads 1`, servers alternated (A-B, then B-A), "
              f"{args.repeats} repeats. {machine()}. Produced by "
-             "`python benchmarks/service_load.py --compare-threads`.", "",
-             "| query | method | objectives | kernel threads | queries/s per repeat | "
-             "p99 ms per repeat | errors |", "|---|---|---|---|---|---|---|"]
-    for method, _, kind, obj in probes:
-        for threads in (0, 1):
-            got = [r for r in rows if (r["method"], r["query"], r["objectives"],
-                                       r["kernel_threads"]) == (method, kind, obj, threads)]
-            qps = " / ".join(f"{r['queries_per_s']:.0f}" for r in got)
-            p99 = " / ".join("–" if r["p99_ms"] is None else f"{r['p99_ms']:.1f}" for r in got)
-            lines.append(f"| {kind} | {method} | {'on' if obj else 'off'} | "
-                         f"{threads or 'default'} | {qps} | {p99} | "
-                         f"{sum(r['errors'] for r in got)} |")
+             "`python benchmarks/service_load.py --compare-threads`.", ""]
+    lines += comparison_table(rows, "kernel_threads", (0, 1), THREAD_PROBES, "kernel threads",
+                              show=lambda t: t or "default")
     write_markdown(RESULTS / "service_threads.md", lines)
 
 
-WORKER_PROBES = [("topk", "vector", True), ("topk", "vector", False),
-                 ("diffusion", "vector", True), ("diffusion", "vector", False),
-                 ("teacher", "vector", False), ("topk", "text", False)]
-
-
 def compare_workers(args, vectors: np.ndarray, texts: list[str], models: dict) -> None:
-    """The same probe rows (16 clients) against ``curate serve --workers 1`` and ``2``,
-    alternated ``args.repeats`` times (A-B, then B-A, so drift shows as the spread between
-    repeats), with the cores the server's processes and the load generator kept busy.
-    Writes results/service_workers.json and .md."""
-    rows = []
-    for rep in range(args.repeats):
-        for workers in ((1, 2) if rep % 2 == 0 else (2, 1)):
-            with serving(args.kernel_threads, workers) as (port, proc, _):
-                for method, kind, obj in WORKER_PROBES:
-                    r = run(method, kind, 16, args.seconds, port, vectors, texts,
-                            models.get(method), objectives=obj, server_pid=proc.pid,
-                            batching=workers == 1)
-                    rows.append({**r, "workers": workers, "repeat": rep})
+    """``alternated`` rows against ``curate serve --workers 1`` and ``2``. Writes
+    results/service_workers.json and .md."""
+    rows = alternated(args, "workers", (1, 2), WORKER_PROBES, vectors, texts, models)
     write_json(RESULTS / "service_workers.json",
                {"machine": machine(), "results": rows, "models": models,
                 "server": {**http_stack(), "kernel_threads": args.kernel_threads}})
@@ -537,24 +554,8 @@ def compare_workers(args, vectors: np.ndarray, texts: list[str], models: dict) -
              f"{args.kernel_threads} thread(s) per numeric kernel. Cores busy: the server's "
              "processes' and the load generator's CPU seconds over the row's wall seconds "
              f"(the machine has {os.cpu_count()}). {machine()}. Produced by "
-             "`python benchmarks/service_load.py --compare-workers`.", "",
-             "| query | method | objectives | workers | queries/s per repeat | "
-             "p99 ms per repeat | errors | cores busy: server + load generator | "
-             "connections per process |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for method, kind, obj in WORKER_PROBES:
-        for workers in (1, 2):
-            got = [r for r in rows if (r["method"], r["query"], r["objectives"],
-                                       r["workers"]) == (method, kind, obj, workers)]
-            qps = " / ".join(f"{r['queries_per_s']:.0f}" for r in got)
-            p99 = " / ".join("–" if r["p99_ms"] is None else f"{r['p99_ms']:.1f}" for r in got)
-            cores = " / ".join(f"{r['server_cores']:.2f} + {r['client_cores']:.2f}"
-                               for r in got)
-            split = " / ".join("–" if not r.get("connections_per_process") else
-                               "+".join(map(str, r["connections_per_process"])) for r in got)
-            lines.append(f"| {kind} | {method} | {'on' if obj else 'off'} | {workers} | "
-                         f"{qps} | {p99} | {sum(r['errors'] for r in got)} | {cores} | "
-                         f"{split} |")
+             "`python benchmarks/service_load.py --compare-workers`.", ""]
+    lines += comparison_table(rows, "workers", (1, 2), WORKER_PROBES, "workers")
     write_markdown(RESULTS / "service_workers.md", lines)
 
 
