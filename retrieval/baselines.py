@@ -18,7 +18,8 @@ import numpy as np
 from core.errors import InvalidParameterError
 from retrieval.retriever import MAX_POOL, FanoutResult, Retriever
 
-__all__ = ["FanoutResult", "MMRRetriever", "PoolRetriever", "TopKRetriever", "candidates"]
+__all__ = ["FanoutResult", "MMRRetriever", "PoolRetriever", "TopKRetriever", "candidates",
+           "mmr_select"]
 
 
 def candidates(retriever: Retriever, q: np.ndarray, size: int,
@@ -81,17 +82,26 @@ class MMRRetriever(PoolRetriever):
 
     def _retrieve(self, V, k, weights, seed, exclude):
         rel, rows, X = candidates(self, V[:, 0], max(k, self.pool), exclude)
-        B, P = rel.shape
-        sim = X @ X.transpose(0, 2, 1)                      # batched BLAS, not einsum
-        max_sim = np.zeros((B, P))
-        chosen = np.zeros((B, P), dtype=bool)
-        picks = np.full((B, k), -1, dtype=np.int64)
-        for t in range(min(k, P)):
-            value = self.lam * rel - (1 - self.lam) * max_sim if t else rel.copy()
-            value[chosen | ~np.isfinite(rel)] = -np.inf
-            j = value.argmax(1)
-            ok = np.isfinite(value[np.arange(B), j])
-            picks[ok, t] = rows[ok, j[ok]]
-            chosen[np.arange(B)[ok], j[ok]] = True
-            max_sim = np.maximum(max_sim, sim[np.arange(B), j])
-        return picks, np.full((B, k), -1)
+        pos = mmr_select(rel, X @ X.transpose(0, 2, 1), k, self.lam)   # batched BLAS
+        picks = np.where(pos >= 0, np.take_along_axis(rows, np.clip(pos, 0, None), 1), -1)
+        return picks, np.full((len(V), k), -1)
+
+
+def mmr_select(rel: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
+    """Greedy MMR: (B, k) positions into the B candidate lists of relevance ``rel`` (B, P)
+    (−inf: never pick) and pairwise similarities ``sim`` (B, P, P); each step adds
+    argmax_i λ·rel_i − (1 − λ)·max_{j ∈ S} sim_ij, the first the most relevant; −1 once a
+    list has no pickable candidate left. Vectorised over the batch, a loop over the k picks."""
+    B, P = rel.shape
+    max_sim = np.zeros((B, P))
+    chosen = np.zeros((B, P), dtype=bool)
+    picks = np.full((B, k), -1, dtype=np.int64)
+    for t in range(min(k, P)):
+        value = lam * rel - (1 - lam) * max_sim if t else rel.copy()
+        value[chosen | ~np.isfinite(rel)] = -np.inf
+        j = value.argmax(1)
+        ok = np.isfinite(value[np.arange(B), j])
+        picks[ok, t] = j[ok]
+        chosen[np.arange(B)[ok], j[ok]] = True
+        max_sim = np.maximum(max_sim, sim[np.arange(B), j])
+    return picks

@@ -11,7 +11,7 @@ import pytest
 from curate.cli import main
 from curate.errors import InvalidParameterError, SchemaError
 from retrieval import build_index, load_index
-from retrieval.baselines import MMRRetriever, TopKRetriever
+from retrieval.baselines import MMRRetriever, TopKRetriever, mmr_select
 from retrieval.index import normalise
 from retrieval.objectives import complementarity, coverage, set_objectives, vendi
 from retrieval.queries import recall_at_k, recall_reward
@@ -105,6 +105,18 @@ def test_mmr_trades_relevance_for_diversity(vec_store):
     assert (v_mmr >= v_top - 1e-9).all() and v_mmr.mean() > v_top.mean()
     pure = MMRRetriever(idx, Xn, lam=1.0, pool=50).retrieve(q, 10)
     assert (pure.row_idx == top.row_idx).mean() > 0.95      # λ = 1 is plain top-k
+
+
+def test_mmr_select_golden():
+    """Hand-computed: relevance (0.9, 0.8, 0.5, −inf), items 0 and 1 near copies (sim 0.9),
+    item 2 apart (sim 0.1). λ = 0.5: pick 0 (most relevant); then 1 scores 0.5·0.8 − 0.5·0.9
+    = −0.05 and 2 scores 0.5·0.5 − 0.5·0.1 = 0.2, so 2; then 1. Item 3 is never picked: a
+    4th pick is −1. λ = 1 is the relevance order."""
+    rel = np.array([[0.9, 0.8, 0.5, -np.inf]])
+    sim = np.array([[[1.0, 0.9, 0.1, 0.0], [0.9, 1.0, 0.1, 0.0], [0.1, 0.1, 1.0, 0.0],
+                     [0.0, 0.0, 0.0, 1.0]]])
+    assert mmr_select(rel, sim, 4, 0.5).tolist() == [[0, 2, 1, -1]]
+    assert mmr_select(rel, sim, 3, 1.0).tolist() == [[0, 1, 2]]
 
 
 def test_text_query_on_a_non_text_index_is_refused(vec_store):
