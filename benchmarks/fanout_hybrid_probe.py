@@ -15,11 +15,12 @@ relevance weight) over the candidates:
   candidates learns here;
 - ``hybrid``: relevance = cos(full query, item) + [the item's text ("lemmas: gloss") holds
   every word of one of the query's lemmas] — a lexical match of the query's head, words
-  lower-cased, a final "s"/"es" stripped; no training;
+  lower-cased, regular plurals singular (``Lexicon.stem``); no training;
 - with ``--diffusion MODEL …``: each diffusion retriever's sub-queries (seed 0; guidance
   1, 1.5, 2, 3) grounded to each one's nearest unused item of its 100 nearest
   (``nearest``), and to its first unused lexical match there, else its nearest
-  (``lexical-first``).
+  (``lexical-first``); and, at guidance 1, the ``hybrid`` sweep over the union of its
+  sub-queries' 50 nearest instead of the views' candidates.
 
 Everything is vectorised (sparse word-incidence matrices, batched MMR); the word lists come
 from scikit-learn's ``CountVectorizer``. Writes results/fanout_hybrid_probe.json and .md.
@@ -54,23 +55,27 @@ GUIDANCES = (1.0, 1.5, 2.0, 3.0)
 
 def candidate_pool(index, views: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, ...]:
     """(rows (B, P) the union of each view's PER_VIEW nearest, −1 padded; log ranks (B, P, V),
-    log(1 + 2·PER_VIEW) where absent). Vectorised: a sort per row marks the repeats."""
+    log(1 + 2·PER_VIEW) where absent)."""
     B, nv, _ = views.shape
     lists = np.stack([index.search(views[:, j], PER_VIEW)[1] for j in range(nv)], 1)
-    flat = lists.reshape(B, -1)
-    order = np.argsort(flat, axis=1, kind="stable")
-    srt = np.take_along_axis(flat, order, 1)
-    dup = np.zeros_like(srt, dtype=bool)
-    dup[:, 1:] = srt[:, 1:] == srt[:, :-1]
-    srt = np.where(dup | (srt == exclude[:, None]), -1, srt)
-    rows = -np.sort(-srt, axis=1)                       # valid ids first, −1 last
-    rows = rows[:, :int((rows >= 0).sum(1).max())]
+    rows = unique_rows(lists.reshape(B, -1), exclude)
     ranks = np.full((*rows.shape, nv), np.log1p(2 * PER_VIEW))
     for j in range(nv):                                 # a loop over the 3 views
         match = rows[:, :, None] == lists[:, j][:, None, :]          # (B, P, PER_VIEW)
         found = match.any(2)
         ranks[:, :, j] = np.where(found, np.log1p(match.argmax(2)), ranks[:, :, j])
     return rows, ranks
+
+
+def unique_rows(rows: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """(B, P') the distinct ids of each row of ``rows`` (B, P) but −1 and ``exclude`` (B,),
+    valid ids first, −1 padded, P' the most any row has. A sort per row marks the repeats."""
+    srt = np.sort(rows, axis=1)
+    dup = np.zeros_like(srt, dtype=bool)
+    dup[:, 1:] = srt[:, 1:] == srt[:, :-1]
+    srt = np.where(dup | (srt == exclude[:, None]), -1, srt)
+    out = -np.sort(-srt, axis=1)                        # valid ids first, −1 last
+    return out[:, :int((out >= 0).sum(1).max())]
 
 
 def dense_features(X, views, rows, ranks) -> np.ndarray:
@@ -83,7 +88,7 @@ def dense_features(X, views, rows, ranks) -> np.ndarray:
 
 class Lexicon:
     """Word-incidence of the items' texts (n, W) and the query lemmas' words (sparse,
-    binary), words lower-cased with a final "s"/"es" stripped."""
+    binary), words lower-cased, regular plurals made singular (``stem``)."""
 
     def __init__(self, texts: list[str]):
         from sklearn.feature_extraction.text import CountVectorizer
@@ -99,20 +104,27 @@ class Lexicon:
 
     @staticmethod
     def stem(word: str) -> str:
-        for suffix in ("es", "s"):
-            if len(word) > len(suffix) + 2 and word.endswith(suffix):
-                return word[:-len(suffix)]
+        """A plural's singular by the regular English rules: "-es" after s, x, z, ch, sh
+        (boxes → box), else a final "s" unless the word ends in ss, us or is (horses → horse,
+        class stays); too short a word is left as it is."""
+        if len(word) > 4 and word.endswith("es") and word[:-2].endswith(
+                ("s", "x", "z", "ch", "sh")):
+            return word[:-2]
+        if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+            return word[:-1]
         return word
 
     def phrases(self, phrases: list[str]) -> tuple[sp.csr_matrix, np.ndarray]:
-        """(m, S) binary words of each phrase and (m,) their word counts."""
-        counts = self.vec.transform(phrases)
+        """(m, S) binary words of each phrase and (m,) their distinct word counts — words no
+        item holds count too, so a phrase with one can never match."""
+        analyse = self.vec.build_analyzer()
+        sizes = np.array([len({self.stem(w) for w in analyse(p)}) for p in phrases])  # per
+        counts = self.vec.transform(phrases)                      # query lemma, not per item
         words = self.vec.get_feature_names_out()
         col = np.searchsorted(self.stems, np.array([self.stem(w) for w in words]))
         project = sp.csr_matrix((np.ones(len(words)), (np.arange(len(words)), col)),
                                 shape=(len(words), len(self.stems)))
-        m = ((counts @ project) > 0).astype(np.int32).tocsr()
-        return m, np.asarray(m.sum(1)).ravel()
+        return ((counts @ project) > 0).astype(np.int32).tocsr(), sizes
 
     def matches(self, rows: np.ndarray, lemmas: sp.csr_matrix, sizes: np.ndarray,
                 owner: np.ndarray) -> np.ndarray:
@@ -138,6 +150,8 @@ class Lexicon:
 
 
 def point(X, rows, refs) -> dict[str, float]:
+    """(recall@k, mean Vendi) of sets ``rows`` (B, k); every probe set is full (no −1)."""
+    assert (rows >= 0).all()
     return {"recall_at_k": float(np.nanmean(recall_at_k(rows, refs))),
             "vendi": float(vendi(X[np.clip(rows, 0, None)]).mean())}
 
@@ -150,8 +164,8 @@ def sweep(X, rows, rel, refs) -> dict[str, dict]:
     out = {}
     for lam in (1.0, *LAMBDAS):
         pos = mmr_select(rel, sim, K, lam)
-        out["topk" if lam == 1.0 else f"mmr-{lam}"] = point(
-            X, np.take_along_axis(rows, np.clip(pos, 0, None), 1), refs)
+        picks = np.where(pos >= 0, np.take_along_axis(rows, np.clip(pos, 0, None), 1), -1)
+        out["topk" if lam == 1.0 else f"mmr-{lam}"] = point(X, picks, refs)
     return out
 
 
@@ -216,6 +230,11 @@ def main() -> None:
             row[f"g{g:g}-nearest"] = point(X, assign_nearest(hits, te.exclude), te.refs)
             row[f"g{g:g}-lexical-first"] = point(
                 X, assign_nearest(np.take_along_axis(hits, first, 2), te.exclude), te.refs)
+            if g == 1.0:        # hybrid MMR over the union of the sub-queries' 50 nearest
+                cands = unique_rows(hits[:, :, :50].reshape(len(hits), -1), te.exclude)
+                cos = np.einsum("bpd,bd->bp", X[np.clip(cands, 0, None)], te.views[:, 0])
+                out[f"diffusion-{regime}-candidates, hybrid"] = sweep(
+                    X, cands, cos + lexical(te, cands), te.refs)
         row["model_id"] = model
     out.update({"query_set": qs, "n_train": len(tr), "n_test": len(te),
                 "candidates_per_view": PER_VIEW, "machine": machine()})
