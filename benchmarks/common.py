@@ -29,6 +29,24 @@ def full_store(path: Path = FULL_STORE):
     return Store.open(path)
 
 
+def wordnet_fanout():
+    """The WordNet fan-out benchmark's data, as benchmarks/fanout.py uses it: (store, the
+    HNSW32 index, the L2-normalised item vectors (n, 384), the bundled query set's id, its
+    train and test splits)."""
+    from curate.defaults import wordnet_query_set
+    from retrieval import load_index
+    from retrieval.index import normalise
+    from retrieval.queries import load_queries, register_queries
+
+    st = full_store()
+    index = load_index(st, "wordnet-hnsw32")
+    X = normalise(np.asarray(st.embeddings("wordnet")[0]))
+    qs = register_queries(st, "wordnet-hnsw32", wordnet_query_set(st, "wordnet"),
+                          view_columns=("head", "body"), references_column="references",
+                          item_column="item")["query_set"]
+    return st, index, X, qs, load_queries(st, qs, "train"), load_queries(st, qs, "test")
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read a gzipped IDX file (the MNIST format): magic, dims, then uint8 data."""
     import gzip

@@ -24,22 +24,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, full_store, machine, write_json  # noqa: E402
+from common import RESULTS, machine, wordnet_fanout, write_json  # noqa: E402
 
-from curate.defaults import wordnet_query_set  # noqa: E402
-from retrieval import load_index  # noqa: E402
 from retrieval.index import normalise  # noqa: E402
-from retrieval.queries import load_queries, recall_at_k, register_queries  # noqa: E402
+from retrieval.queries import recall_at_k  # noqa: E402
 
 
 def main() -> None:
-    st = full_store()
-    index = load_index(st, "wordnet-hnsw32")
-    X = normalise(np.asarray(st.embeddings("wordnet")[0]))
-    qs = register_queries(st, "wordnet-hnsw32", wordnet_query_set(st, "wordnet"),
-                          view_columns=("head", "body"), references_column="references",
-                          item_column="item")["query_set"]
-    tr, te = load_queries(st, qs, "train"), load_queries(st, qs, "test")
+    st, index, X, qs, tr, te = wordnet_fanout()
     n = min(1000, len(te))
     Qtr, Qte, ex, refs = tr.views[:, 0], te.views[:n, 0], te.exclude[:n], te.refs[:n]
 

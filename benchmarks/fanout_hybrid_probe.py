@@ -38,14 +38,12 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, full_store, machine, write_json, write_markdown  # noqa: E402
+from common import RESULTS, machine, wordnet_fanout, write_json, write_markdown  # noqa: E402
 
-from curate.defaults import wordnet_query_set  # noqa: E402
-from retrieval import load_index  # noqa: E402
 from retrieval.baselines import mmr_select  # noqa: E402
-from retrieval.index import assign_nearest, normalise, sub_query_hits  # noqa: E402
+from retrieval.index import assign_nearest, sub_query_hits  # noqa: E402
 from retrieval.objectives import vendi  # noqa: E402
-from retrieval.queries import load_queries, recall_at_k, register_queries  # noqa: E402
+from retrieval.queries import recall_at_k  # noqa: E402
 from stores import files  # noqa: E402
 
 K, PER_VIEW, SEED = 10, 150, 0
@@ -178,13 +176,7 @@ def main() -> None:
     if args.render:
         report(json.loads((RESULTS / "fanout_hybrid_probe.json").read_text()))
         return
-    st = full_store()
-    index = load_index(st, "wordnet-hnsw32")
-    X = normalise(np.asarray(st.embeddings("wordnet")[0]))
-    qs = register_queries(st, "wordnet-hnsw32", wordnet_query_set(st, "wordnet"),
-                          view_columns=("head", "body"), references_column="references",
-                          item_column="item")["query_set"]
-    tr, te = load_queries(st, qs, "train"), load_queries(st, qs, "test")
+    st, index, X, qs, tr, te = wordnet_fanout()
     frame = st.samples("wordnet", ["lemmas", "gloss"])
     lemmas = frame["lemmas"].list.join(" ").str.replace_all("_", " ")
     lexicon = Lexicon((lemmas + ": " + frame["gloss"]).to_list())

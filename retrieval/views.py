@@ -5,8 +5,8 @@ densely populated urban area") gives the views (full text, head, body), each emb
 MiniLM; a text without a colon, or a bare vector, gives three copies of the one vector, and the
 view-mixing part of a fan-out then does nothing. Shapes: (B, V, d), view 0 is the full query.
 
-Why: on the WordNet benchmark the sum of the full and head embeddings recalls 0.276 of the
-hyponyms at k = 10 against 0.237 for the full text alone (benchmarks/fanout_ceiling.py). The
+Why: on the WordNet benchmark the sum of the full and first-lemma embeddings recalls 0.278 of the
+hyponyms at k = 10 against 0.234 for the full text alone (benchmarks/fanout_ceiling.py). The
 teacher's policy learns per-slot mixing weights over the views by RL instead of hard-coding
 that sum (``retrieval.teacher``), and the diffusion retriever attends to all three.
 """
