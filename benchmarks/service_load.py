@@ -318,9 +318,9 @@ def soak(args, port: int, pid: int, vectors: np.ndarray, texts: list[str],
 
 def open_models(store) -> dict[str, str]:
     """The open-regime teacher and diffusion model ids of results/fanout.json; when this
-    store lacks them, the latest teacher and diffusion trained on the index, or new ones
-    trained with benchmarks/fanout.py's settings (200 GRPO steps, best-of-16 synthesis
-    keeping half, 40 diffusion epochs)."""
+    store lacks them, the latest open-regime teacher and diffusion trained on the index (a
+    diffusion model's regime is its teacher's; before 2026-12-07's second session this took
+    the latest of any regime); without those it stops and asks for benchmarks/fanout.py."""
     from stores import files
 
     pipeline = json.loads((RESULTS / "fanout.json").read_text())["pipeline"]["open"]
@@ -330,8 +330,15 @@ def open_models(store) -> dict[str, str]:
     have = dict(zip(frame["id"].to_list(), frame["kind"].to_list(), strict=True))
     if all(i in have for i in wanted.values()):
         return wanted
-    latest = {kind: i for i, kind in have.items() if kind in wanted and files.read_json(
-        store.model_path(i) / "model.json").get("index") == INDEX}
+
+    def regime(model_id: str) -> str | None:      # a diffusion model's: its teacher's
+        meta = files.read_json(store.model_path(model_id) / "model.json")
+        if meta.get("index") != INDEX:
+            return None
+        return regime(meta["teacher"]) if "teacher" in meta else meta.get("regime")
+
+    latest = {kind: i for i, kind in have.items()          # store.models(): oldest first
+              if kind in wanted and regime(i) == "open"}
     if set(latest) == set(wanted):
         return latest
     raise SystemExit("no open-regime teacher and diffusion model on index "
