@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, machine, wordnet_fanout, write_json, write_markdown  # noqa: E402
 
 from retrieval.baselines import mmr_select  # noqa: E402
-from retrieval.index import assign_nearest, sub_query_hits  # noqa: E402
+from retrieval.index import assign_nearest, distinct_rows, sub_query_hits  # noqa: E402
 from retrieval.objectives import vendi  # noqa: E402
 from retrieval.queries import recall_at_k  # noqa: E402
 from stores import files  # noqa: E402
@@ -56,24 +56,13 @@ def candidate_pool(index, views: np.ndarray, exclude: np.ndarray) -> tuple[np.nd
     log(1 + 2·PER_VIEW) where absent)."""
     B, nv, _ = views.shape
     lists = np.stack([index.search(views[:, j], PER_VIEW)[1] for j in range(nv)], 1)
-    rows = unique_rows(lists.reshape(B, -1), exclude)
+    rows = distinct_rows(lists.reshape(B, -1), exclude)
     ranks = np.full((*rows.shape, nv), np.log1p(2 * PER_VIEW))
     for j in range(nv):                                 # a loop over the 3 views
         match = rows[:, :, None] == lists[:, j][:, None, :]          # (B, P, PER_VIEW)
         found = match.any(2)
         ranks[:, :, j] = np.where(found, np.log1p(match.argmax(2)), ranks[:, :, j])
     return rows, ranks
-
-
-def unique_rows(rows: np.ndarray, exclude: np.ndarray) -> np.ndarray:
-    """(B, P') the distinct ids of each row of ``rows`` (B, P) but −1 and ``exclude`` (B,),
-    valid ids first, −1 padded, P' the most any row has. A sort per row marks the repeats."""
-    srt = np.sort(rows, axis=1)
-    dup = np.zeros_like(srt, dtype=bool)
-    dup[:, 1:] = srt[:, 1:] == srt[:, :-1]
-    srt = np.where(dup | (srt == exclude[:, None]), -1, srt)
-    out = -np.sort(-srt, axis=1)                        # valid ids first, −1 last
-    return out[:, :int((out >= 0).sum(1).max())]
 
 
 def dense_features(X, views, rows, ranks) -> np.ndarray:
@@ -223,7 +212,7 @@ def main() -> None:
             row[f"g{g:g}-lexical-first"] = point(
                 X, assign_nearest(np.take_along_axis(hits, first, 2), te.exclude), te.refs)
             if g == 1.0:        # hybrid MMR over the union of the sub-queries' 50 nearest
-                cands = unique_rows(hits[:, :, :50].reshape(len(hits), -1), te.exclude)
+                cands = distinct_rows(hits[:, :, :50].reshape(len(hits), -1), te.exclude)
                 cos = np.einsum("bpd,bd->bp", X[np.clip(cands, 0, None)], te.views[:, 0])
                 out[f"diffusion-{regime}-candidates, hybrid"] = sweep(
                     X, cands, cos + lexical(te, cands), te.refs)

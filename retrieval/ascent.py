@@ -30,7 +30,7 @@ for every slot; −1: none), rows (B, k) valid and distinct.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -52,15 +52,23 @@ SHORTLIST = 4
 def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows: np.ndarray,
                      weights: Mapping[str, float] | None = None, *, sweeps: int = 1,
                      exclude: np.ndarray | None = None, pool: np.ndarray | None = None,
-                     shortlist: int = SHORTLIST) -> np.ndarray:
+                     shortlist: int = SHORTLIST,
+                     relevance: Callable[[np.ndarray], np.ndarray] | None = None
+                     ) -> np.ndarray:
     """(B, k) rows after ``sweeps`` rounds of coordinate ascent of the composite under
     ``weights`` over the slots' ``hits`` (see the module docstring). ``rows`` (B, k) must be
     valid and distinct (``retrieval.retriever.complete`` them first); ``pool`` (B, R, d) is
     the queries' ``objectives.neighbourhood``, needed only when coverage or groundedness is
-    weighted; ``shortlist``: tries a slot scores exactly (0: all of them)."""
+    weighted; ``shortlist``: tries a slot scores exactly (0: all of them). ``relevance``
+    (``fn(rows (B, m)) -> (B, m)``, a learned relevance model's scores,
+    ``retrieval.relevance``) replaces the item-to-query cosine in the alignment term; it
+    cannot be combined with groundedness, a threshold on that cosine."""
     w = check_weights(weights)
     if needs_pool(w) and pool is None:
         raise ValueError("refine_grounding: these weights need the queries' pool")
+    if relevance is not None and w.get("groundedness", 0) > 0:
+        raise InvalidParameterError("groundedness is a threshold on the cosine to the query; "
+                                    "it cannot be weighted with a relevance model")
     B, k = rows.shape
     S, P = hits.shape[1], hits.shape[2]
     if S not in (1, k):
@@ -76,8 +84,12 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
     X = vectors[rows].astype(np.float32)                               # (B, k, d)
     Xc = vectors[np.clip(hits, 0, None)].astype(np.float32)            # (B, S, P, d)
     G = X @ X.transpose(0, 2, 1)                                       # (B, k, k)
-    a = np.einsum("bkd,bd->bk", X, q)                                  # (B, k)
-    ac = np.einsum("bspd,bd->bsp", Xc, q)                              # (B, S, P)
+    if relevance is None:
+        a = np.einsum("bkd,bd->bk", X, q)                              # (B, k)
+        ac = np.einsum("bspd,bd->bsp", Xc, q)                          # (B, S, P)
+    else:                                   # a missing hit (−1) is never a valid try
+        a = relevance(rows)
+        ac = np.where(hits >= 0, relevance(hits.reshape(B, S * P)).reshape(B, S, P), 0.0)
     self_c = np.einsum("bspd,bspd->bsp", Xc, Xc)                       # (B, S, P)
     tau = ps = pc = None
     if needs_pool(w):
@@ -194,13 +206,14 @@ def _order2_tries(G: np.ndarray, a: np.ndarray, cross: np.ndarray, self_sim: np.
 
 def refine_fanout(index, vectors: np.ndarray, q: np.ndarray, hits: np.ndarray,
                   rows: np.ndarray, weights: Mapping[str, float] | None, *, sweeps: int,
-                  exclude: np.ndarray | None = None,
-                  pool: np.ndarray | None = None) -> np.ndarray:
+                  exclude: np.ndarray | None = None, pool: np.ndarray | None = None,
+                  relevance: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """``refine_grounding`` of a fan-out's grounded rows (B, k), as the teacher and the
     diffusion retriever use it: slots an approximate index left empty (−1) are refilled
     first (``retrieval.retriever.complete``), and the queries' neighbourhood is searched
     when the weights need it and ``pool`` is None. ``hits`` (B, k, P): each sub-query's
-    nearest items (``retrieval.index.sub_query_hits``)."""
+    nearest items (``retrieval.index.sub_query_hits``); ``relevance``: as in
+    ``refine_grounding``."""
     from retrieval.retriever import complete
 
     if (rows < 0).any():
@@ -208,7 +221,7 @@ def refine_fanout(index, vectors: np.ndarray, q: np.ndarray, hits: np.ndarray,
     if pool is None and needs_pool(check_weights(weights)):
         pool = neighbourhood(index, vectors, q)
     return refine_grounding(vectors, q, hits, rows, weights, sweeps=sweeps, exclude=exclude,
-                            pool=pool)
+                            pool=pool, relevance=relevance)
 
 
 class AscentRetriever(PoolRetriever):
@@ -238,8 +251,9 @@ class AscentRetriever(PoolRetriever):
         start = assign_nearest(np.repeat(hits[:, :, :k + 2], k, axis=1), exclude)
         start, _ = complete(self.index, self.vectors, q, start, np.zeros_like(start), exclude)
         pool = neighbourhood(self.index, self.vectors, q) if needs_pool(weights) else None
+        rel = None if self.relevance is None else self.relevance.scorer(V, self.vectors)
         out = refine_grounding(self.vectors, q, hits, start, weights, sweeps=self.sweeps,
-                               exclude=exclude, pool=pool)
+                               exclude=exclude, pool=pool, relevance=rel)
         return out, np.full((len(V), k), -1)
 
 

@@ -2,9 +2,10 @@
 
 - ``topk``: the k nearest items of the full query (no fan-out).
 - ``mmr``: Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998) over the query's
-  top ``pool`` candidates: repeatedly add argmax_i λ·cos(q, x_i) − (1 − λ)·max_{j ∈ S}
-  cos(x_i, x_j) (the first pick is the top hit). Vectorised over the batch: (B, P, P)
-  candidate similarities, a loop over the k picks.
+  top ``pool`` candidates: repeatedly add argmax_i λ·rel(q, x_i) − (1 − λ)·max_{j ∈ S}
+  cos(x_i, x_j) (the first pick is the most relevant); rel = cos(q, x_i), or a learned
+  relevance model's r(q, x_i) in [0, 1] (``retrieval.relevance``). Vectorised over the batch:
+  (B, P, P) candidate similarities, a loop over the k picks.
 
 Neither reads the request's objective weights; the reported objectives still use them.
 """
@@ -55,8 +56,16 @@ class PoolRetriever(Retriever):
     """Base of the methods that re-rank the query's top ``pool`` candidates (mmr, dpp):
     the pool size and FAISS search parameters, checked once."""
 
+    uses_relevance = True
     pool: int = 200
     search_params: dict[str, Any] | None = None
+
+    def _relevance(self, V: np.ndarray, rows: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """The candidates' relevance: ``rel`` (cosines from ``candidates``) or, with a
+        relevance model, its scores (−inf kept where ``rel`` is −inf: never pick)."""
+        if self.relevance is None:
+            return rel
+        return np.where(np.isfinite(rel), self.relevance.score(V, rows, self.vectors), -np.inf)
 
     def _check_params(self) -> None:
         if not 1 <= self.pool <= MAX_POOL:
@@ -82,6 +91,7 @@ class MMRRetriever(PoolRetriever):
 
     def _retrieve(self, V, k, weights, seed, exclude):
         rel, rows, X = candidates(self, V[:, 0], max(k, self.pool), exclude)
+        rel = self._relevance(V, rows, rel)
         pos = mmr_select(rel, X @ X.transpose(0, 2, 1), k, self.lam)   # batched BLAS
         picks = np.where(pos >= 0, np.take_along_axis(rows, np.clip(pos, 0, None), 1), -1)
         return picks, np.full((len(V), k), -1)

@@ -439,7 +439,7 @@ class DiffusionRetriever(Retriever):
     summary = ("distilled EDM set denoiser: one sampling pass (refine > 0: reward-guided "
                "grounding; best_of > 1: rank by weights)")
     model_kind = "diffusion"
-    fans_out = seeded = weighted = batched = True
+    fans_out = seeded = weighted = batched = uses_relevance = True
     steps: int = 6
     guidance: float = 1.0
     best_of: int = 1
@@ -453,6 +453,11 @@ class DiffusionRetriever(Retriever):
         check_number(self.name, "guidance", self.guidance, 0.0)
         check_int(self.name, "best_of", self.best_of, 1, MAX_BEST_OF)
         check_int(self.name, "refine", self.refine, 0, MAX_REFINE)
+        if self.relevance is not None and not self.refine:
+            from core.errors import InvalidParameterError
+
+            raise InvalidParameterError("diffusion: a relevance model acts through the "
+                                        "reward-guided grounding; give refine ≥ 1")
         want, have = torch.device(self.device), self.model.net.freqs.device
         if (self.model.training or have.type != want.type
                 or want.index not in (None, have.index)):
@@ -479,10 +484,12 @@ class DiffusionRetriever(Retriever):
         return normalise((Qn[:, None, :] + y).reshape(-1, Qn.shape[1])).reshape(y.shape)
 
     def _ground(self, Q: np.ndarray, sub: np.ndarray, exclude: np.ndarray | None,
-                weights: dict[str, float], pool: np.ndarray | None = None) -> np.ndarray:
+                weights: dict[str, float], pool: np.ndarray | None = None,
+                V: np.ndarray | None = None) -> np.ndarray:
         """(B, k) rows of sub-queries sub (B, k, d) for queries Q (B, d): each slot's nearest
         unused item, then ``refine`` sweeps of reward-guided grounding under ``weights``
-        (``pool``: the queries' neighbourhood when the weights need it; None: searched)."""
+        (``pool``: the queries' neighbourhood when the weights need it; None: searched;
+        V (B, v, d): the queries' views, read by a relevance model)."""
         from retrieval.index import assign_nearest, sub_query_hits
 
         hits = sub_query_hits(self.index, sub)
@@ -491,8 +498,9 @@ class DiffusionRetriever(Retriever):
             return rows
         from retrieval.ascent import refine_fanout
 
+        rel = None if self.relevance is None else self.relevance.scorer(V, self.vectors)
         return refine_fanout(self.index, self.vectors, Q, hits, rows, weights,
-                             sweeps=self.refine, exclude=exclude, pool=pool)
+                             sweeps=self.refine, exclude=exclude, pool=pool, relevance=rel)
 
     def batch_stage(self, V, k):
         """One sampling pass (``best_of`` 1): the batch shares the sampler call and each
@@ -510,7 +518,10 @@ class DiffusionRetriever(Retriever):
         from retrieval.objectives import DEFAULT_WEIGHTS
 
         q = normalise(V[:, 0])
-        rows = self._ground(q, np.asarray(part, dtype=np.float32), None, dict(DEFAULT_WEIGHTS))
+        from retrieval.views import as_views
+
+        rows = self._ground(q, np.asarray(part, dtype=np.float32), None, dict(DEFAULT_WEIGHTS),
+                            V=as_views(V, self.n_views))
         return self._result(V[:, 0], rows, np.tile(np.arange(k), (len(V), 1)))
 
     def _retrieve(self, V, k, weights, seed, exclude):
@@ -523,8 +534,8 @@ class DiffusionRetriever(Retriever):
         pool = (neighbourhood(self.index, self.vectors, Q)
                 if (self.refine and needs_pool(weights)) or n > 1 else None)
         rows = self._ground(np.repeat(Q, n, axis=0), sub, ex, weights,
-                            None if pool is None else np.repeat(pool, n, axis=0)
-                            ).reshape(B, n, k)
+                            None if pool is None else np.repeat(pool, n, axis=0),
+                            np.repeat(V, n, axis=0)).reshape(B, n, k)
         if n > 1:
             r = score_sets(self.index, self.vectors, Q, np.clip(rows, 0, None),
                            weights, pool)["composite"]

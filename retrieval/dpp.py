@@ -3,7 +3,8 @@ pool — fast greedy DPP (Chen, Zhang & Zhou, "Fast Greedy MAP Inference for Det
 Process to Improve Recommendation Diversity", NeurIPS 2018, Algorithm 1), the diversity
 baseline vector databases do not ship.
 
-Kernel over the P candidates (unit vectors x_i, relevance r_i = cos(q, x_i)):
+Kernel over the P candidates (unit vectors x_i, relevance r_i = cos(q, x_i), or a learned
+relevance model's r(q, x_i) in [0, 1], ``retrieval.relevance``):
 
     L = Diag(e^{α r}) · S · Diag(e^{α r}),   S_ij = x_i · x_j (+ 1e-6 on the diagonal),
     α = θ / (2 (1 − θ)),   so   log det L_Y = (θ / (1 − θ)) Σ_{i∈Y} r_i + log det S_Y
@@ -63,6 +64,7 @@ class DPPRetriever(PoolRetriever):
 
     def _retrieve(self, V, k, weights, seed, exclude):
         rel, rows, X = candidates(self, V[:, 0], max(k, self.pool), exclude)
+        rel = self._relevance(V, rows, rel)
         valid = np.isfinite(rel)
         r = np.where(valid, rel, 0.0)
         alpha = self.theta / (2 * (1 - self.theta))

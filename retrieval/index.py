@@ -86,6 +86,21 @@ def sub_query_hits(index: VectorIndex, sub: np.ndarray, per: int = 20) -> np.nda
     return rows.reshape(B, k, -1)
 
 
+def distinct_rows(rows: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """(B, P') the distinct ids of each row of ``rows`` (B, P) but −1 and ``exclude`` (B,),
+    in ascending order, −1 padded, P' the most any row has. A sort per row marks repeats."""
+    srt = np.sort(np.asarray(rows, dtype=np.int64), axis=1)
+    dup = np.zeros_like(srt, dtype=bool)
+    dup[:, 1:] = srt[:, 1:] == srt[:, :-1]
+    if exclude is not None:
+        dup |= srt == np.asarray(exclude, dtype=np.int64)[:, None]
+    srt = np.where(dup | (srt < 0), np.iinfo(np.int64).max, srt)
+    out = np.sort(srt, axis=1)                          # valid ids first, ascending
+    width = int((out < np.iinfo(np.int64).max).sum(1).max()) if len(out) else 0
+    out = out[:, :width]
+    return np.where(out == np.iinfo(np.int64).max, -1, out)
+
+
 def assign_nearest(hits: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
     """(B, k) rows from hits (B, k, P): slot j takes its first hit that no slot < j took and
     that is not ``exclude`` (B,) (−1 when all are). Vectorised over the batch; the loop runs

@@ -109,12 +109,15 @@ class Retriever:
     seeded: ClassVar[bool] = False
     #: True for methods whose answer depends on the request's objective weights
     weighted: ClassVar[bool] = False
+    #: True for methods that select by a relevance term a learned relevance model can replace
+    #: (``retrieval.relevance``: mmr, dpp, ascent, and teacher / diffusion with ``refine``)
+    uses_relevance: ClassVar[bool] = False
     #: True for methods whose cost a query falls steeply with the batch (a model call, a
     #: vectorised search): the service runs concurrent default-setting queries as one call
     batched: ClassVar[bool] = False
 
     def __init__(self, index: VectorIndex, vectors: np.ndarray, *, model: Any = None,
-                 **params: Any):
+                 relevance: Any = None, **params: Any):
         known = self.param_names()
         unknown = sorted(set(params) - set(known))
         if unknown:
@@ -135,6 +138,21 @@ class Retriever:
                                         "model (from `curate fanout train-"
                                         f"{self.model_kind}`)")
         self.model = model
+        if relevance is not None:
+            if not self.uses_relevance:
+                raise InvalidParameterError(f"{self.name} does not re-rank by relevance; a "
+                                            "relevance model applies to "
+                                            f"{', '.join(_relevance_methods())}")
+            if relevance.dim != index.dim:
+                raise SchemaError(f"the relevance model reads {relevance.dim}-d vectors; the "
+                                  f"index holds {index.dim}-d ones")
+            views = getattr(model, "views", None) or getattr(
+                getattr(model, "cfg", None), "views", None)
+            if views is not None and int(views) != relevance.views:
+                raise InvalidParameterError(f"the relevance model reads {relevance.views} "
+                                            f"query views; the {self.model_kind} model "
+                                            f"{int(views)}")
+        self.relevance = relevance
         self._check_params()
 
     @classmethod
@@ -159,8 +177,20 @@ class Retriever:
 
     @property
     def n_views(self) -> int | None:
-        """How many query views the method reads (a trained model's), None: any."""
-        return getattr(self.model, "views", None)
+        """How many query views the method reads (a trained model's, else a relevance
+        model's), None: any."""
+        views = getattr(self.model, "views", None)
+        if views is None and self.relevance is not None:
+            return self.relevance.views
+        return views
+
+    def relevance_of(self, V: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(B, P) the relevance of items ``rows`` (B, P; −1: none → −inf) to queries with
+        views V (B, v, d): the relevance model's r(q, x) when one is set, else cos(q, x)."""
+        if self.relevance is not None:
+            return self.relevance.score(V, rows, self.vectors)
+        cos = np.einsum("bpd,bd->bp", self.vectors[np.clip(rows, 0, None)], V[:, 0])
+        return np.where(rows >= 0, cos, -np.inf).astype(np.float64)
 
     # -- the one entry point --------------------------------------------------------------
     def retrieve(self, queries: np.ndarray, k: int, *, weights: dict[str, float] | None = None,
@@ -185,7 +215,8 @@ class Retriever:
         w = check_weights(weights)
         if seed is not None:
             check_seed(seed)
-        rows, source = self._retrieve(V if self.fans_out else V[:, :1], int(k), w, seed, ex)
+        wide = self.fans_out or self.relevance is not None
+        rows, source = self._retrieve(V if wide else V[:, :1], int(k), w, seed, ex)
         return self._result(V[:, 0], rows, source, ex)
 
     def _result(self, q: np.ndarray, rows: Any, source: Any,
@@ -321,9 +352,14 @@ def retriever_class(name: str) -> type[Retriever]:
 
 
 def make_retriever(name: str, index: VectorIndex, vectors: np.ndarray, *, model: Any = None,
-                   **params: Any) -> Retriever:
-    """Build the registered retriever ``name`` over ``index`` and its unit ``vectors``."""
-    return retriever_class(name)(index, vectors, model=model, **params)
+                   relevance: Any = None, **params: Any) -> Retriever:
+    """Build the registered retriever ``name`` over ``index`` and its unit ``vectors``
+    (``relevance``: a ``retrieval.relevance.Relevance`` for the methods that use one)."""
+    return retriever_class(name)(index, vectors, model=model, relevance=relevance, **params)
+
+
+def _relevance_methods() -> list[str]:
+    return [n for n in RETRIEVERS if retriever_class(n).uses_relevance]
 
 
 __all__ = ["MAX_BEST_OF", "MAX_POOL", "MAX_REFINE", "MAX_ROUNDS", "MAX_STEPS", "RETRIEVERS",

@@ -299,7 +299,7 @@ class TeacherRetriever(Retriever):
     name = "teacher"
     summary = "RL fan-out policy; best-of-N (+ CEM rounds) under the request's weights"
     model_kind = "teacher"
-    fans_out = seeded = weighted = batched = True
+    fans_out = seeded = weighted = batched = uses_relevance = True
     best_of: int = 8
     rounds: int = 0
     elite: float = 0.25
@@ -315,6 +315,11 @@ class TeacherRetriever(Retriever):
         check_number(self.name, "elite", self.elite, 0.0, 1.0, low_open=True)
         check_number(self.name, "spread", self.spread, 0.0, 100.0, low_open=True)
         check_int(self.name, "refine", self.refine, 0, MAX_REFINE)
+        if self.relevance is not None and not self.refine:
+            from core.errors import InvalidParameterError
+
+            raise InvalidParameterError("teacher: a relevance model acts through the "
+                                        "reward-guided grounding; give refine ≥ 1")
 
     @property
     def k_fixed(self) -> int:
@@ -329,9 +334,10 @@ class TeacherRetriever(Retriever):
             from retrieval.ascent import refine_fanout
             from retrieval.index import sub_query_hits
 
+            rel = None if self.relevance is None else self.relevance.scorer(V, self.vectors)
             rows = refine_fanout(self.index, self.vectors, V[:, 0],
                                  sub_query_hits(self.index, sub), rows, weights,
-                                 sweeps=self.refine, exclude=exclude)
+                                 sweeps=self.refine, exclude=exclude, relevance=rel)
         return rows, np.tile(np.arange(k), (len(V), 1))
 
 
