@@ -72,6 +72,7 @@ class FanoutEngine:
         self.texts = frame[info.text_column].to_list() if info.text_column else None
         self.store = store
         self.models: dict[str, Any] = {}
+        self._kinds: dict[str, str] = {}          # model id → its kind, once loaded
         #: model id → (view rule, view names) of the query set it was trained on
         self.view_rules: dict[str, tuple[str, list[str]]] = {}
         self._plain: dict[str, Retriever] = {}
@@ -85,14 +86,15 @@ class FanoutEngine:
         return self.index.meta.get("embedding") == MODEL_NAME
 
     def servable_models(self) -> list[str]:
-        """Ids of the stored teacher / diffusion models trained on this engine's index (one
-        whose model.json cannot be read is left out; asked for by id, it says why)."""
+        """Ids of the stored teacher / diffusion / relevance models trained on this engine's
+        index (one whose model.json cannot be read is left out; asked for by id, it says
+        why)."""
         from stores import files
 
         frame = self.store.models()
         out = []
         for model_id, kind in zip(frame["id"].to_list(), frame["kind"].to_list(), strict=True):
-            if kind not in ("teacher", "diffusion"):
+            if kind not in ("teacher", "diffusion", "relevance"):
                 continue
             try:
                 meta = files.read_json(self.store.model_path(model_id) / "model.json")
@@ -113,20 +115,23 @@ class FanoutEngine:
         return {"encoder": self.text_queries, "models": sorted(self.models)}
 
     def load_model(self, model_id: str):
-        """The teacher or diffusion retriever ``model_id`` (its kind read from the store)."""
+        """The teacher, diffusion or relevance model ``model_id`` (its kind read from the
+        store)."""
         from stores import files
 
         check_model_id(model_id)
         kind = files.read_json(self.store.model_path(model_id) / "model.json").get("kind")
-        if kind not in ("teacher", "diffusion"):
+        if kind not in ("teacher", "diffusion", "relevance"):
             raise InvalidParameterError(f"model {model_id!r} is a {kind!r} model; the service "
-                                        "serves teacher and diffusion models")
+                                        "serves teacher, diffusion and relevance models")
         return self._model(kind, model_id)
 
     def _model(self, method: str, model_id: str | None):
-        """The loaded teacher / diffusion retriever ``model_id`` (cached: loaded once)."""
+        """The loaded teacher / diffusion / relevance model ``model_id`` (cached: loaded
+        once)."""
         made_by = {"teacher": "curate fanout train-teacher",
-                   "diffusion": "curate fanout train-diffusion"}[method]
+                   "diffusion": "curate fanout train-diffusion",
+                   "relevance": "curate fanout train-relevance"}[method]
         if model_id is None:
             raise InvalidParameterError(f"method {method!r} needs a model id (from "
                                         f"`{made_by}`)")
@@ -134,6 +139,11 @@ class FanoutEngine:
         with self._loading:            # concurrent first requests load a model once
             if model_id not in self.models:
                 self.models[model_id] = self._load(method, model_id, made_by)
+                self._kinds[model_id] = method
+        if self._kinds.get(model_id, method) != method:     # loaded before as another kind
+            raise InvalidParameterError(f"model {model_id!r} is a "
+                                        f"{self._kinds[model_id]!r} model; {method!r} needs "
+                                        f"one from `{made_by}`")
         return self.models[model_id]
 
     def _load(self, method: str, model_id: str, made_by: str):
@@ -155,6 +165,10 @@ class FanoutEngine:
             from retrieval.teacher import load_teacher
 
             return load_teacher(self.store, model_id, self.index, self.vectors)
+        if method == "relevance":
+            from retrieval.relevance import load_relevance
+
+            return load_relevance(self.store, model_id)
         from retrieval.diffusion import DiffusionRetriever, load_diffusion
 
         model = load_diffusion(self.store, model_id)[0]
@@ -253,20 +267,22 @@ class FanoutEngine:
         vec = check_vector(vector, self.index.dim)
         return as_views(vec[None, None], views)
 
-    def retriever(self, method: str, model: str | None = None, **params: Any) -> Retriever:
+    def retriever(self, method: str, model: str | None = None, relevance: str | None = None,
+                  **params: Any) -> Retriever:
         """The registered retriever ``method`` over this engine's index (``model``: the
-        stored teacher / diffusion model id it needs, loaded once and cached)."""
+        stored teacher / diffusion model id it needs; ``relevance``: a stored relevance
+        model's id, ``retrieval.relevance``; each loaded once and cached)."""
         cls = retriever_class(method)
-        mdl = None
+        mdl = rel = None
         if cls.model_kind is not None:
             mdl = self._model(cls.model_kind, model)
-        if cls.model_kind == "diffusion":
-            return cls(self.index, self.vectors, model=mdl, **params)
-        if not params and cls.model_kind is None:
+        if relevance is not None:
+            rel = self._model("relevance", relevance)
+        if not params and cls.model_kind is None and rel is None:
             if method not in self._plain:
                 self._plain[method] = cls(self.index, self.vectors)
             return self._plain[method]
-        return cls(self.index, self.vectors, model=mdl, **params)
+        return cls(self.index, self.vectors, model=mdl, relevance=rel, **params)
 
     def query(self, *, text: str | None = None, vector: Any = None, k: int = 10,
               method: str = "topk", weights: dict[str, float] | None = None,
@@ -276,7 +292,8 @@ class FanoutEngine:
               steps: int | None = None, guidance: float | None = None,
               refine: int | None = None,
               objectives: bool = True, deadline: float | None = None,
-              views: list[str] | None = None) -> dict[str, Any]:
+              views: list[str] | None = None, relevance: str | None = None
+              ) -> dict[str, Any]:
         """One query → its set: items (row_idx, sample_id, text, score = cosine to the query,
         sub_query = which fan-out slot found it, −1 for the query itself), objectives (None
         with ``objectives=False``, which skips the ``POOL``-item neighbourhood search),
@@ -287,7 +304,9 @@ class FanoutEngine:
         ``mmr_pool``), ``best_of``/``rounds`` (teacher: N and CEM rounds; diffusion: sets
         sampled and ranked), ``steps``/``guidance`` (diffusion), ``refine`` (teacher,
         diffusion: sweeps of reward-guided grounding, ``retrieval.ascent``; ascent: its
-        sweeps over the top ``mmr_pool``). ``weights`` drive the teacher's search,
+        sweeps over the top ``mmr_pool``). ``relevance``: a relevance model's id
+        (``curate fanout train-relevance``): mmr, dpp, ascent and the teacher's / diffusion's
+        ``refine`` then select by it instead of cosine. ``weights`` drive the teacher's search,
         diffusion's ranking and grounding, ascent and the reported composite. ``seed`` fixes
         the sampling (None: a fresh draw / the model's seed). ``deadline`` (a
         ``time.monotonic()`` instant) stops the query between stages with
@@ -326,10 +345,12 @@ class FanoutEngine:
         params = {p: v for p, v in params.items() if v is not None}
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        retr = self.retriever(method, model, **params)
-        rule = self.view_rules.get(model, ("colon", [])) if retr.model_kind else ("single", [])
-        views = self._query_views(text, vector, retr.n_views if retr.fans_out else 1,
-                                  deadline, views, rule, model)
+        retr = self.retriever(method, model, relevance, **params)
+        reads = model if retr.model_kind else relevance       # the model whose views it reads
+        rule = self.view_rules.get(reads, ("colon", [])) if reads else ("single", [])
+        wide = retr.fans_out or retr.relevance is not None
+        views = self._query_views(text, vector, retr.n_views if wide else 1,
+                                  deadline, views, rule, reads)
         if text is not None:
             timings["embed_s"] = time.perf_counter() - t0
         check_deadline(deadline, "embedding the query")
@@ -338,7 +359,7 @@ class FanoutEngine:
         if retr.k_fixed is not None and k != retr.k_fixed:
             raise InvalidParameterError(f"{method}: the model returns k={retr.k_fixed} items; "
                                         f"got k={k}")
-        shared = (self.micro_batch and retr.batched and seed is None
+        shared = (self.micro_batch and retr.batched and seed is None and relevance is None
                   and weights == DEFAULT_WEIGHTS and retr.get_params() == retr.default_params())
         if shared:   # one batcher (one worker thread) per method, model and k: defaults only
             key = (method, model if retr.model_kind else None, k)   # a model-free method
@@ -367,7 +388,8 @@ class FanoutEngine:
                                        strict=True)]
         return {"method": method, "k": k, "index": self.index_name,
                 "index_meta": self.index.meta,
-                "model_version": model if retr.model_kind else None, "items": items,
+                "model_version": model if retr.model_kind else None,
+                "relevance_model": relevance, "items": items,
                 "objectives": obj, "timings": timings}
 
 

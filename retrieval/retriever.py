@@ -148,7 +148,8 @@ class Retriever:
                                   f"index holds {index.dim}-d ones")
             views = getattr(model, "views", None) or getattr(
                 getattr(model, "cfg", None), "views", None)
-            if views is not None and int(views) != relevance.views:
+            # view 0 is always the full query: a one-view relevance model fits any model
+            if views is not None and relevance.views > 1 and int(views) != relevance.views:
                 raise InvalidParameterError(f"the relevance model reads {relevance.views} "
                                             f"query views; the {self.model_kind} model "
                                             f"{int(views)}")

@@ -126,6 +126,11 @@ class FanoutRequest(BaseModel):
                                                "500-neighbour pool search).")
     model: str | None = Field(None, max_length=64, description="Model id (methods teacher, "
                                                                 "diffusion).")
+    relevance: str | None = Field(None, max_length=64,
+                                  description="A relevance model's id (`curate fanout "
+                                              "train-relevance`): mmr, dpp, ascent and "
+                                              "teacher/diffusion with refine ≥ 1 select by it "
+                                              "instead of cosine.")
     seed: Int | None = Field(None, description="Sampling seed (teacher, diffusion).",
                              json_schema_extra={"minimum": 0, "maximum": SEED_LIMIT - 1})
     best_of: Int | None = Field(None, description=f"Teacher: fan-outs sampled, best kept by "
@@ -195,6 +200,8 @@ class FanoutResponse(BaseModel):
     index: str
     index_meta: dict[str, Any]
     model_version: str | None
+    relevance_model: str | None = Field(None, description="The relevance model the set was "
+                                                          "selected by (null: cosine).")
     items: list[Item]
     objectives: Objectives | None = Field(..., description="The set's objectives (null when the "
                                                            "request says objectives: false).")
@@ -531,7 +538,7 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
                 weights=req.weights, mmr_lambda=req.mmr_lambda, dpp_theta=req.dpp_theta,
                 model=req.model, seed=req.seed, best_of=req.best_of, rounds=req.rounds,
                 steps=req.steps, guidance=req.guidance, refine=req.refine,
-                objectives=req.objectives,
+                objectives=req.objectives, relevance=req.relevance,
                 deadline=deadline, views=req.views)
         except DeadlineExceededError:
             raise

@@ -81,6 +81,23 @@ def test_own_items_and_queries_through_the_cli_and_the_service(user_data, capsys
         quiet = client.post("/v1/fanout", json={**body, "objectives": False})
         assert quiet.status_code == 200 and quiet.json()["objectives"] is None
         assert quiet.json()["timings"]["objectives_s"] is None
+    relevance = cli("fanout", "train-relevance", "--index", "docs-flat", "--queries",
+                    qs["query_set"], "--k", "5", "--pool", "30", "--hidden", "16",
+                    "--epochs", "2", "--batch", "128")
+    assert relevance["model_id"].startswith("relevance-") and relevance["n_val_queries"] == 4
+    for method, extra in (("mmr", {}), ("diffusion", {"model": diff["model_id"], "refine": 1})):
+        body = {"vector": test.views[0, 0].tolist(), "k": 5, "method": method,
+                "relevance": relevance["model_id"], **extra}
+        r = client.post("/v1/fanout", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["relevance_model"] == relevance["model_id"]
+        assert len({i["row_idx"] for i in r.json()["items"]}) == 5
+    refused = client.post("/v1/fanout", json={"vector": test.views[0, 0].tolist(), "k": 5,
+                                              "relevance": relevance["model_id"]})
+    assert refused.status_code == 400 and "does not re-rank" in refused.json()["detail"]
+    wrong = client.post("/v1/fanout", json={"vector": test.views[0, 0].tolist(), "k": 5,
+                                            "method": "mmr", "relevance": teacher["model_id"]})
+    assert wrong.status_code == 400 and "is a 'teacher' model" in wrong.json()["detail"]
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     assert {"Objectives", "Timings", "FanoutResponse"} <= set(schema)
     assert "diversity" in schema["Objectives"]["properties"]

@@ -1,5 +1,5 @@
-"""Fan-out retrieval commands: index build, fanout query / train-teacher / synthesize /
-train-diffusion, and serve (the HTTP service)."""
+"""Fan-out retrieval commands: index build, fanout query / train-teacher / train-relevance /
+synthesize / train-diffusion, and serve (the HTTP service)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,9 @@ def fanout_query_cmd(
     view: Annotated[list[str] | None, typer.Option(
         "--view", help="Another view of the query (repeat, in the query set's view-column "
                        "order) for a model trained on view columns.")] = None,
+    relevance: Annotated[str | None, typer.Option(
+        help="Relevance model id (train-relevance): mmr, dpp, ascent and teacher/diffusion "
+             "with --refine select by it instead of cosine.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Answer a query with a set of items and the set's objective values."""
@@ -78,7 +81,7 @@ def fanout_query_cmd(
     res = fanout_query(_store(), index, text=text, k=k, method=method, mmr_lambda=mmr_lambda,
                        dpp_theta=dpp_theta, model=model, seed=seed, best_of=best_of,
                        rounds=rounds, steps=steps, guidance=guidance, refine=refine,
-                       weights=_weights(weights), views=view or None)
+                       weights=_weights(weights), views=view or None, relevance=relevance)
 
     def human() -> None:
         import polars as pl
@@ -251,6 +254,34 @@ def fanout_train_teacher(
                         weights=_weights(weights), seed=seed, progress=not json_out)
     if not json_out:
         res = {k_: v for k_, v in res.items() if k_ != "reward_history"}
+    _emit(res, json_out)
+
+
+@fanout_app.command("train-relevance")
+def fanout_train_relevance(
+    index: Annotated[str, typer.Option("--index", help="Index the candidates come from.")],
+    queries: Annotated[str | None, typer.Option(
+        help="Query set with references: a stored id (`curate fanout queries`) or a table "
+             "with query_id, text, references[, item]; default: the bundled WordNet "
+             "hypernym queries.")] = None,
+    k: Annotated[int, typer.Option(help="k of the validation recall@k.")] = 10,
+    pool: Annotated[int, typer.Option(help="Candidates a query view: its nearest items.")]
+    = 150,
+    hidden: Annotated[int, typer.Option(help="Width of the two hidden layers.")] = 512,
+    epochs: Annotated[int, typer.Option(help="Passes over the training pairs.")] = 3,
+    batch: Annotated[int, typer.Option(help="(candidate, query) pairs a step.")] = 4096,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed (init, shuffles).")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Learn query–item relevance from a query set's references (train split); store it."""
+    from retrieval.relevance import train_relevance
+
+    store = _store()
+    query_set = _query_set(store, index, queries, not json_out)
+    res = train_relevance(store, index, query_set, k=k, pool=pool, hidden=hidden,
+                          epochs=epochs, batch=batch, lr=lr, seed=seed,
+                          progress=not json_out)
     _emit(res, json_out)
 
 

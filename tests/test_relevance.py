@@ -1,0 +1,174 @@
+"""The learned relevance model (``retrieval.relevance``): it learns what cosine cannot see,
+it is seeded, stored and loaded, and every method that takes one selects by it."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from core.errors import InvalidParameterError, MissingInputError
+from retrieval import build_index, load_index
+from retrieval.ascent import refine_grounding
+from retrieval.index import distinct_rows, normalise
+from retrieval.relevance import load_relevance, top_by, train_relevance
+from retrieval.retriever import RETRIEVERS, make_retriever, retriever_class
+from stores import IngestSpec, Store
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory):
+    """12 clusters of 50 items in 16-d; coordinate 0 is a ±0.6 tag, the rest the cluster's
+    direction plus noise. A query is a noisy cluster direction with tag 0, so cosine ranks
+    both tags alike; its references are the cluster's items with tag +. 200 vector queries."""
+    root = tmp_path_factory.mktemp("rel")
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(12, 15))
+    cluster = np.repeat(np.arange(12), 50)
+    tag = np.where(rng.random(600) < 0.5, 0.6, -0.6)
+    X = np.concatenate([tag[:, None], centres[cluster] + 0.3 * rng.normal(size=(600, 15))], 1)
+    ids = [f"s{i}" for i in range(600)]
+    pl.DataFrame({"id": ids, "vec": X.astype(np.float32).tolist()}).write_parquet(
+        root / "d.parquet")
+    st = Store.create(root / "s")
+    st.ingest(root / "d.parquet", "d", IngestSpec(vector_column="vec", id_column="id"))
+    build_index(st, "d", factory="Flat", name="flat")
+    qc = rng.integers(0, 12, 200)
+    Q = np.concatenate([np.zeros((200, 1)), centres[qc] + 0.3 * rng.normal(size=(200, 15))], 1)
+    refs = [[ids[i] for i in np.flatnonzero((cluster == c) & (tag > 0))] for c in qc]
+    table = pl.DataFrame({"query_id": [f"q{i}" for i in range(200)],
+                          "qvec": Q.astype(np.float32).tolist(), "references": refs})
+    from retrieval.queries import register_queries
+
+    qs = register_queries(st, "flat", table, text_column=None, vector_column="qvec",
+                          references_column="references")["query_set"]
+    return st, qs, normalise(X.astype(np.float32))
+
+
+def fit(tagged, seed=0):
+    st, qs, _ = tagged
+    return train_relevance(st, "flat", qs, pool=60, hidden=32, epochs=8, batch=256, lr=3e-3,
+                           seed=seed)
+
+
+def test_it_learns_what_cosine_cannot_see_and_is_seeded(tagged):
+    st, qs, Xn = tagged
+    info = fit(tagged)
+    # top-10 by cosine holds both tags alike (~5 of the 25 references); the model learns "+"
+    assert info["val_recall_cosine"] < 0.3 < 0.36 < info["val_recall_model"]
+    assert info["n_pairs"] > 0 and 0 < info["positive_share"] < 1
+    again = fit(tagged)
+    a, b = load_relevance(st, info["model_id"]), load_relevance(st, again["model_id"])
+    for (_, pa), (_, pb) in zip(a.net.state_dict().items(), b.net.state_dict().items(),
+                                strict=True):
+        assert torch.equal(pa, pb)                                  # same seed, same model
+    V = normalise(np.zeros((2, 16), np.float32) + np.eye(16, dtype=np.float32)[:2])[:, None]
+    s = a.score(V, np.array([[0, 5, -1], [-1, -1, -1]]), Xn)
+    assert s.shape == (2, 3) and np.isinf(s[0, 2]) and np.isinf(s[1]).all()
+    assert ((s[0, :2] > 0) & (s[0, :2] < 1)).all()
+
+
+def test_mmr_by_learned_relevance_keeps_the_tagged_items(tagged):
+    st, qs, Xn = tagged
+    rel = load_relevance(st, fit(tagged)["model_id"])
+    index = load_index(st, "flat")
+    from retrieval.queries import load_queries
+
+    te = load_queries(st, qs, "test")
+    plain = make_retriever("mmr", index, Xn, lam=1.0, pool=60).retrieve(te.views, K)
+    learned = make_retriever("mmr", index, Xn, relevance=rel, lam=1.0, pool=60).retrieve(
+        te.views, K)
+    assert (Xn[learned.row_idx][:, :, 0] > 0).mean() > 0.9 > 0.7 > \
+        (Xn[plain.row_idx][:, :, 0] > 0).mean()
+
+
+class Scores:
+    """A relevance model given by a table of per-item scores (a test double of
+    ``retrieval.relevance.Relevance``: same attributes, any query gets the same scores)."""
+
+    def __init__(self, table: np.ndarray, dim: int, views: int = 1):
+        self.table, self.dim, self.views = table, dim, views
+
+    def score(self, V, rows, vectors):
+        return np.where(rows >= 0, self.table[np.clip(rows, 0, None)], -np.inf)
+
+    def scorer(self, V, vectors):
+        return lambda rows: self.score(V, rows, vectors)
+
+
+def test_every_relevance_method_selects_by_it(tagged):
+    """Relevance = 1 on a chosen 10 items far down the query's list, 0 elsewhere: mmr (λ = 1),
+    dpp (θ → 1) and ascent under alignment only return exactly those items."""
+    st, _, Xn = tagged
+    index = load_index(st, "flat")
+    q = Xn[:1]
+    order = np.argsort(-(q @ Xn.T)[0])
+    chosen = np.sort(order[30:40])
+    table = np.zeros(len(Xn))
+    table[chosen] = 1.0
+    rel = Scores(table, 16)
+    for name, params in (("mmr", {"lam": 1.0, "pool": 60}), ("dpp", {"theta": 0.999, "pool": 60}),
+                         ("ascent", {"pool": 60, "sweeps": 2})):
+        r = make_retriever(name, index, Xn, relevance=rel, **params)
+        got = r.retrieve(q, K, weights={"alignment": 1.0})
+        assert np.array_equal(np.sort(got.row_idx[0]), chosen), name
+
+
+def test_refinement_swaps_to_the_most_relevant_free_hit():
+    """Golden case: 4 items, k = 1, alignment only; hits [0, 1, 2]; relevance 0.1, 0.9, 0.5:
+    the slot moves from item 0 to item 1 (cosine would keep the nearest, item 0)."""
+    X = normalise(np.array([[1, 0.0], [0.6, 0.8], [0.8, 0.6], [0, 1]], np.float32))
+    q = X[:1]
+    hits = np.array([[[0, 1, 2]]])
+    table = np.array([0.1, 0.9, 0.5, 0.0])
+    by_cos = refine_grounding(X, q, hits, np.array([[0]]), {"alignment": 1.0})
+    by_rel = refine_grounding(X, q, hits, np.array([[0]]), {"alignment": 1.0},
+                              relevance=lambda rows: table[rows])
+    assert by_cos.tolist() == [[0]] and by_rel.tolist() == [[1]]
+    with pytest.raises(InvalidParameterError, match="groundedness"):
+        refine_grounding(X, q, hits, np.array([[0]]), {"groundedness": 1.0},
+                         pool=X[None, :2], relevance=lambda rows: table[rows])
+
+
+def test_relevance_is_refused_where_it_cannot_act(tagged):
+    st, qs, Xn = tagged
+    index = load_index(st, "flat")
+    rel = Scores(np.zeros(len(Xn)), 16)
+    users = [n for n in RETRIEVERS if retriever_class(n).uses_relevance]
+    assert set(users) == {"mmr", "dpp", "ascent", "teacher", "diffusion"}
+    with pytest.raises(InvalidParameterError, match="does not re-rank by relevance"):
+        make_retriever("topk", index, Xn, relevance=rel)
+    from retrieval.teacher import Teacher
+
+    teacher = Teacher(index, Xn, k=K, views=1, seed=0)
+    with pytest.raises(InvalidParameterError, match="refine"):
+        make_retriever("teacher", index, Xn, model=teacher, relevance=rel)
+    with pytest.raises(InvalidParameterError, match="3 query views"):
+        make_retriever("teacher", index, Xn, model=teacher, relevance=Scores(table := np.zeros(
+            len(Xn)), 16, views=3), refine=1)
+    assert table.shape == (600,)
+    r = make_retriever("teacher", index, Xn, model=teacher, relevance=rel, refine=1)
+    res = r.retrieve(Xn[:3], K, seed=0)
+    assert all(len(set(row)) == K for row in res.row_idx.tolist())
+
+
+def test_a_query_set_without_references_cannot_train_one(tagged):
+    st, _, Xn = tagged
+    from retrieval.queries import register_queries
+
+    table = pl.DataFrame({"query_id": [f"q{i}" for i in range(20)],
+                          "qvec": Xn[:20].tolist()})
+    qs = register_queries(st, "flat", table, text_column=None, vector_column="qvec")
+    with pytest.raises(MissingInputError, match="references"):
+        train_relevance(st, "flat", qs["query_set"])
+
+
+def test_distinct_rows_and_top_by_golden():
+    rows = np.array([[5, 3, 5, -1, 2], [7, 7, 7, 1, -1]])
+    assert distinct_rows(rows, np.array([2, -1])).tolist() == [[3, 5], [1, 7]]
+    assert distinct_rows(rows).tolist() == [[2, 3, 5], [1, 7, -1]]
+    s = np.array([[0.1, 0.9, -np.inf], [0.5, -np.inf, -np.inf]])
+    assert top_by(s, np.array([[4, 8, 9], [6, 2, 3]]), 2).tolist() == [[8, 4], [6, -1]]
