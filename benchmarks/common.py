@@ -47,6 +47,23 @@ def wordnet_fanout():
     return st, index, X, qs, load_queries(st, qs, "train"), load_queries(st, qs, "test")
 
 
+def latest_fanout_models(store, index: str, regime: str) -> dict[str, str]:
+    """{kind: id} of the latest teacher and diffusion model on ``index`` whose regime is
+    ``regime`` (a diffusion model's regime is its teacher's); a kind with none is absent."""
+    from stores import files
+
+    def regime_of(model_id: str) -> str | None:
+        meta = files.read_json(store.model_path(model_id) / "model.json")
+        if meta.get("index") != index:
+            return None
+        return regime_of(meta["teacher"]) if "teacher" in meta else meta.get("regime")
+
+    frame = store.models()                                  # oldest first
+    return {kind: i for i, kind in zip(frame["id"].to_list(), frame["kind"].to_list(),
+                                       strict=True)
+            if kind in ("teacher", "diffusion") and regime_of(i) == regime}
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read a gzipped IDX file (the MNIST format): magic, dims, then uint8 data."""
     import gzip

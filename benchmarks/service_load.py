@@ -50,7 +50,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import RESULTS, full_store, machine, write_json, write_markdown  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    full_store,
+    latest_fanout_models,
+    machine,
+    write_json,
+    write_markdown,
+)
 
 STORE = Path(__file__).parent / ".cache" / "wordnet-full"
 INDEX = "wordnet-hnsw32"
@@ -321,24 +328,13 @@ def open_models(store) -> dict[str, str]:
     store lacks them, the latest open-regime teacher and diffusion trained on the index (a
     diffusion model's regime is its teacher's; before 2026-12-07's second session this took
     the latest of any regime); without those it stops and asks for benchmarks/fanout.py."""
-    from stores import files
-
     pipeline = json.loads((RESULTS / "fanout.json").read_text())["pipeline"]["open"]
     wanted = {"teacher": pipeline["teacher"]["model_id"],
               "diffusion": pipeline["diffusion"]["model_id"]}
-    frame = store.models()
-    have = dict(zip(frame["id"].to_list(), frame["kind"].to_list(), strict=True))
+    have = set(store.models()["id"].to_list())
     if all(i in have for i in wanted.values()):
         return wanted
-
-    def regime(model_id: str) -> str | None:      # a diffusion model's: its teacher's
-        meta = files.read_json(store.model_path(model_id) / "model.json")
-        if meta.get("index") != INDEX:
-            return None
-        return regime(meta["teacher"]) if "teacher" in meta else meta.get("regime")
-
-    latest = {kind: i for i, kind in have.items()          # store.models(): oldest first
-              if kind in wanted and regime(i) == "open"}
+    latest = latest_fanout_models(store, INDEX, "open")
     if set(latest) == set(wanted):
         return latest
     raise SystemExit("no open-regime teacher and diffusion model on index "

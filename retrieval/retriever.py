@@ -23,6 +23,10 @@ taking the queries' views V (B, V, d) (unit vectors; view 0 is the full query,
 - ``exclude`` (B,) is one row per query that is never returned (−1: none; the benchmark's
   hypernym, which is not one of its own hyponyms).
 
+A learned relevance model (``retrieval.relevance``, ``relevance=`` at construction) replaces
+cosine as the relevance term of the methods with ``uses_relevance`` (mmr, dpp, ascent, and
+teacher / diffusion through ``refine``); they then read the query views it was trained on.
+
 Registry: ``RETRIEVERS`` maps a name to ``"module:Class"`` (modules are imported on use, so
 ``topk`` never imports torch); ``make_retriever(name, index, vectors, model=..., **params)``
 builds one and ``retriever_class(name)`` gives the class. ``model`` is the loaded teacher
