@@ -35,6 +35,16 @@ retriever and the teacher's mean fan-out, and ``ascent``'s own search over the t
 under the same weights (``-div<w>`` rows), and guidance 2 with w = 0.3; their objectives
 are scored under the default weights like every row's. Also: the reference sets' own Vendi
 (their first k items), the diversity ceiling.
+Learned relevance (with the weak regime, whose query set has references): three relevance
+models (``curate fanout train-relevance --seed 0/1/2``, ``retrieval.relevance``); seeded rows
+then pair relevance model s with sampling seed s. ``mmr-rel-λ`` (MMR over the top 200 by the
+model) and ``diffusion-weak-refine1-rel-div<w>`` (one sweep of grounding with the model as
+the alignment term, under {diversity: w, alignment: 1 − w}) at every setting of
+``REL_LAMBDAS`` / ``REL_TRADE_OFFS``; each family's setting for the goal region is chosen on
+the query set's *val* split (the highest mean val recall with mean val Vendi ≥ 6.0) and
+marked in the report, and the teacher's best-of-8 with the same grounding at the diffusion's
+chosen w (``teacher-weak-8-refine1-rel-div<w>``). ``goal_region``: the rows whose test recall
+is above top-k's and Vendi ≥ 6.0.
 Headline (open regime, batch 64): ``latency_ratio_teacher_over_diffusion`` and
 ``quality_fraction_diffusion_over_teacher`` of the teacher's best setting by composite
 against the diffusion setting with the best composite among those ≥ 10× faster (none: the
@@ -76,6 +86,47 @@ DATA = Path(__file__).parent / "data" / "manpages"
 TRADE_OFFS = (0.1, 0.2, 0.3)
 #: classifier-free guidance of the diffusion trade-off rows (1: the default, its own row)
 GUIDANCES = (1.5, 2.0)
+#: relevance-model rows: MMR's λ and the grounding's diversity weight w, each family's goal
+#: setting chosen on the val split; the relevance models' seeds
+REL_LAMBDAS = (0.8, 0.7, 0.65, 0.6)
+REL_TRADE_OFFS = (0.2, 0.25, 0.3, 0.35)
+REL_SEEDS = (0, 1, 2)
+GOAL_VENDI = 6.0
+
+
+class BySeed:
+    """A retriever per seed — relevance model s for seed s — so that ``evaluate``'s seeded
+    runs vary the relevance model's seed with the sampling seed."""
+
+    def __init__(self, retrievers: dict[int, object]):
+        self.retrievers = retrievers
+
+    def retrieve(self, V, k, *, seed, **kwargs):
+        return self.retrievers[seed].retrieve(V, k, seed=seed, **kwargs)
+
+
+def choose_on_val(make, settings, val, weights_of=None) -> dict:
+    """Each setting's mean (recall@10, Vendi) over ``REL_SEEDS`` on the val split and the
+    one chosen for the goal region: the highest mean recall with mean Vendi ≥ 6.0 (none:
+    the most diverse). ``make(setting)`` → a ``BySeed``; ``weights_of(setting)``: the
+    request weights (None: defaults)."""
+    from retrieval.objectives import vendi as vendi_of
+
+    table = {}
+    for s in settings:
+        retr, w = make(s), (weights_of(s) if weights_of else None)
+        pts = []
+        for seed in REL_SEEDS:
+            rows = retr.retrieve(val.views, K, seed=seed, exclude=val.exclude,
+                                 weights=w).row_idx
+            pts.append((float(np.nanmean(recall_at_k(rows, val.refs))),
+                        float(vendi_of(retr.retrievers[seed].vectors[rows]).mean())))
+        table[str(s)] = {"recall_at_k": float(np.mean([p[0] for p in pts])),
+                         "vendi": float(np.mean([p[1] for p in pts]))}
+    ok = [s for s in settings if table[str(s)]["vendi"] >= GOAL_VENDI]
+    chosen = (max(ok, key=lambda s: table[str(s)]["recall_at_k"]) if ok
+              else max(settings, key=lambda s: table[str(s)]["vendi"]))
+    return {"val": table, "chosen": chosen}
 
 
 def trade_off(w: float) -> dict[str, float]:
@@ -183,7 +234,7 @@ def plot(results: dict, ceiling: float, path: Path, title: str) -> None:
     for name, r in results.items():
         fam = name.split("-")[0].split(" ")[0]
         ax.scatter(r["recall_at_k"], r["diversity"], color=families.get(fam, "gray"),
-                   marker="o" if "weak" not in name else "s", s=30,
+                   marker="^" if "-rel" in name else ("s" if "weak" in name else "o"), s=30,
                    label=None if fam in seen else fam)
         seen.add(fam)
         if name in on_front or name == "topk":     # the rest: colour and marker only
@@ -200,7 +251,8 @@ def plot(results: dict, ceiling: float, path: Path, title: str) -> None:
                         label="goal: recall > top-k's, Vendi ≥ 6")
         ax.set_xlim(left, right)
         ax.set_ylim(top=top)
-    ax.set_xlabel("recall@10 of the reference set (squares: weak regime; labels: the front)")
+    ax.set_xlabel("recall@10 of the reference set (squares: weak regime; triangles: learned "
+                  "relevance; labels: the front)", fontsize=8)
     ax.set_ylabel("Vendi score of the 10 items")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
@@ -241,6 +293,13 @@ def main() -> None:
     query_set = pipeline[next(iter(pipeline))]["teacher"]["queries"]
     test = load_queries(st, query_set, "test")
     n_test = min(args.n_test, len(test))
+    relevance, relevance_training = {}, []
+    if "weak" in pipeline:                 # the weak regime's labels: learned relevance
+        for seed in REL_SEEDS:
+            r = cli(st.root, "fanout", "train-relevance", "--index", index_name, *qargs,
+                    "--seed", seed)
+            relevance[seed] = r["model_id"]
+            relevance_training.append({k: v for k, v in r.items() if k != "loss_history"})
     methods = {"topk": (engine.retriever("topk"), [0])}
     for lam in (0.3, 0.5, 0.7, 0.9):
         methods[f"mmr-{lam}"] = (engine.retriever("mmr", lam=lam), [0])
@@ -287,9 +346,37 @@ def main() -> None:
                 engine.retriever("teacher", tm, best_of=1, refine=1), [0], trade_off(w))
         methods[f"diffusion-{regime}-g2-refine1-div0.3"] = (
             engine.retriever("diffusion", dm, guidance=2.0, refine=1), [0, 1, 2], trade_off(0.3))
+    choices = {}
+    if relevance:
+        val = load_queries(st, query_set, "val")
+        dm, tm = diffusions["weak"], teachers["weak"]
+
+        def rel_mmr(lam):
+            return BySeed({s: engine.retriever("mmr", lam=lam, relevance=m)
+                           for s, m in relevance.items()})
+
+        def rel_diffusion(_w):             # the weights come with each request
+            return BySeed({s: engine.retriever("diffusion", dm, refine=1, relevance=m)
+                           for s, m in relevance.items()})
+
+        choices["mmr-rel"] = choose_on_val(rel_mmr, REL_LAMBDAS, val)
+        choices["diffusion-weak-refine1-rel"] = choose_on_val(rel_diffusion, REL_TRADE_OFFS,
+                                                              val, trade_off)
+        for lam in REL_LAMBDAS:
+            methods[f"mmr-rel-{lam}"] = (rel_mmr(lam), list(REL_SEEDS))
+        for w in REL_TRADE_OFFS:
+            methods[f"diffusion-weak-refine1-rel-div{w}"] = (rel_diffusion(w), list(REL_SEEDS),
+                                                             trade_off(w))
+        w = choices["diffusion-weak-refine1-rel"]["chosen"]
+        methods[f"teacher-weak-8-refine1-rel-div{w}"] = (
+            BySeed({s: engine.retriever("teacher", tm, best_of=8, refine=1, relevance=m)
+                    for s, m in relevance.items()}), list(REL_SEEDS), trade_off(w))
     results = {name: evaluate(name, spec[0], test, engine, spec[1], n_test,
                               spec[2] if len(spec) > 2 else None)
                for name, spec in methods.items()}
+    top = results["topk"]["recall_at_k"]
+    goal_region = [m for m, r in results.items()
+                   if r["recall_at_k"] > top and r["diversity"] >= GOAL_VENDI]
     first = np.where(test.refs[:n_test, :K] >= 0, test.refs[:n_test, :K], -1)
     full = (first >= 0).all(1)
     ceiling = float(vendi(engine.vectors[first[full]]).mean()) if full.any() else float("nan")
@@ -330,6 +417,9 @@ def main() -> None:
            "domain": args.domain, "k": K, "pool": 500, "index": index_name,
            "query_set": query_set, "n_test_queries": n_test,
            "reference_vendi_ceiling": ceiling, "pareto_front": pareto(results),
+           "goal_region": goal_region, "relevance_models": relevance,
+           "relevance_training": relevance_training,
+           "relevance_choices": choices,
            "methods": results, "pipeline": pipeline, "args": vars(args), "machine": machine()}
     write_json(RESULTS / f"fanout{suffix}.json", out)
     report(out)
@@ -369,6 +459,20 @@ def report(out: dict) -> None:
                      f"{'●' if name in front else ''} | "
                      f"{lat['batch1']['p50_ms']:.1f} / {lat['batch1']['p99_ms']:.1f} | "
                      f"{lat['batch64']['p50_ms']:.2f} / {lat['batch64']['p99_ms']:.2f} |")
+    choices = out.get("relevance_choices") or {}
+    if choices:
+        lines += ["", "Learned relevance (`curate fanout train-relevance`, seeds "
+                  f"{', '.join(map(str, out['relevance_models']))}: "
+                  f"{', '.join(out['relevance_models'].values())}); the goal setting of each "
+                  "family chosen on the val split (highest mean val recall with mean val "
+                  f"Vendi ≥ {GOAL_VENDI}):", ""]
+        for fam, c in choices.items():
+            val = "; ".join(f"{s}: {v['recall_at_k']:.3f} at {v['vendi']:.2f}"
+                            for s, v in c["val"].items())
+            lines.append(f"- {fam}: chose {c['chosen']} (val recall at Vendi — {val})")
+    if "goal_region" in out:
+        lines += ["", "Goal region (test recall@10 above top-k's and Vendi ≥ "
+                  f"{GOAL_VENDI}): " + (", ".join(out["goal_region"]) or "no row")]
     lines += ["", "Headline (batch 64): the teacher's best setting by composite over the "
               "diffusion retriever — its best-composite setting among those ≥ 10× faster "
               "(latency ratio, and diffusion's composite as a fraction of the teacher's):",

@@ -10,19 +10,26 @@ candidate of any query.
 
 Model (shapes: V (B, v, d) the query's unit views, view 0 the full query; x (d,) a unit item):
 
-    r(q, x) = σ(MLP([x, v_1 … v_v, x ⊙ v_1 … x ⊙ v_v, cos(x, v_1) … cos(x, v_v)]))
+    r(q, x) = σ(s·(cos(x, v_1) − c) + MLP([x, v_1 … v_v, x ⊙ v_1 … x ⊙ v_v,
+                                          cos(x, v_1) … cos(x, v_v)]))
 
-two hidden layers of width ``hidden`` (GELU). A bi-encoder feature MLP: it sees embeddings
-only (a cross-encoder re-ranker reads the tokens and is far slower), so it can score every
-candidate of a request (~0.1 ms per candidate on one core).
+two hidden layers of width ``hidden`` (GELU); s (init 10) and c (init 0.5) are learned. The
+MLP's output layer starts at zero, so an untrained model ranks exactly as cosine does and
+training learns the correction (a model trained on a few hundred queries starts from the
+baseline instead of from noise). A bi-encoder feature MLP: it sees embeddings only (a
+cross-encoder re-ranker reads the tokens and is far slower), so it can score every candidate
+of a request (~20 µs a candidate on one core).
 
 Training (``train_relevance``): each train query's candidates are the union of its views'
 ``pool`` nearest items (``candidate_rows``; its own item excluded); a candidate's label is
-whether it is one of the query's references; binary cross-entropy, AdamW, ``epochs`` seeded
-shuffles of mini-batches of ``batch`` (candidate, query) pairs. Features are gathered per
-mini-batch from the item vectors (a memory map in the store): no whole-array copy. The val
-split reports recall@k of the top-k candidates by the model beside top-k by cosine
-(``model.json``: ``val_recall_model``, ``val_recall_cosine``).
+whether it is one of the query's references; binary cross-entropy, AdamW, ``steps`` updates
+on mini-batches of ``batch`` (candidate, query) pairs from seeded shuffles (as many passes
+as that takes). Every ``EVAL_EVERY`` updates the loss on the val split's candidates is
+measured and the best state is kept (with no val references: the last). Features are
+gathered per mini-batch from the item vectors (a memory map in the store): no whole-array
+copy. ``model.json`` reports recall@k of the top-k candidates by the model beside top-k by
+cosine on the val split (``val_recall_model``, ``val_recall_cosine``): a model that does not
+beat cosine there should not be used.
 
 Use: ``Retriever(..., relevance=load_relevance(store, id))`` — mmr and dpp re-rank by it, and
 the reward-guided grounding (``retrieval.ascent``: ascent, the teacher's and the diffusion
@@ -33,6 +40,7 @@ the same way.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +54,8 @@ from retrieval.index import VectorIndex, distinct_rows, normalise, sub_query_hit
 
 #: candidate pairs scored per forward pass
 SCORE_BATCH = 32_768
+#: updates between two measurements of the val loss (the best state is kept)
+EVAL_EVERY = 100
 
 
 class RelevanceNet(nn.Module):
@@ -57,11 +67,21 @@ class RelevanceNet(nn.Module):
         width = (1 + 2 * views) * dim + views
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, hidden),
                                  nn.GELU(), nn.Linear(hidden, 1))
+        self.scale = nn.Parameter(torch.tensor(10.0))
+        self.shift = nn.Parameter(torch.tensor(0.5))
+
+    def start_at_cosine(self) -> RelevanceNet:
+        """Zero the MLP's output layer: the model then ranks as cosine to view 0 does."""
+        with torch.no_grad():
+            self.mlp[-1].weight.zero_()
+            self.mlp[-1].bias.zero_()
+        return self
 
     def forward(self, x: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         prod = x[:, None, :] * V                                       # (N, v, d)
-        feats = torch.cat([x, V.flatten(1), prod.flatten(1), prod.sum(2)], dim=1)
-        return self.mlp(feats).squeeze(1)
+        cos = prod.sum(2)                                              # (N, v)
+        feats = torch.cat([x, V.flatten(1), prod.flatten(1), cos], dim=1)
+        return self.scale * (cos[:, 0] - self.shift) + self.mlp(feats).squeeze(1)
 
 
 class Relevance:
@@ -121,11 +141,12 @@ def top_by(scores: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def train_relevance(store, index_name: str, queries: str, *, k: int = 10, pool: int = 150,
-                    hidden: int = 512, epochs: int = 3, batch: int = 4096, lr: float = 1e-3,
+                    hidden: int = 512, steps: int = 600, batch: int = 4096, lr: float = 1e-3,
                     seed: int = 0, progress: bool = False) -> dict:
     """``curate fanout train-relevance``: fit ``RelevanceNet`` on the train split of query set
-    ``queries`` (it must have references) over index ``index_name``; report recall@k on the
-    val split; store it as ``models/relevance-<hex>``. Returns the model id and its meta."""
+    ``queries`` (it must have references) over index ``index_name``, keeping the state with
+    the lowest val loss; report recall@k on the val split; store it as
+    ``models/relevance-<hex>``. Returns the model id and its meta."""
     from core.checks import check_int, check_number, check_seed
     from core.errors import InvalidParameterError, MissingInputError
     from core.progress import bar
@@ -133,9 +154,9 @@ def train_relevance(store, index_name: str, queries: str, *, k: int = 10, pool: 
     from retrieval.queries import load_queries, model_views, query_set_meta, recall_at_k
     from stores import files
 
-    for name, value, lo in (("k", k, 1), ("pool", pool, 1), ("hidden", hidden, 1),
-                            ("epochs", epochs, 1), ("batch", batch, 1)):
-        check_int("train-relevance", name, value, lo)
+    for name, value in (("k", k), ("pool", pool), ("hidden", hidden), ("steps", steps),
+                        ("batch", batch)):
+        check_int("train-relevance", name, value, 1)
     check_number("train-relevance", "lr", lr, 0.0, 10.0, low_open=True)
     check_seed(seed)
     qmeta = query_set_meta(store, queries)
@@ -155,48 +176,53 @@ def train_relevance(store, index_name: str, queries: str, *, k: int = 10, pool: 
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     views = train.views.shape[1]
-    net = init_linear_layers(RelevanceNet(index.dim, views, hidden), gen)
-    rows = candidate_rows(index, train.views, pool, train.exclude)            # (m, P)
-    b, p = np.nonzero(rows >= 0)
-    items = rows[b, p]
-    label = _is_reference(rows, train.refs)[b, p].astype(np.float32)
-    Vt = torch.from_numpy(train.views)
+    net = init_linear_layers(RelevanceNet(index.dim, views, hidden), gen).start_at_cosine()
+    pairs = _Pairs(index, X, train, pool)
+    checked = _Pairs(index, X, val, pool) if len(val) and val.has_references else None
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    history, t0 = [], time.perf_counter()
-    steps = -(-len(items) // batch)
-    with bar("relevance epochs", total=epochs * steps, enabled=progress) as prog:
-        for _ in range(epochs):
+    history: dict[str, list] = {"step": [], "train_loss": [], "val_loss": []}
+    best, best_loss, t0 = None, np.inf, time.perf_counter()
+    order, at, running = rng.permutation(len(pairs)), 0, []
+    with bar("relevance steps", total=steps, enabled=progress) as prog:
+        for step in range(1, steps + 1):
+            if at >= len(order):                                # another seeded pass
+                order, at = rng.permutation(len(pairs)), 0
+            j = np.sort(order[at:at + batch])                   # sorted: memory-map locality
+            at += batch
             net.train()
-            order, total = rng.permutation(len(items)), 0.0
-            for s in range(0, len(order), batch):
-                j = np.sort(order[s:s + batch])                 # sorted: memory-map locality
-                x = torch.from_numpy(np.ascontiguousarray(X[items[j]], dtype=np.float32))
-                x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                loss = nn.functional.binary_cross_entropy_with_logits(
-                    net(x, Vt[b[j]]), torch.from_numpy(label[j]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(j)
-                prog.advance(1)
-            history.append(total / len(items))
+            loss = pairs.loss(net, j)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running.append(float(loss.detach()))
+            prog.advance(1)
+            if step % EVAL_EVERY == 0 or step == steps:
+                net.eval()
+                with torch.inference_mode():
+                    v = (float(checked.loss(net, np.arange(len(checked))))
+                         if checked is not None else np.nan)
+                history["step"].append(step)
+                history["train_loss"].append(float(np.mean(running)))
+                history["val_loss"].append(v)
+                running = []
+                if checked is None or v < best_loss:
+                    best_loss, best = v, copy.deepcopy(net.state_dict())
+    net.load_state_dict(best)
     model = Relevance(net, {})
+    best_step = (history["step"][int(np.nanargmin(history["val_loss"]))]
+                 if checked is not None else steps)
     info: dict[str, Any] = {
         "index": index_name, "queries": queries, "views": views, "view_rule": view_rule,
         "view_names": view_names, "dim": index.dim, "hidden": hidden, "pool": pool, "k": k,
-        "epochs": epochs, "batch": batch, "lr": lr, "seed": seed,
-        "n_train_queries": len(train), "n_pairs": int(len(items)),
-        "positive_share": float(label.mean()), "loss_history": history,
+        "steps": steps, "best_step": best_step, "batch": batch, "lr": lr, "seed": seed,
+        "n_train_queries": len(train), "n_pairs": len(pairs),
+        "positive_share": float(pairs.label.mean()), "history": history,
         "train_s": time.perf_counter() - t0}
-    if len(val) and val.has_references:
-        vrows = candidate_rows(index, val.views, pool, val.exclude)
-        # the val candidates' vectors only, unit rows; ids re-numbered into them
-        uniq = np.unique(vrows[vrows >= 0])
-        Xu = normalise(np.asarray(X[uniq]))
-        pos = np.where(vrows >= 0, np.searchsorted(uniq, vrows), -1)
-        cos = np.where(pos >= 0, np.einsum("bpd,bd->bp", Xu[np.clip(pos, 0, None)],
-                                           val.views[:, 0]), -np.inf)
-        learned = model.score(val.views, pos, Xu)
+    if checked is not None:
+        learned = model.score(val.views, checked.rows, X_unit := checked.unit())
+        cos = np.where(checked.rows >= 0, np.einsum(
+            "bpd,bd->bp", X_unit[np.clip(checked.rows, 0, None)], val.views[:, 0]), -np.inf)
+        vrows = checked.ids
         info["val_recall_model"] = float(np.nanmean(recall_at_k(top_by(learned, vrows, k),
                                                                 val.refs)))
         info["val_recall_cosine"] = float(np.nanmean(recall_at_k(top_by(cos, vrows, k),
@@ -208,6 +234,46 @@ def train_relevance(store, index_name: str, queries: str, *, k: int = 10, pool: 
 
     model_id = store.write_model("relevance", write, info)
     return {"model_id": model_id, **info}
+
+
+class _Pairs:
+    """The (candidate, query) pairs of a query split: ids (m, P) the candidates' item rows
+    (−1 padded), the flat pairs b (query), p (slot) and their labels; rows (m, P) the ids
+    re-numbered into ``uniq`` (the distinct candidates), whose unit vectors ``unit()`` gathers
+    for the val split's recall (a split's candidates, not the item array)."""
+
+    def __init__(self, index: VectorIndex, X, split, pool: int):
+        self.X, self.split = X, split
+        self.ids = candidate_rows(index, split.views, pool, split.exclude)      # (m, P)
+        self.uniq = np.unique(self.ids[self.ids >= 0])
+        self.rows = np.where(self.ids >= 0, np.searchsorted(self.uniq, self.ids), -1)
+        self.b, self.p = np.nonzero(self.ids >= 0)
+        self.label = _is_reference(self.ids, split.refs)[self.b, self.p].astype(np.float32)
+        self.V = torch.from_numpy(split.views)
+        self._unit = None
+
+    def __len__(self) -> int:
+        return len(self.b)
+
+    def unit(self) -> np.ndarray:
+        """(u, d) unit vectors of the distinct candidates (read from X once, on first use)."""
+        if self._unit is None:
+            self._unit = normalise(np.asarray(self.X[self.uniq]))
+        return self._unit
+
+    def loss(self, net: RelevanceNet, j: np.ndarray) -> torch.Tensor:
+        """Mean binary cross-entropy of ``net`` on pairs j (sorted), their item vectors read
+        from X and normalised per batch of ``SCORE_BATCH`` pairs (never the whole split)."""
+        total = torch.zeros(())
+        for s in range(0, len(j), SCORE_BATCH):
+            part = j[s:s + SCORE_BATCH]
+            x = torch.from_numpy(np.ascontiguousarray(
+                self.X[self.ids[self.b[part], self.p[part]]], dtype=np.float32))
+            x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            total = total + nn.functional.binary_cross_entropy_with_logits(
+                net(x, self.V[self.b[part]]), torch.from_numpy(self.label[part]),
+                reduction="sum")
+        return total / len(j)
 
 
 def _is_reference(rows: np.ndarray, refs: np.ndarray) -> np.ndarray:

@@ -83,7 +83,7 @@ def test_own_items_and_queries_through_the_cli_and_the_service(user_data, capsys
         assert quiet.json()["timings"]["objectives_s"] is None
     relevance = cli("fanout", "train-relevance", "--index", "docs-flat", "--queries",
                     qs["query_set"], "--k", "5", "--pool", "30", "--hidden", "16",
-                    "--epochs", "2", "--batch", "128")
+                    "--steps", "20", "--batch", "128")
     assert relevance["model_id"].startswith("relevance-") and relevance["n_val_queries"] == 4
     for method, extra in (("mmr", {}), ("diffusion", {"model": diff["model_id"], "refine": 1})):
         body = {"vector": test.views[0, 0].tolist(), "k": 5, "method": method,

@@ -50,7 +50,7 @@ def tagged(tmp_path_factory):
 
 def fit(tagged, seed=0):
     st, qs, _ = tagged
-    return train_relevance(st, "flat", qs, pool=60, hidden=32, epochs=8, batch=256, lr=3e-3,
+    return train_relevance(st, "flat", qs, pool=60, hidden=32, steps=300, batch=256, lr=3e-3,
                            seed=seed)
 
 
@@ -172,3 +172,18 @@ def test_distinct_rows_and_top_by_golden():
     assert distinct_rows(rows).tolist() == [[2, 3, 5], [1, 7, -1]]
     s = np.array([[0.1, 0.9, -np.inf], [0.5, -np.inf, -np.inf]])
     assert top_by(s, np.array([[4, 8, 9], [6, 2, 3]]), 2).tolist() == [[8, 4], [6, -1]]
+
+
+def test_an_untrained_model_ranks_as_cosine():
+    """``start_at_cosine``: the MLP's output layer is zero, so r(q, x) = σ(10·(cos − 0.5)) —
+    an untrained model keeps the baseline's order instead of noise."""
+    from core.nn import init_linear_layers
+    from retrieval.relevance import Relevance, RelevanceNet
+
+    rng = np.random.default_rng(1)
+    X = normalise(rng.normal(size=(50, 8)).astype(np.float32))
+    V = normalise(rng.normal(size=(3, 8)).astype(np.float32))[:, None, :]
+    net = init_linear_layers(RelevanceNet(8, 1, 16), torch.Generator().manual_seed(0))
+    rows = np.tile(np.arange(50), (3, 1))
+    s = Relevance(net.start_at_cosine(), {}).score(V, rows, X)
+    assert np.allclose(s, 1 / (1 + np.exp(-10 * (V[:, 0] @ X.T - 0.5))), atol=1e-5)

@@ -268,7 +268,8 @@ def fanout_train_relevance(
     pool: Annotated[int, typer.Option(help="Candidates a query view: its nearest items.")]
     = 150,
     hidden: Annotated[int, typer.Option(help="Width of the two hidden layers.")] = 512,
-    epochs: Annotated[int, typer.Option(help="Passes over the training pairs.")] = 3,
+    steps: Annotated[int, typer.Option(help="AdamW updates (the state with the lowest val "
+                                            "loss is kept).")] = 600,
     batch: Annotated[int, typer.Option(help="(candidate, query) pairs a step.")] = 4096,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Seed (init, shuffles).")] = 0,
@@ -280,7 +281,7 @@ def fanout_train_relevance(
     store = _store()
     query_set = _query_set(store, index, queries, not json_out)
     res = train_relevance(store, index, query_set, k=k, pool=pool, hidden=hidden,
-                          epochs=epochs, batch=batch, lr=lr, seed=seed,
+                          steps=steps, batch=batch, lr=lr, seed=seed,
                           progress=not json_out)
     _emit(res, json_out)
 
