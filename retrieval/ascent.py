@@ -49,6 +49,14 @@ from retrieval.retriever import MAX_REFINE
 SHORTLIST = 4
 
 
+def check_relevance_weights(weights: Mapping[str, float], with_relevance: bool) -> None:
+    """Refuse weighting groundedness — a threshold on the cosine to the query — together
+    with a learned relevance model, which replaces that cosine in the search."""
+    if with_relevance and weights.get("groundedness", 0) > 0:
+        raise InvalidParameterError("groundedness is a threshold on the cosine to the query; "
+                                    "it cannot be weighted with a relevance model")
+
+
 def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows: np.ndarray,
                      weights: Mapping[str, float] | None = None, *, sweeps: int = 1,
                      exclude: np.ndarray | None = None, pool: np.ndarray | None = None,
@@ -66,9 +74,7 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
     w = check_weights(weights)
     if needs_pool(w) and pool is None:
         raise ValueError("refine_grounding: these weights need the queries' pool")
-    if relevance is not None and w.get("groundedness", 0) > 0:
-        raise InvalidParameterError("groundedness is a threshold on the cosine to the query; "
-                                    "it cannot be weighted with a relevance model")
+    check_relevance_weights(w, relevance is not None)
     B, k = rows.shape
     S, P = hits.shape[1], hits.shape[2]
     if S not in (1, k):

@@ -274,10 +274,18 @@ class FanoutEngine:
         model's id, ``retrieval.relevance``; each loaded once and cached)."""
         cls = retriever_class(method)
         mdl = rel = None
+        if relevance is not None:
+            cls.check_takes_relevance()                 # before loading anything
         if cls.model_kind is not None:
             mdl = self._model(cls.model_kind, model)
         if relevance is not None:
             rel = self._model("relevance", relevance)
+            if mdl is not None and rel.views > 1 and (self.view_rules[relevance]
+                                                      != self.view_rules[model]):
+                raise InvalidParameterError(
+                    f"relevance model {relevance!r} reads the query views "
+                    f"{self.view_rules[relevance]}; the {cls.model_kind} model {model!r} "
+                    f"{self.view_rules[model]}: train both on the same query set")
         if not params and cls.model_kind is None and rel is None:
             if method not in self._plain:
                 self._plain[method] = cls(self.index, self.vectors)

@@ -25,7 +25,11 @@ taking the queries' views V (B, V, d) (unit vectors; view 0 is the full query,
 
 A learned relevance model (``retrieval.relevance``, ``relevance=`` at construction) replaces
 cosine as the relevance term of the methods with ``uses_relevance`` (mmr, dpp, ascent, and
-teacher / diffusion through ``refine``); they then read the query views it was trained on.
+teacher / diffusion through ``refine``); they then read as many query views as it was
+trained on (a one-view model fits any method; a multi-view one must match a model's view
+count here, and ``FanoutEngine`` also checks that both were trained on the same view rule).
+With ``best_of`` > 1, the teacher and the diffusion retriever still choose among their
+candidate sets by the cosine composite; only ``refine`` scores by the relevance model.
 
 Registry: ``RETRIEVERS`` maps a name to ``"module:Class"`` (modules are imported on use, so
 ``topk`` never imports torch); ``make_retriever(name, index, vectors, model=..., **params)``
@@ -143,10 +147,7 @@ class Retriever:
                                         f"{self.model_kind}`)")
         self.model = model
         if relevance is not None:
-            if not self.uses_relevance:
-                raise InvalidParameterError(f"{self.name} does not re-rank by relevance; a "
-                                            "relevance model applies to "
-                                            f"{', '.join(_relevance_methods())}")
+            self.check_takes_relevance()
             if relevance.dim != index.dim:
                 raise SchemaError(f"the relevance model reads {relevance.dim}-d vectors; the "
                                   f"index holds {index.dim}-d ones")
@@ -159,6 +160,14 @@ class Retriever:
                                             f"{int(views)}")
         self.relevance = relevance
         self._check_params()
+
+    @classmethod
+    def check_takes_relevance(cls) -> None:
+        """Raise InvalidParameterError unless the method selects by a relevance term."""
+        if not cls.uses_relevance:
+            raise InvalidParameterError(f"{cls.name} does not re-rank by relevance; a "
+                                        "relevance model applies to "
+                                        f"{', '.join(_relevance_methods())}")
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -189,14 +198,6 @@ class Retriever:
             return self.relevance.views
         return views
 
-    def relevance_of(self, V: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """(B, P) the relevance of items ``rows`` (B, P; −1: none → −inf) to queries with
-        views V (B, v, d): the relevance model's r(q, x) when one is set, else cos(q, x)."""
-        if self.relevance is not None:
-            return self.relevance.score(V, rows, self.vectors)
-        cos = np.einsum("bpd,bd->bp", self.vectors[np.clip(rows, 0, None)], V[:, 0])
-        return np.where(rows >= 0, cos, -np.inf).astype(np.float64)
-
     # -- the one entry point --------------------------------------------------------------
     def retrieve(self, queries: np.ndarray, k: int, *, weights: dict[str, float] | None = None,
                  seed: int | None = None, exclude: np.ndarray | None = None) -> FanoutResult:
@@ -218,6 +219,10 @@ class Retriever:
             raise InvalidParameterError(f"{self.name}: the model returns k={self.k_fixed} "
                                         f"items; got k={k}")
         w = check_weights(weights)
+        if self.weighted:                   # before any search runs, not after it
+            from retrieval.ascent import check_relevance_weights
+
+            check_relevance_weights(w, self.relevance is not None)
         if seed is not None:
             check_seed(seed)
         wide = self.fans_out or self.relevance is not None
