@@ -94,8 +94,9 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
         a = np.einsum("bkd,bd->bk", X, q)                              # (B, k)
         ac = np.einsum("bspd,bd->bsp", Xc, q)                          # (B, S, P)
     else:                                   # a missing hit (−1) is never a valid try
-        a = relevance(rows)
-        ac = np.where(hits >= 0, relevance(hits.reshape(B, S * P)).reshape(B, S, P), 0.0)
+        both = relevance(np.concatenate([rows, hits.reshape(B, S * P)], 1))   # one call
+        a = both[:, :k]
+        ac = np.where(hits >= 0, both[:, k:].reshape(B, S, P), 0.0)
     self_c = np.einsum("bspd,bspd->bsp", Xc, Xc)                       # (B, S, P)
     tau = ps = pc = None
     if needs_pool(w):

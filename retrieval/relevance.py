@@ -104,14 +104,23 @@ class Relevance:
 
     def score(self, V: np.ndarray, rows: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """(B, P) float64 r(q_b, x_rows[b, p]) for views V (B, v, d) and row ids rows (B, P)
-        (−1: none → −inf). ``vectors`` (n, d) unit items; only the rows asked for are read."""
+        (−1: none → −inf). ``vectors`` (n, d) unit items; only the rows asked for are read.
+        A row repeated within a query (the fan-out's sub-queries share hits) is scored once."""
         V = np.asarray(V, dtype=np.float32)
         rows = np.asarray(rows, dtype=np.int64)
         B, P = rows.shape
-        b, p = np.nonzero(rows >= 0)
         out = np.full((B, P), -np.inf)
+        if B == 0 or P == 0:
+            return out
+        order = np.argsort(rows, axis=1, kind="stable")
+        srt = np.take_along_axis(rows, order, 1)
+        first = np.ones((B, P), dtype=bool)
+        first[:, 1:] = srt[:, 1:] != srt[:, :-1]                # a run's first slot
+        run = np.maximum.accumulate(np.where(first, np.arange(P), 0), axis=1)
+        b, j = np.nonzero(first & (srt >= 0))                   # the distinct valid rows
         if len(b) == 0:
             return out
+        p = order[b, j]
         Vt = torch.from_numpy(np.ascontiguousarray(V[:, :self.views]))
         vals = []
         with torch.inference_mode():
@@ -121,6 +130,8 @@ class Relevance:
                                                           dtype=np.float32))
                 vals.append(torch.sigmoid(self.net(x, Vt[bs])).numpy())
         out[b, p] = np.concatenate(vals)
+        src = np.take_along_axis(order, run, 1)                 # each slot's run's first
+        out[np.arange(B)[:, None], order] = out[np.arange(B)[:, None], src]
         return out
 
     def scorer(self, V: np.ndarray, vectors: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:

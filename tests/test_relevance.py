@@ -228,3 +228,22 @@ def test_an_untrained_model_ranks_as_cosine():
     rows = np.tile(np.arange(50), (3, 1))
     s = Relevance(net.start_at_cosine(), {}).score(V, rows, X)
     assert np.allclose(s, 1 / (1 + np.exp(-10 * (V[:, 0] @ X.T - 0.5))), atol=1e-5)
+
+
+def test_a_repeated_row_is_scored_once_and_alike():
+    """``Relevance.score`` scores each distinct (query, row) once: a table with repeats and
+    −1 gives what scoring each column alone gives."""
+    from core.nn import init_linear_layers
+    from retrieval.relevance import Relevance, RelevanceNet
+
+    rng = np.random.default_rng(2)
+    X = normalise(rng.normal(size=(30, 8)).astype(np.float32))
+    V = normalise(rng.normal(size=(4, 8)).astype(np.float32)).reshape(2, 2, 8)
+    net = init_linear_layers(RelevanceNet(8, 2, 16), torch.Generator().manual_seed(0))
+    rel = Relevance(net, {})
+    rows = np.array([[3, 5, 3, -1, 5, 7], [-1, 2, 2, 2, 9, -1]])
+    got = rel.score(V, rows, X)
+    each = np.concatenate([rel.score(V, rows[:, [c]], X) for c in range(rows.shape[1])], 1)
+    assert np.array_equal(np.isinf(got), rows < 0)
+    assert np.allclose(got, each, atol=1e-6)
+    assert got[0, 0] == got[0, 2] and got[1, 1] == got[1, 3]
