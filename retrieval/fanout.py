@@ -23,7 +23,7 @@ import numpy as np
 
 from core.checks import check_int, check_number, check_seed
 from core.encoders import query_backend
-from core.errors import DeadlineExceededError, InvalidParameterError
+from core.errors import CurateError, DeadlineExceededError, InvalidParameterError
 from retrieval.index import VectorIndex, load_index, normalise
 from retrieval.objectives import DEFAULT_WEIGHTS, check_weights, score_sets
 from retrieval.retriever import (
@@ -107,12 +107,24 @@ class FanoutEngine:
     def warm_up(self, models: list[str] | None = None) -> dict[str, Any]:
         """Load now what queries would otherwise load on first use: the text encoder (when
         the index takes text queries; one encoding runs, so the first request pays nothing)
-        and ``models`` (ids; None: every ``servable_models``). Returns what is loaded."""
+        and ``models`` (ids; None: every ``servable_models``). Returns what is loaded.
+
+        A model named in ``models`` that cannot be loaded is an error. With ``models=None``
+        one that cannot (e.g. written by an older Curate) is skipped — a store's stale model
+        does not stop the others being served — and ``skipped`` maps its id to the reason
+        (a request naming it gets that error)."""
         if self.text_queries:
             self._embed(("warm up",), None)
+        skipped: dict[str, str] = {}
         for model_id in self.servable_models() if models is None else models:
-            self.load_model(model_id)
-        return {"encoder": self.text_queries, "models": sorted(self.models)}
+            try:
+                self.load_model(model_id)
+            except CurateError as exc:
+                if models is not None:
+                    raise
+                skipped[model_id] = str(exc).splitlines()[0]
+        return {"encoder": self.text_queries, "models": sorted(self.models),
+                "skipped": skipped}
 
     def load_model(self, model_id: str):
         """The teacher, diffusion or relevance model ``model_id`` (its kind read from the

@@ -336,7 +336,8 @@ def load_relevance(store, model_id: str) -> Relevance:
         net.load_state_dict(torch.load(path / "relevance.pt", weights_only=True))
     except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
         raise SchemaError(f"relevance model {model_id!r} is unreadable "
-                          f"({type(e).__name__}: {e}); train it again") from e
+                          f"({type(e).__name__}: {' '.join(str(e).split())}); train it "
+                          "again") from e
     return Relevance(net, meta)
 
 

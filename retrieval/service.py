@@ -229,6 +229,10 @@ class Health(BaseModel):
     dim: int
     encoder: bool = Field(..., description="Whether the text encoder is loaded (text queries).")
     models: list[str] = Field(..., description="Models loaded so far.")
+    skipped_models: dict[str, str] = Field(
+        default_factory=dict, description="Stored models of the index that could not be "
+                                          "loaded at start-up, each with the reason (a "
+                                          "request naming one gets that error).")
     in_flight: int = Field(..., description="Requests being worked on now.")
     batching: list[SharedCall] = Field(..., description="The calls concurrent queries share "
                                                         "(text encoder, teacher / diffusion "
@@ -375,6 +379,8 @@ class Runner:
         try:
             engine = load()
             self.loaded = engine.warm_up(self.preload)
+            for model_id, why in self.loaded.get("skipped", {}).items():
+                print(f"warning: not serving model {model_id!r}: {why}", file=sys.stderr)
             if self.thread_init is not None:       # libraries the loading brought in
                 self.thread_init()
             self.engine = engine
@@ -554,7 +560,9 @@ def create_app(store_root: str | Path | None, index_name: str, *, max_k: int = 1
         return {"status": "ok", "pid": os.getpid(), "index": index_name,
                 "n": engine.index.meta["n"], "dim": engine.index.dim,
                 "encoder": runner.loaded.get("encoder", False),
-                "models": sorted(engine.models), "in_flight": runner.in_flight,
+                "models": sorted(engine.models),
+                "skipped_models": runner.loaded.get("skipped", {}),
+                "in_flight": runner.in_flight,
                 "batching": engine.batch_stats()}
 
     @app.post("/v1/fanout", response_model=FanoutResponse,

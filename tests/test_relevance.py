@@ -247,3 +247,26 @@ def test_a_repeated_row_is_scored_once_and_alike():
     assert np.array_equal(np.isinf(got), rows < 0)
     assert np.allclose(got, each, atol=1e-6)
     assert got[0, 0] == got[0, 2] and got[1, 1] == got[1, 3]
+
+
+def test_a_stale_model_is_skipped_at_start_up_but_refused_by_name(tagged, monkeypatch):
+    """A stored model this Curate cannot load (e.g. an older layout) must not stop the
+    service's default preload; named explicitly, it is the one-line error."""
+    from core.errors import SchemaError
+    from retrieval.fanout import FanoutEngine
+    from retrieval.relevance import RelevanceNet
+
+    st, qs, _ = tagged
+    model_id = train_relevance(st, "flat", qs, pool=60, hidden=8, steps=5, batch=64,
+                               seed=3)["model_id"]
+
+    def stale(self, state, *args, **kwargs):
+        raise RuntimeError('Error(s) in loading state_dict:\n\tMissing key(s): "scale"')
+
+    monkeypatch.setattr(RelevanceNet, "load_state_dict", stale)
+    loaded = FanoutEngine(st, "flat").warm_up()
+    assert model_id not in loaded["models"]
+    assert "\n" not in loaded["skipped"][model_id]
+    assert "unreadable" in loaded["skipped"][model_id]
+    with pytest.raises(SchemaError, match="train it again"):
+        FanoutEngine(st, "flat").warm_up([model_id])
