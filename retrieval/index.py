@@ -22,10 +22,25 @@ from stores import Store, files
 from stores.store import check_name
 
 
+#: arrays up to this many floats are normalised by numpy in the calling thread, larger ones by
+#: FAISS (``normalize_L2``, OpenMP)
+SMALL_NORMALISE = 1 << 16
+
+
 def normalise(X: np.ndarray) -> np.ndarray:
-    X = np.ascontiguousarray(X, dtype=np.float32).copy()
+    """A float32 copy of X (n, d) with unit rows (a zero row stays zero); NaN/inf refused.
+
+    Small arrays (a request's queries and sub-queries) are normalised by numpy: each FAISS
+    call releases the GIL and must take it back, which under a loaded server costs a wait
+    for the switch interval (``retrieval.batching``) — numpy's few µs hold it instead."""
+    X = np.array(X, dtype=np.float32, order="C")                  # always a copy
     if X.ndim != 2:
         raise SchemaError(f"vectors must be 2-D (n, d); got shape {X.shape}")
+    if X.size <= SMALL_NORMALISE:
+        norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+        if np.isfinite(norms).all():
+            X *= (1.0 / np.where(norms > 0, norms, 1.0))[:, None]
+            return X
     if not np.isfinite(X).all():
         raise SchemaError("vectors contain NaN or inf")
     faiss.normalize_L2(X)
