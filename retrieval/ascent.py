@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from core.deadline import checkpoint
 from core.errors import InvalidParameterError
 from retrieval.baselines import PoolRetriever, candidates
 from retrieval.objectives import (
@@ -110,6 +111,7 @@ def refine_grounding(vectors: np.ndarray, q: np.ndarray, hits: np.ndarray, rows:
     fast = not any(w.get(name, 0) > 0 for name in ("complementarity", "coherence"))
     for _ in range(int(sweeps)):
         for j in range(k):
+            checkpoint("a coordinate-ascent step")
             s = j if S > 1 else 0
             cand = hits[:, s]                                          # (B, P)
             others = np.delete(rows, j, axis=1)                        # (B, k − 1)

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.deadline import checkpoint
 from retrieval.index import normalise
 from retrieval.retriever import MAX_BEST_OF, MAX_REFINE, MAX_STEPS, Retriever
 
@@ -273,6 +274,7 @@ class SetDiffusion(nn.Module):
             return out
 
         for i in range(steps):
+            checkpoint("a diffusion sampler step")      # (not recorded by a trace)
             h = t[i + 1] - t[i]
             d = slope(x, t[i])
             if t[i + 1] > 0:

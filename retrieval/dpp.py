@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.deadline import checkpoint
 from core.errors import InvalidParameterError
 from retrieval.baselines import PoolRetriever, candidates
 
@@ -39,6 +40,7 @@ def greedy_dpp(L: np.ndarray, k: int, valid: np.ndarray, fallback: np.ndarray) -
     out = np.full((B, k), -1, dtype=np.int64)
     ar = np.arange(B)
     for t in range(k_eff):
+        checkpoint("a DPP pick")
         gain = np.where(chosen, -np.inf, d2)
         spent = gain.max(1) < EPS
         pick = np.where(spent, np.where(chosen, -np.inf, fallback).argmax(1), gain.argmax(1))

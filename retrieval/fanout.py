@@ -8,7 +8,8 @@ Input is validated here, so Python callers and the service get the same one-line
 ``InvalidParameterError``: ``check_text``, ``check_vector``, ``check_model_id``,
 ``retrieval.objectives.check_weights``, and k, seed, mmr_lambda, best_of, steps, guidance
 (``curate.checks``) whatever the method. ``deadline`` bounds a query's work
-(``check_deadline`` between stages)."""
+(``core.deadline``: checked between stages, and once a step inside the retrievers' long loops,
+so a cut-off query stops within one step)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from core.checks import check_int, check_number, check_seed
+from core.deadline import check_deadline, deadline_scope
 from core.encoders import query_backend
-from core.errors import CurateError, DeadlineExceededError, InvalidParameterError
+from core.errors import CurateError, InvalidParameterError
 from retrieval.index import VectorIndex, load_index, normalise
 from retrieval.objectives import DEFAULT_WEIGHTS, check_weights, score_sets
 from retrieval.retriever import (
@@ -329,8 +331,9 @@ class FanoutEngine:
         ``refine`` then select by it instead of cosine. ``weights`` drive the teacher's search,
         diffusion's ranking and grounding, ascent and the reported composite. ``seed`` fixes
         the sampling (None: a fresh draw / the model's seed). ``deadline`` (a
-        ``time.monotonic()`` instant) stops the query between stages with
-        ``DeadlineExceededError`` once it has passed (the service's timeout)."""
+        ``time.monotonic()`` instant) stops the query with ``DeadlineExceededError`` once it
+        has passed — between stages, and inside the retrieval within one step of its loop
+        (``core.deadline``; the service's timeout)."""
         if method not in METHODS:
             raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}; got "
                                         f"{method!r}")
@@ -388,7 +391,8 @@ class FanoutEngine:
             check_deadline(deadline, "the shared model call")
             res = retr.finish_stage(views, part[None], k)
         else:
-            res = retr.retrieve(views, k, weights=weights, seed=seed)
+            with deadline_scope(deadline):       # its long loops stop soon after the deadline
+                res = retr.retrieve(views, k, weights=weights, seed=seed)
         timings["retrieve_s"] = time.perf_counter() - t0
         check_deadline(deadline, "retrieval")
         obj = None
@@ -417,12 +421,6 @@ def _stack_sets(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
     """(B, d) float32 queries and (B, k) int64 sets from B (query, set) pairs."""
     return (np.stack([np.asarray(q, dtype=np.float32) for q, _ in items]),
             np.stack([np.asarray(r, dtype=np.int64) for _, r in items]))
-
-
-def check_deadline(deadline: float | None, stage: str) -> None:
-    """Raise ``DeadlineExceededError`` when ``deadline`` (``time.monotonic()``) has passed."""
-    if deadline is not None and time.monotonic() > deadline:
-        raise DeadlineExceededError(f"the query ran past its deadline ({stage})")
 
 
 def check_text(text: Any) -> str:

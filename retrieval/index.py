@@ -21,7 +21,6 @@ from core.errors import InvalidParameterError, SchemaError
 from stores import Store, files
 from stores.store import check_name
 
-
 #: arrays up to this many floats are normalised by numpy in the calling thread, larger ones by
 #: FAISS (``normalize_L2``, OpenMP)
 SMALL_NORMALISE = 1 << 16

@@ -15,9 +15,11 @@ loaded on first use.
 
 Work runs in a pool of ``max_concurrency`` worker threads, so at most that many requests are
 being worked on at once. Each request has a deadline ``timeout_s`` after it arrived: at the
-deadline the client gets a 504, while the worker keeps its slot until the engine stops the
-query at its next stage boundary (``FanoutEngine.query(deadline=...)``; a batch stops between
-requests) — a cut-off request neither keeps running for long nor lets more work in. Text
+deadline the client gets a 504, and the worker stops within one step of whatever loop it is
+in (``FanoutEngine.query(deadline=...)``, ``core.deadline``: between stages, and once a CEM
+round, sampler step, coordinate-ascent step or DPP pick inside the searches; a batch also
+between its requests), then frees its slot — a cut-off request neither keeps running nor lets
+more work in. Text
 queries in flight together share one encoder call, and unseeded teacher/diffusion requests one
 model call (``retrieval.batching.MicroBatcher``).
 
@@ -406,7 +408,8 @@ class Runner:
 
     async def run(self, fn, *args, timeout_s: float):
         """``fn(deadline, *args)`` in a worker; 504 at the deadline (the worker stops at the
-        engine's next check and only then frees its slot)."""
+        engine's next deadline check, within one step of its loop, and then frees its
+        slot)."""
         self.ready()
         deadline = time.monotonic() + timeout_s
         fut = asyncio.wrap_future(self.pool.submit(self._work, fn, deadline, args))

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.deadline import checkpoint
 from core.nn import init_linear_layers
 from retrieval.index import VectorIndex, ground, normalise
 from retrieval.objectives import neighbourhood, score_sets
@@ -231,6 +232,7 @@ class Teacher:
         floor_mix, floor_off = 0.1 * spread * self.tau, 0.1 * spread * self.sigma
         pool_mix, pool_off, pool_r = mix, off, r
         for _ in range(rounds):
+            checkpoint("a CEM round of the teacher's search")
             top = np.argsort(-pool_r, axis=1)[:, :n_elite]                   # (B, e)
             em = np.take_along_axis(pool_mix, top[:, :, None, None], 1)
             eo = np.take_along_axis(pool_off, top[:, :, None, None], 1)

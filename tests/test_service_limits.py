@@ -231,6 +231,72 @@ def test_deadlines_in_the_engine_and_the_micro_batcher(home):
     assert seen == [1.0, 3.0]                     # the item given up on never ran
 
 
+def test_a_deadline_scope_belongs_to_its_thread_and_nests():
+    from core.deadline import checkpoint, deadline_scope
+
+    checkpoint("outside any scope")                      # no deadline: a no-op
+    with deadline_scope(time.monotonic() - 1):
+        with pytest.raises(DeadlineExceededError, match=r"past its deadline \(a step\)"):
+            checkpoint("a step")
+        other: list[BaseException | None] = []
+
+        def elsewhere():
+            try:
+                checkpoint("another thread")
+                other.append(None)
+            except DeadlineExceededError as exc:
+                other.append(exc)
+
+        t = threading.Thread(target=elsewhere)
+        t.start()
+        t.join()
+        assert other == [None]                           # the scope is this thread's only
+        with deadline_scope(None):
+            checkpoint("an inner scope without a deadline")
+        with pytest.raises(DeadlineExceededError):
+            checkpoint("the outer scope is back")
+    checkpoint("after the scope")
+
+
+@pytest.mark.parametrize("method, params", [
+    ("ascent", {"sweeps": 3}), ("dpp", {}), ("teacher", {"rounds": 2}),
+    ("diffusion", {"steps": 3})])
+def test_every_long_search_stops_inside_its_loop(home, method, params):
+    """Each long loop checks the deadline once a step: inside an expired scope the search
+    raises instead of running to the end (the service's worker is then free)."""
+    from core.deadline import deadline_scope
+    from retrieval.fanout import FanoutEngine
+
+    engine = FanoutEngine(Store.open(home[0]), INDEX, micro_batch=False)
+    model = {"teacher": home[1], "diffusion": home[2]}.get(method)
+    retr = engine.retriever(method, model, **params)
+    V = np.asarray([_vector(3)] * (retr.n_views or 1), dtype=np.float32)[None]
+    retr.retrieve(V, 5)                                   # runs to the end without one
+    with deadline_scope(time.monotonic() - 1), pytest.raises(
+            DeadlineExceededError, match="past its deadline"):
+        retr.retrieve(V, 5)
+
+
+def test_the_engine_runs_the_retrieval_inside_the_requests_deadline(home, monkeypatch):
+    from core import deadline as dl
+    from retrieval.baselines import MMRRetriever
+    from retrieval.fanout import FanoutEngine
+
+    seen = []
+    real = MMRRetriever._retrieve
+
+    def spy(self, *args, **kwargs):
+        seen.append(dl._DEADLINE.get())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MMRRetriever, "_retrieve", spy)
+    engine = FanoutEngine(Store.open(home[0]), INDEX, micro_batch=False)
+    until = time.monotonic() + 60
+    engine.query(vector=_vector(), k=3, method="mmr", deadline=until)
+    engine.query(vector=_vector(), k=3, method="mmr")
+    assert seen == [until, None] and dl._DEADLINE.get() is None
+
+
 # -- shared encoder calls --------------------------------------------------------------------
 
 def test_concurrent_text_queries_share_encoder_calls(home):
