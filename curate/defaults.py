@@ -81,6 +81,26 @@ def init_default(store: Store, *, sample: int | None = DEFAULT_SAMPLE, epochs: i
             "default": True}
 
 
+def wordnet_query_table(store: Store, index_meta: dict) -> tuple[pl.DataFrame, dict]:
+    """The bundled WordNet query set for an index (``index_meta``: its ``index.json``) and
+    its columns' roles, as ``retrieval.queries.resolve_query_set`` takes it: on a MiniLM
+    index, the "lemmas: gloss" text with the views ``head`` and ``body``; on any other
+    embedding each hypernym's own stored vector (its ``item``). Refused when the index's
+    dataset holds no complete hyponym set."""
+    from curate.embedding import MODEL_NAME
+    from curate.errors import MissingInputError
+
+    frame = wordnet_query_set(store, index_meta["dataset"])
+    if frame.height == 0:
+        raise MissingInputError(f"dataset {index_meta['dataset']!r} holds no complete bundled "
+                                "WordNet hyponym set; give your own query table with "
+                                "--queries")
+    columns = {"references_column": "references", "item_column": "item"}
+    if index_meta.get("embedding") != MODEL_NAME:
+        return frame.drop("text", "head", "body"), {**columns, "text_column": None}
+    return frame, {**columns, "text_column": "text", "view_columns": ("head", "body")}
+
+
 def wordnet_query_set(store: Store, dataset: str = DEFAULT_NAME,
                       min_members: int = 5) -> pl.DataFrame:
     """The bundled WordNet fan-out query set as a user's query table

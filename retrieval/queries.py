@@ -31,6 +31,11 @@ same id, reused):
 "head: body" text gives them); ``columns`` (other columns: the query must bring its views —
 ``FanoutEngine.query(views=[...])``, the service's ``views``, ``curate fanout query --view``).
 
+``resolve_query_set(store, index, queries, bundled=...)`` is what a command's ``--queries``
+means: a stored query-set id, a table file registered with the default column names, or —
+without one — a bundled query set the caller supplies (the CLI: WordNet's, from
+``curate.defaults.wordnet_query_table``).
+
 ``load_queries(store, id, split)`` gives a ``QuerySplit``: views, item rows (the rows never
 returned) and references as a padded (m, R) int64 array (−1 = none), ready for
 ``recall_reward``.
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +100,38 @@ def _frame(source: str | Path | pl.DataFrame) -> tuple[pl.DataFrame, str]:
             raise NotFoundError(f"query table {str(path)!r} does not exist")
         frame = read_table(path)
     return frame, content_digest(frame)
+
+
+def resolve_query_set(store: Store, index_name: str, queries: str | Path | None, *,
+                      bundled: Callable[[Store, dict[str, Any]],
+                                        tuple[pl.DataFrame, dict[str, Any]]] | None = None,
+                      progress: bool = False) -> str:
+    """The stored query-set id ``queries`` names: itself when it is a stored query set; a
+    table file registered with the default column names (``text``; ``references`` and
+    ``item`` when present, else a vector column must be named in Python); or, when
+    ``queries`` is None, the table ``bundled(store, index_meta)`` returns with its columns'
+    roles (``register_queries``' keyword arguments) registered: a data module's own query
+    set for the index's dataset (None: refused)."""
+    if queries is not None and str(queries) in store.models()["id"].to_list():
+        return str(queries)
+    if queries is not None:
+        if not Path(queries).is_file():
+            raise NotFoundError(f"--queries {str(queries)!r} is neither a stored query set nor "
+                                "a file")
+        frame, _ = _frame(queries)
+        cols = set(frame.columns)
+        return register_queries(store, index_name, frame,
+                                text_column="text" if "text" in cols else None,
+                                references_column="references" if "references" in cols
+                                else None, item_column="item" if "item" in cols else None,
+                                progress=progress)["query_set"]
+    if bundled is None:
+        raise MissingInputError("give a query set: a stored id or a table with query_id, "
+                                "text[, references, item]")
+    frame, columns = bundled(store, files.read_json(store.index_path(index_name) /
+                                                    "index.json"))
+    return register_queries(store, index_name, frame, progress=progress,
+                            **columns)["query_set"]
 
 
 def content_digest(frame: pl.DataFrame, rows: int = 1 << 16) -> str:

@@ -175,3 +175,36 @@ def test_query_set_content_address_is_a_canonical_form_not_polars_hash():
     assert content_digest(frame) == by_hand.hexdigest()
     assert content_digest(frame, rows=1) == content_digest(frame)  # slicing does not matter
     assert content_digest(frame.with_columns(pl.lit("x").alias("text"))) != by_hand.hexdigest()
+
+
+def test_what_queries_resolves_to(user_data):
+    """``resolve_query_set``: a stored id is itself, a file is registered with the default
+    column names, nothing is the caller's bundled set (given the index's meta) or refused."""
+    from curate.errors import MissingInputError, NotFoundError
+    from retrieval import build_index
+    from retrieval.queries import resolve_query_set
+
+    st, tmp = user_data
+    build_index(st, "docs", name="flat")
+    table = pl.read_parquet(tmp / "queries.parquet").rename(
+        {"qid": "query_id", "answers": "references"})
+    stored = register_queries(st, "flat", table, text_column=None, vector_column="qvec",
+                              references_column="references")["query_set"]
+    assert resolve_query_set(st, "flat", stored) == stored
+    with pytest.raises(NotFoundError, match="neither a stored query set nor a file"):
+        resolve_query_set(st, "flat", str(tmp / "missing.parquet"))
+    with pytest.raises(MissingInputError, match="give a query set"):
+        resolve_query_set(st, "flat", None)
+    seen = []
+
+    def bundled(store, meta):
+        seen.append(meta["dataset"])
+        return table, {"text_column": None, "vector_column": "qvec",
+                       "references_column": "references"}
+
+    assert resolve_query_set(st, "flat", None, bundled=bundled) == stored   # same content
+    assert seen == ["docs"]
+    # a file with the default names: text-less, so it needs an item or vector column named
+    table.select("query_id", "references").write_parquet(tmp / "plain.parquet")
+    with pytest.raises(CurateError, match="text column, a vector column, or an item"):
+        resolve_query_set(st, "flat", str(tmp / "plain.parquet"))

@@ -179,46 +179,13 @@ def fanout_queries(
 
 
 def _query_set(store, index: str, queries: str | None, progress: bool) -> str:
-    """A stored query-set id: ``queries`` itself when it is one, a table registered with
-    the default column names (``references`` / ``item`` used when present), or — without
-    ``--queries`` — the bundled WordNet query set of the index's dataset (text views on a
-    MiniLM index, else each hypernym's own vector)."""
-    from pathlib import Path
+    """``--queries``: a stored query-set id or a table file; without it, the bundled WordNet
+    query set of the index's dataset."""
+    from curate.defaults import wordnet_query_table
+    from retrieval.queries import resolve_query_set
 
-    from curate.defaults import wordnet_query_set
-    from curate.embedding import MODEL_NAME
-    from curate.errors import MissingInputError
-    from retrieval.queries import register_queries
-    from stores import files
-
-    if queries is not None and queries in store.models()["id"].to_list():
-        return queries
-    if queries is not None:
-        from stores.stream import read_table
-
-        if not Path(queries).is_file():
-            from curate.errors import NotFoundError
-
-            raise NotFoundError(f"--queries {queries!r} is neither a stored query set nor a "
-                                "file")
-        frame = read_table(queries)
-        cols = set(frame.columns)
-        return register_queries(store, index, frame,
-                                text_column="text" if "text" in cols else None,
-                                references_column="references" if "references" in cols
-                                else None, item_column="item" if "item" in cols else None,
-                                progress=progress)["query_set"]
-    meta = files.read_json(store.index_path(index) / "index.json")
-    frame = wordnet_query_set(store, meta["dataset"])
-    if frame.height == 0:
-        raise MissingInputError(f"dataset {meta['dataset']!r} holds no complete bundled "
-                                "WordNet hyponym set; give your own query table with "
-                                "--queries")
-    text = {"text_column": "text", "view_columns": ("head", "body")}
-    if meta.get("embedding") != MODEL_NAME:
-        frame, text = frame.drop("text", "head", "body"), {"text_column": None}
-    return register_queries(store, index, frame, references_column="references",
-                            item_column="item", progress=progress, **text)["query_set"]
+    return resolve_query_set(store, index, queries, bundled=wordnet_query_table,
+                             progress=progress)
 
 
 @fanout_app.command("train-teacher")
