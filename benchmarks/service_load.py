@@ -19,7 +19,8 @@ every figure (other jobs on the machine slow the server), the cores the server's
 and the load generator kept busy, and per row the calls concurrent
 queries shared (/healthz ``batching``: the mean batch and the share of time each ran). Writes
 results/service_load.json and .md (``--methods`` a subset: service_load-<methods>.*;
-``--workers N`` > 1: …-workers<N>.*);
+``--workers N`` > 1: …-workers<N>.*; ``--runs N`` > 1: the rows N times against one
+server, …-runs<N>.*, a run column);
 ``--render`` redraws that .md from its stored JSON (the run's host, settings and rows).
 
 ``--soak``: instead, ``--soak-clients`` threads send a mix for ``--soak-seconds`` (default
@@ -404,6 +405,9 @@ def main() -> None:
                     help="instead: probe rows against a server with --workers 1 and one with "
                          "2, alternated, --repeats times (results/service_workers.*)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=1,
+                    help="run the load table's rows this many times against one server "
+                         "(the .md gets a run column; p99 varies run to run)")
     ap.add_argument("--soak", action="store_true", help="a soak run instead (RSS over time)")
     ap.add_argument("--soak-seconds", type=float, default=600)
     ap.add_argument("--soak-clients", type=int, default=8)
@@ -414,7 +418,7 @@ def main() -> None:
                          "run nothing")
     args = ap.parse_args()
     if args.render:
-        stem = load_stem(args.methods, args.workers)
+        stem = load_stem(args.methods, args.workers, args.runs)
         stored = json.loads((RESULTS / f"{stem}.json").read_text())
         args.seconds = stored["results"][0]["seconds"]          # the run's, not the flags'
         args.batch = max((r["batch"] for r in stored["results"] if r["batch"] > 1), default=0)
@@ -447,9 +451,10 @@ def main() -> None:
         if args.soak:
             out = soak(args, port, proc.pid, vectors, texts, models)
         else:
-            results = [run(m, kind, int(c), args.seconds, port, vectors, texts, model,
-                           objectives=obj == "on", server_pid=proc.pid,
-                           batching=args.workers == 1)
+            results = [{**run(m, kind, int(c), args.seconds, port, vectors, texts, model,
+                              objectives=obj == "on", server_pid=proc.pid,
+                              batching=args.workers == 1), "run": i + 1}
+                       for i in range(args.runs)
                        for c in args.clients.split(",") for kind in args.queries.split(",")
                        for obj in args.objectives.split(",") for m, model in methods]
             if args.batch > 1:
@@ -562,11 +567,11 @@ def compare_workers(args, vectors: np.ndarray, texts: list[str], models: dict) -
     write_markdown(RESULTS / "service_workers.md", lines)
 
 
-def load_stem(methods: str, workers: int) -> str:
+def load_stem(methods: str, workers: int, runs: int = 1) -> str:
     """The load table's file stem: service_load, -<methods> for a subset, -workers<N> for
-    several server processes."""
+    several server processes, -runs<N> for repeated runs."""
     return ("service_load" + ("" if methods == ALL_METHODS else "-" + methods.replace(",", "-"))
-            + (f"-workers{workers}" if workers > 1 else ""))
+            + (f"-workers{workers}" if workers > 1 else "") + (f"-runs{runs}" if runs > 1 else ""))
 
 
 def write_load(results: list[dict], models: dict, start_s: float, args,
@@ -589,7 +594,8 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
     workers = server.get("workers", 1)
     processes = ("one uvicorn process" if workers == 1
                  else f"{workers} uvicorn worker processes (`--workers {workers}`)")
-    stem = load_stem(args.methods, workers)
+    runs = max(r.get("run", 1) for r in results)
+    stem = load_stem(args.methods, workers, runs)
     write_json(RESULTS / f"{stem}.json", {"machine": host, "results": results,
                                                "models": models, "server_start_s": start_s,
                                                "client": "keep-alive connection per client, "
@@ -622,10 +628,12 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
                 if workers > 1 else "") + ". Cores busy: the server's processes' and the "
              "load generator's CPU seconds over the row's wall seconds (– : not recorded).",
              "",
-             "| clients | query | method | objectives | batch | requests | queries/s | p50 ms "
+             ("| run " if runs > 1 else "")
+             + "| clients | query | method | objectives | batch | requests | queries/s | p50 ms "
              "| p99 ms | errors | load avg | cores busy: server + load generator "
              "| connections per process | shared calls: mean batch, busy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             ("|---" if runs > 1 else "") + "|---|---|---|---|---|---|---|---|---|---|---|---|"
+             "---|---|"]
     for r in results:
         lat = (f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f}" if r["p50_ms"] is not None
                else "– | –")
@@ -634,7 +642,8 @@ def write_load(results: list[dict], models: dict, start_s: float, args,
         cores = (f"{r['server_cores']:.2f} + {r['client_cores']:.2f}" if "server_cores" in r
                  else "–")
         split = "+".join(map(str, r.get("connections_per_process") or [])) or "–"
-        lines.append(f"| {r['clients']} | {r['query']} | {r['method']} | "
+        lines.append((f"| {r.get('run', 1)} " if runs > 1 else "")
+                     + f"| {r['clients']} | {r['query']} | {r['method']} | "
                      f"{'on' if r['objectives'] else 'off'} | {r['batch']} | {r['requests']} | "
                      f"{r['queries_per_s']:.1f} | {lat} | {r['errors']} | "
                      f"{r['load_avg_start']:.1f}/{r['load_avg_end']:.1f} | {cores} | {split} | "
