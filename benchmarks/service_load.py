@@ -417,6 +417,8 @@ def main() -> None:
                     help="redraw the load table's .md (of --methods) from its stored JSON; "
                          "run nothing")
     args = ap.parse_args()
+    if args.runs < 1:
+        raise SystemExit(f"--runs must be ≥ 1; got {args.runs}")
     if args.render:
         stem = load_stem(args.methods, args.workers, args.runs)
         stored = json.loads((RESULTS / f"{stem}.json").read_text())

@@ -34,8 +34,12 @@ def check_deadline(deadline: float | None, stage: str) -> None:
 
 @contextlib.contextmanager
 def deadline_scope(deadline: float | None) -> Iterator[None]:
-    """Make ``deadline`` the current one for ``checkpoint`` calls in this context (None:
-    none); the previous one comes back on exit."""
+    """Make ``deadline`` the current one for ``checkpoint`` calls in this context; scopes
+    nest, and the earlier deadline wins (None adds none: a query without its own deadline
+    run inside a caller's scope keeps the caller's). The previous one comes back on exit."""
+    outer = _DEADLINE.get()
+    if outer is not None and (deadline is None or outer < deadline):
+        deadline = outer
     token = _DEADLINE.set(deadline)
     try:
         yield

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from core.deadline import checkpoint
+from core.errors import DeadlineExceededError
 from retrieval.index import normalise
 from retrieval.retriever import MAX_BEST_OF, MAX_REFINE, MAX_STEPS, Retriever
 
@@ -246,6 +247,7 @@ class SetDiffusion(nn.Module):
                if compiled and not self.training else None)
         if run is None:
             return self.heun(q, noise, steps, float(guidance))
+        checkpoint("before the traced sampler")     # its steps run in C++: one step here
         return run(q, noise)
 
     def heun(self, q: torch.Tensor, noise: torch.Tensor, steps: int,
@@ -368,6 +370,8 @@ def _trace_heun(model: SetDiffusion, steps: int, guidance: float, device: torch.
             warnings.simplefilter("ignore")
             return torch.jit.trace(_Heun(model, steps, guidance), example,
                                    check_trace=False)
+    except DeadlineExceededError:       # a cut-off request, not a tracing failure: not cached
+        raise
     except Exception:   # noqa: BLE001 — any tracing failure: the eager sampler is exact
         return None
 
@@ -531,6 +535,7 @@ class DiffusionRetriever(Retriever):
 
         B, n, Q = len(V), self.best_of, V[:, 0]
         sub = self._sub_queries(V, seed)
+        checkpoint("the diffusion sampler")
         ex = None if exclude is None else np.repeat(exclude, n)
         # the queries' neighbourhood, searched once, when the grounding or the ranking uses it
         pool = (neighbourhood(self.index, self.vectors, Q)
@@ -569,7 +574,12 @@ def load_diffusion(store, model_id: str, device: str = "cpu") -> tuple[SetDiffus
     if meta.get("kind") != "diffusion":
         raise SchemaError(f"model {model_id!r} is a {meta.get('kind')!r} model, not a "
                           "diffusion retriever")
-    cfg = DiffusionConfig(**meta["config"])
-    model = SetDiffusion(cfg, torch.Generator().manual_seed(0))
-    model.load_state_dict(torch.load(path / "model.pt", weights_only=True, map_location="cpu"))
+    try:
+        cfg = DiffusionConfig(**meta["config"])
+        model = SetDiffusion(cfg, torch.Generator().manual_seed(0))
+        model.load_state_dict(torch.load(path / "model.pt", weights_only=True,
+                                         map_location="cpu"))
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
+        raise SchemaError(f"diffusion model {model_id!r} is unreadable ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())}); train it again") from e
     return model.to(device).eval(), meta

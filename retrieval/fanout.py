@@ -124,7 +124,7 @@ class FanoutEngine:
             except CurateError as exc:
                 if models is not None:
                     raise
-                skipped[model_id] = str(exc).splitlines()[0]
+                skipped[model_id] = (str(exc).splitlines() or [repr(exc)])[0]
         return {"encoder": self.text_queries, "models": sorted(self.models),
                 "skipped": skipped}
 

@@ -21,28 +21,34 @@ from core.errors import InvalidParameterError, SchemaError
 from stores import Store, files
 from stores.store import check_name
 
-#: arrays up to this many floats are normalised by numpy in the calling thread, larger ones by
-#: FAISS (``normalize_L2``, OpenMP)
-SMALL_NORMALISE = 1 << 16
+#: rows normalised at a time (bounds the temporaries: one float per row, plus a chunk's rows
+#: where a squared norm overflows float32)
+NORMALISE_CHUNK = 1 << 16
 
 
 def normalise(X: np.ndarray) -> np.ndarray:
     """A float32 copy of X (n, d) with unit rows (a zero row stays zero); NaN/inf refused.
 
-    Small arrays (a request's queries and sub-queries) are normalised by numpy: each FAISS
-    call releases the GIL and must take it back, which under a loaded server costs a wait
-    for the switch interval (``retrieval.batching``) — numpy's few µs hold it instead."""
+    numpy, in place, ``NORMALISE_CHUNK`` rows at a time — one arithmetic whatever the batch
+    size, so a query normalises to the same bits alone and in a batch. Not FAISS's
+    ``normalize_L2``: each FAISS call releases the GIL and must take it back, which under a
+    loaded server costs a wait for the switch interval (``retrieval.batching``); numpy's few
+    µs on a request's vectors hold it instead. A row whose squared norm overflows float32 is
+    normalised in float64."""
     X = np.array(X, dtype=np.float32, order="C")                  # always a copy
     if X.ndim != 2:
         raise SchemaError(f"vectors must be 2-D (n, d); got shape {X.shape}")
-    if X.size <= SMALL_NORMALISE:
-        norms = np.sqrt(np.einsum("ij,ij->i", X, X))
-        if np.isfinite(norms).all():
-            X *= (1.0 / np.where(norms > 0, norms, 1.0))[:, None]
-            return X
-    if not np.isfinite(X).all():
-        raise SchemaError("vectors contain NaN or inf")
-    faiss.normalize_L2(X)
+    for lo in range(0, len(X), NORMALISE_CHUNK):
+        part = X[lo:lo + NORMALISE_CHUNK]                          # a view: written in place
+        norms = np.sqrt(np.einsum("ij,ij->i", part, part))
+        bad = ~np.isfinite(norms)
+        if bad.any():
+            if not np.isfinite(part[bad]).all():
+                raise SchemaError("vectors contain NaN or inf")
+            wide = part[bad].astype(np.float64)
+            part[bad] = wide / np.linalg.norm(wide, axis=1, keepdims=True)
+            norms[bad] = 1.0
+        part *= (1.0 / np.where(norms > 0, norms, 1.0))[:, None]
     return X
 
 

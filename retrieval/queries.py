@@ -118,7 +118,9 @@ def resolve_query_set(store: Store, index_name: str, queries: str | Path | None,
         if not Path(queries).is_file():
             raise NotFoundError(f"--queries {str(queries)!r} is neither a stored query set nor "
                                 "a file")
-        frame, _ = _frame(queries)
+        from stores.stream import read_table
+
+        frame = read_table(Path(queries))
         cols = set(frame.columns)
         return register_queries(store, index_name, frame,
                                 text_column="text" if "text" in cols else None,

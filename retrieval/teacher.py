@@ -421,9 +421,13 @@ def load_teacher(store, model_id: str, index: VectorIndex, vectors: np.ndarray) 
     meta = files.read_json(path / "model.json")
     if meta.get("kind") != "teacher":
         raise SchemaError(f"model {model_id!r} is a {meta.get('kind')!r} model, not a teacher")
-    teacher = Teacher(index, vectors, k=int(meta["k"]), sigma=float(meta["sigma"]),
-                      tau=float(meta.get("tau", 0.3)), beta=float(meta["beta"]),
-                      weights=meta.get("weights"), views=int(meta.get("views", len(VIEWS))),
-                      seed=int(meta["seed"]))
-    teacher.policy.load_state_dict(torch.load(path / "policy.pt", weights_only=True))
+    try:
+        teacher = Teacher(index, vectors, k=int(meta["k"]), sigma=float(meta["sigma"]),
+                          tau=float(meta.get("tau", 0.3)), beta=float(meta["beta"]),
+                          weights=meta.get("weights"),
+                          views=int(meta.get("views", len(VIEWS))), seed=int(meta["seed"]))
+        teacher.policy.load_state_dict(torch.load(path / "policy.pt", weights_only=True))
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
+        raise SchemaError(f"teacher model {model_id!r} is unreadable ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())}); train it again") from e
     return teacher

@@ -406,3 +406,24 @@ def test_query_set_view_rule_decides_how_a_text_query_gets_its_views(wordnet_hom
     assert r.status_code == 400 and "give the other view" in r.json()["detail"]
     r = client.post("/v1/fanout", json={**body, "views": ["about city", "a large area"]})
     assert r.status_code == 200, r.text
+
+
+def test_normalise_golden_and_the_same_alone_or_in_a_batch(monkeypatch):
+    import retrieval.index as ix
+
+    X = np.array([[3.0, 4.0], [0.0, 0.0], [1e30, 1e30], [-2.0, 0.0]])
+    got = ix.normalise(X)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.allclose(got, [[0.6, 0.8], [0, 0], [2 ** -0.5, 2 ** -0.5], [-1, 0]])
+    assert X[0, 0] == 3.0                                  # a copy; the input is untouched
+    rng = np.random.default_rng(0)
+    Q = rng.normal(size=(300, 384)).astype(np.float32)
+    monkeypatch.setattr(ix, "NORMALISE_CHUNK", 7)          # chunk edges change nothing
+    batch = ix.normalise(Q)
+    assert all(np.array_equal(batch[i:i + 1], ix.normalise(Q[i:i + 1])) for i in (0, 6, 7, 299))
+    for bad in ([[np.nan, 1.0]], [[1.0, np.inf]]):
+        with pytest.raises(SchemaError, match="NaN or inf"):
+            ix.normalise(np.array(bad))
+    with pytest.raises(SchemaError, match="2-D"):
+        ix.normalise(np.ones(3))
+    assert ix.normalise(np.zeros((0, 4))).shape == (0, 4)

@@ -251,16 +251,20 @@ def test_a_deadline_scope_belongs_to_its_thread_and_nests():
         t.start()
         t.join()
         assert other == [None]                           # the scope is this thread's only
-        with deadline_scope(None):
-            checkpoint("an inner scope without a deadline")
-        with pytest.raises(DeadlineExceededError):
-            checkpoint("the outer scope is back")
+        with deadline_scope(None), pytest.raises(DeadlineExceededError):
+            checkpoint("an inner scope without its own keeps the outer deadline")
+        with deadline_scope(time.monotonic() + 60), pytest.raises(DeadlineExceededError):
+            checkpoint("a later inner deadline does not extend the outer one")
+    with deadline_scope(time.monotonic() + 60):
+        with deadline_scope(time.monotonic() - 1), pytest.raises(DeadlineExceededError):
+            checkpoint("an earlier inner deadline wins")
+        checkpoint("the outer deadline is back")
     checkpoint("after the scope")
 
 
 @pytest.mark.parametrize("method, params", [
     ("ascent", {"sweeps": 3}), ("dpp", {}), ("teacher", {"rounds": 2}),
-    ("diffusion", {"steps": 3})])
+    ("diffusion", {"steps": 3}), ("diffusion", {})])       # {}: the traced default sampler
 def test_every_long_search_stops_inside_its_loop(home, method, params):
     """Each long loop checks the deadline once a step: inside an expired scope the search
     raises instead of running to the end (the service's worker is then free)."""
@@ -275,6 +279,39 @@ def test_every_long_search_stops_inside_its_loop(home, method, params):
     with deadline_scope(time.monotonic() - 1), pytest.raises(
             DeadlineExceededError, match="past its deadline"):
         retr.retrieve(V, 5)
+
+
+def test_a_trace_cut_off_by_a_deadline_is_not_cached_as_a_failure():
+    import torch
+
+    from core.deadline import deadline_scope
+    from retrieval.diffusion import DiffusionConfig, SetDiffusion
+
+    model = SetDiffusion(DiffusionConfig(dim=8, k=3, sigma_data=0.05, width=8, layers=1),
+                         torch.Generator().manual_seed(0)).eval()
+    with deadline_scope(time.monotonic() - 1), pytest.raises(DeadlineExceededError):
+        model.compiled_sampler(4, 1.0, "cpu")
+    assert model.compiled_sampler(4, 1.0, "cpu") is not None     # traced, not eager for good
+
+
+@pytest.mark.parametrize("kind", ["teacher", "diffusion"])
+def test_a_stale_model_does_not_stop_the_default_preload(home, monkeypatch, kind):
+    from core.errors import SchemaError
+    from retrieval.diffusion import SetDiffusion
+    from retrieval.fanout import FanoutEngine
+    from retrieval.teacher import FanoutPolicy
+
+    def stale(self, state, *args, **kwargs):
+        raise RuntimeError('Error(s) in loading state_dict:\n\tMissing key(s): "w"')
+
+    monkeypatch.setattr({"teacher": FanoutPolicy, "diffusion": SetDiffusion}[kind],
+                        "load_state_dict", stale)
+    model_id = {"teacher": home[1], "diffusion": home[2]}[kind]
+    loaded = FanoutEngine(Store.open(home[0]), INDEX).warm_up()
+    assert model_id not in loaded["models"]
+    assert "unreadable" in loaded["skipped"][model_id] and "\n" not in loaded["skipped"][model_id]
+    with pytest.raises(SchemaError, match=f"{kind} model .* train it again"):
+        FanoutEngine(Store.open(home[0]), INDEX).warm_up([model_id])
 
 
 def test_the_engine_runs_the_retrieval_inside_the_requests_deadline(home, monkeypatch):
