@@ -49,6 +49,4 @@ def deadline_scope(deadline: float | None) -> Iterator[None]:
 
 def checkpoint(stage: str) -> None:
     """Inside a long loop: raise ``DeadlineExceededError`` if the current deadline passed."""
-    deadline = _DEADLINE.get()
-    if deadline is not None and time.monotonic() > deadline:
-        raise DeadlineExceededError(f"the query ran past its deadline ({stage})")
+    check_deadline(_DEADLINE.get(), stage)

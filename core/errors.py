@@ -79,12 +79,23 @@ class DegenerateInputError(UsageError):
 
 
 class DeadlineExceededError(CurateError):
-    """A query was stopped because it ran past its deadline (checked between stages)."""
+    """A query was stopped because it ran past its deadline (``core.deadline``)."""
+
+
+#: what loading a stored model's weights and settings raises when they do not fit this code
+MODEL_LOAD_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, OSError)
+
+
+def unreadable_model(kind: str, model_id: str, exc: BaseException) -> SchemaError:
+    """The one-line error for a stored ``kind`` model this code cannot load (e.g. written by
+    an older Curate): what, why (the cause's text on one line) and the fix."""
+    return SchemaError(f"{kind} model {model_id!r} is unreadable ({type(exc).__name__}: "
+                       f"{' '.join(str(exc).split())}); train it again")
 
 
 __all__ = [
     "AlreadyExistsError", "BudgetError", "CurateError", "DeadlineExceededError",
     "DegenerateInputError", "EmptyDatasetError",
     "InvalidParameterError", "MissingInputError", "NotFoundError", "SchemaError",
-    "StoreError", "UnknownMethodError", "UsageError",
+    "StoreError", "UnknownMethodError", "UsageError", "MODEL_LOAD_ERRORS", "unreadable_model",
 ]

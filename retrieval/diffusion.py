@@ -566,7 +566,7 @@ def save_diffusion(store, model: SetDiffusion, meta: dict) -> str:
 
 
 def load_diffusion(store, model_id: str, device: str = "cpu") -> tuple[SetDiffusion, dict]:
-    from core.errors import SchemaError
+    from core.errors import MODEL_LOAD_ERRORS, SchemaError, unreadable_model
     from stores import files
 
     path = store.model_path(model_id)
@@ -579,7 +579,6 @@ def load_diffusion(store, model_id: str, device: str = "cpu") -> tuple[SetDiffus
         model = SetDiffusion(cfg, torch.Generator().manual_seed(0))
         model.load_state_dict(torch.load(path / "model.pt", weights_only=True,
                                          map_location="cpu"))
-    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
-        raise SchemaError(f"diffusion model {model_id!r} is unreadable ({type(e).__name__}: "
-                          f"{' '.join(str(e).split())}); train it again") from e
+    except MODEL_LOAD_ERRORS as e:
+        raise unreadable_model("diffusion", model_id, e) from e
     return model.to(device).eval(), meta

@@ -323,7 +323,7 @@ def _is_reference(rows: np.ndarray, refs: np.ndarray) -> np.ndarray:
 
 def load_relevance(store, model_id: str) -> Relevance:
     """The stored relevance model ``model_id``."""
-    from core.errors import SchemaError
+    from core.errors import MODEL_LOAD_ERRORS, SchemaError, unreadable_model
     from stores import files
 
     path = store.model_path(model_id)
@@ -334,10 +334,8 @@ def load_relevance(store, model_id: str) -> Relevance:
     try:
         net = RelevanceNet(int(meta["dim"]), int(meta["views"]), int(meta["hidden"]))
         net.load_state_dict(torch.load(path / "relevance.pt", weights_only=True))
-    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
-        raise SchemaError(f"relevance model {model_id!r} is unreadable "
-                          f"({type(e).__name__}: {' '.join(str(e).split())}); train it "
-                          "again") from e
+    except MODEL_LOAD_ERRORS as e:
+        raise unreadable_model("relevance", model_id, e) from e
     return Relevance(net, meta)
 
 

@@ -414,7 +414,7 @@ def train_teacher(store, index_name: str, queries: str, *, k: int = 10, regime: 
 
 
 def load_teacher(store, model_id: str, index: VectorIndex, vectors: np.ndarray) -> Teacher:
-    from core.errors import SchemaError
+    from core.errors import MODEL_LOAD_ERRORS, SchemaError, unreadable_model
     from stores import files
 
     path = store.model_path(model_id)
@@ -427,7 +427,6 @@ def load_teacher(store, model_id: str, index: VectorIndex, vectors: np.ndarray) 
                           weights=meta.get("weights"),
                           views=int(meta.get("views", len(VIEWS))), seed=int(meta["seed"]))
         teacher.policy.load_state_dict(torch.load(path / "policy.pt", weights_only=True))
-    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
-        raise SchemaError(f"teacher model {model_id!r} is unreadable ({type(e).__name__}: "
-                          f"{' '.join(str(e).split())}); train it again") from e
+    except MODEL_LOAD_ERRORS as e:
+        raise unreadable_model("teacher", model_id, e) from e
     return teacher
