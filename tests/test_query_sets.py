@@ -68,6 +68,22 @@ def test_own_items_and_queries_through_the_cli_and_the_service(user_data, capsys
                "--epochs", "2", "--width", "16", "--layers", "1")
     test = load_queries(st, qs["query_set"], "test")
     assert len(test) == 8 and test.views.shape == (8, 1, 12)
+    # the CLI queries a vector-only index by --vector (a JSON array or a .npy file)
+    np.save(tmp / "q.npy", test.views[0, 0])
+    by_json = cli("fanout", "query", "--index", "docs-flat", "--vector",
+                  json.dumps(test.views[0, 0].tolist()), "--method", "diffusion", "--model",
+                  diff["model_id"], "--k", "5", "--seed", "1")
+    by_npy = cli("fanout", "query", "--index", "docs-flat", "--vector", str(tmp / "q.npy"),
+                 "--method", "diffusion", "--model", diff["model_id"], "--k", "5",
+                 "--seed", "1")
+    assert [i["row_idx"] for i in by_json["items"]] == [i["row_idx"] for i in by_npy["items"]]
+    assert len({i["row_idx"] for i in by_json["items"]}) == 5
+    for bad, fragment in ((["--vector", "[1, 2]"], "dimension"),
+                          (["--vector", "not json"], "JSON array"),
+                          ([], "exactly one of")):
+        assert main(base + ["fanout", "query", "--index", "docs-flat", *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and "\n" not in err and "Traceback" not in err
     client = TestClient(create_app(st.root, "docs-flat"))
     for method, model in (("topk", None), ("dpp", None), ("teacher", teacher["model_id"]),
                           ("diffusion", diff["model_id"])):
@@ -208,3 +224,19 @@ def test_what_queries_resolves_to(user_data):
     table.select("query_id", "references").write_parquet(tmp / "plain.parquet")
     with pytest.raises(CurateError, match="text column, a vector column, or an item"):
         resolve_query_set(st, "flat", str(tmp / "plain.parquet"))
+
+
+def test_the_weak_regime_needs_references(user_data):
+    from curate.errors import MissingInputError
+    from retrieval import build_index
+    from retrieval.teacher import train_teacher
+
+    st, tmp = user_data
+    build_index(st, "docs", name="flat")
+    table = pl.read_parquet(tmp / "queries.parquet").drop("answers")
+    qs = register_queries(st, "flat", table, id_column="qid", text_column=None,
+                          vector_column="qvec")["query_set"]
+    before = sorted(st.models()["id"].to_list())
+    with pytest.raises(MissingInputError, match="regime 'weak'.*has none"):
+        train_teacher(st, "flat", qs, k=5, regime="weak", steps=2, batch=4)
+    assert sorted(st.models()["id"].to_list()) == before          # nothing written

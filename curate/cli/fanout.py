@@ -41,8 +41,13 @@ def index_build(
 
 @fanout_app.command("query")
 def fanout_query_cmd(
-    text: Annotated[str, typer.Argument(help="The query text.")],
-    index: Annotated[str, typer.Option("--index", help="Index name (curate index build).")],
+    text: Annotated[str | None, typer.Argument(
+        help="The query text (needs a MiniLM index); or give --vector.")] = None,
+    index: Annotated[str, typer.Option("--index", help="Index name (curate index build).")]
+    = ...,
+    vector: Annotated[str | None, typer.Option(
+        help="The query as a vector of the index's dimension: a JSON array, or a .npy file "
+             "holding one (for an index over your own embeddings).")] = None,
     k: Annotated[int, typer.Option(help="Items to return.")] = 10,
     method: Annotated[str, typer.Option(help="topk, mmr, dpp, ascent, teacher or "
                                              "diffusion.")]
@@ -78,7 +83,8 @@ def fanout_query_cmd(
     """Answer a query with a set of items and the set's objective values."""
     from retrieval import fanout_query
 
-    res = fanout_query(_store(), index, text=text, k=k, method=method, mmr_lambda=mmr_lambda,
+    res = fanout_query(_store(), index, text=text, vector=_vector(vector), k=k, method=method,
+                       mmr_lambda=mmr_lambda,
                        dpp_theta=dpp_theta, model=model, seed=seed, best_of=best_of,
                        rounds=rounds, steps=steps, guidance=guidance, refine=refine,
                        weights=_weights(weights), views=view or None, relevance=relevance)
@@ -135,6 +141,32 @@ def serve(
     run(State.store, index, host=host, port=port, workers=workers, ready=ready,
         max_concurrency=max_concurrency, timeout_s=timeout_s,
         kernel_threads=kernel_threads or None, switch_interval_s=interval_s)
+
+
+def _vector(text: str | None):
+    """``--vector``: a JSON array, or a .npy file; the engine checks its dimension and
+    values (``retrieval.fanout.check_vector``)."""
+    from pathlib import Path
+
+    from curate.errors import InvalidParameterError
+
+    if text is None:
+        return None
+    if text.endswith(".npy"):
+        import numpy as np
+
+        if not Path(text).is_file():
+            raise InvalidParameterError(f"--vector file {text!r} does not exist")
+        try:
+            return np.load(text, allow_pickle=False).reshape(-1)
+        except ValueError as exc:
+            raise InvalidParameterError(f"--vector file {text!r} is not a numeric .npy array: "
+                                        f"{str(exc).splitlines()[0]}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidParameterError(f"--vector must be a JSON array of numbers or a .npy "
+                                    f"file; got {text[:40]!r}") from None
 
 
 def _weights(text: str | None) -> dict | None:
